@@ -1,0 +1,253 @@
+"""Domain records (DESIGN.md section 1): immutable, plain data, no I/O.
+
+Stored rows (store/tables.py) and wire schemas are separate types; these are what services
+return and what the CLI, API and SDK render.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shipyard.core.errors import Invalid
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# -- identity -----------------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    """What a token may do; `admin` may do everything."""
+
+    viewer = "viewer"
+    scientist = "scientist"
+    deployer = "deployer"
+    admin = "admin"
+    predictor = "predictor"
+
+
+class Token(Record):
+    id: str
+    name: str
+    role: Role
+    prefix: str = Field(description="First characters of the secret, to recognise it in lists.")
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuditEvent(Record):
+    seq: int
+    id: str
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: str | None = None
+    after: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str
+    hash: str
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+DType = Literal["int64", "float64", "bool", "string", "timestamp", "date"]
+ColumnRole = Literal["feature", "target", "id", "time", "sensitive"]
+Severity = Literal["error", "warning"]
+
+
+class ColumnSchema(Record):
+    """One column's type and contract. Inferred rules are warnings; declared rules are errors."""
+
+    name: str
+    dtype: DType
+    role: ColumnRole = "feature"
+    nullable: bool = True
+    unique: bool = False
+    min: float | None = None
+    max: float | None = None
+    values: list[str] | None = Field(default=None, description="Allowed categories, if closed.")
+    severity: dict[str, Severity] = Field(
+        default_factory=dict,
+        description="Severity per rule: dtype, nullable, unique, range, values.",
+    )
+
+    def rule_severity(self, rule: str) -> Severity:
+        return self.severity.get(rule, "error" if rule in ("dtype", "present") else "warning")
+
+
+class DatasetSchema(Record):
+    columns: list[ColumnSchema]
+
+    def column(self, name: str) -> ColumnSchema | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+class Histogram(Record):
+    edges: list[float]
+    counts: list[int]
+
+
+class ColumnProfile(Record):
+    name: str
+    dtype: DType
+    count: int
+    missing: int
+    distinct: int | None = None
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    quantiles: dict[str, float] = Field(default_factory=dict)
+    histogram: Histogram | None = None
+    top: dict[str, int] = Field(default_factory=dict, description="Most frequent categories.")
+
+    @property
+    def missing_rate(self) -> float:
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+
+class Profile(Record):
+    rows: int
+    columns: list[ColumnProfile]
+
+    def column(self, name: str) -> ColumnProfile | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+class Violation(Record):
+    rule: str
+    column: str
+    severity: Severity
+    count: int
+    message: str
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ValidationReport(Record):
+    rows: int
+    violations: list[Violation] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not any(v.severity == "error" for v in self.violations)
+
+    @property
+    def errors(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "error"]
+
+
+class CleaningStep(Record):
+    """One replayable cleaning step; `params` are plain data."""
+
+    op: Literal["trim", "lower", "empty_to_null", "coerce", "fill", "drop_missing", "dedupe"]
+    columns: list[str] = Field(default_factory=list, description="Empty means every column.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    rows_changed: int | None = None
+
+
+class Lineage(Record):
+    source: str
+    format: str
+    query: str | None = None
+    source_digest: str | None = None
+    parent: str | None = None
+    steps: list[CleaningStep] = Field(default_factory=list)
+
+
+class Dataset(Record):
+    name: str
+    target: str | None = None
+    id_column: str | None = None
+    time_column: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    created_at: datetime
+    created_by: str
+    versions: int = 0
+
+
+class DatasetVersion(Record):
+    id: str
+    dataset: str
+    version: int
+    content_hash: str
+    rows: int
+    columns: int
+    schema_: DatasetSchema = Field(alias="schema")
+    profile: Profile
+    validation: ValidationReport
+    lineage: Lineage
+    created_at: datetime
+    created_by: str
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}@{self.version}"
+
+
+# -- references ---------------------------------------------------------------------------------
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+_REF_RE = re.compile(r"^(?P<name>[^@]+)(?:@(?P<version>.+))?$")
+
+
+def check_name(value: str, *, what: str = "name") -> str:
+    """A name users give (dataset, model, endpoint): letters, digits, `_ . -`, 1-64 chars."""
+    if not NAME_RE.match(value):
+        raise Invalid(
+            f"{what} {value!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter (for example 'loans' or 'credit-risk')."
+        )
+    return value
+
+
+class Ref(Record):
+    """`name`, `name@N` or `name@latest` (or `name@alias` for models)."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, what: str = "reference") -> Ref:
+        match = _REF_RE.match(text.strip())
+        if not match:
+            raise Invalid(f"{what} {text!r} is not of the form NAME, NAME@N or NAME@latest.")
+        name = check_name(match["name"], what=f"{what} name")
+        raw = match["version"]
+        if raw is None or raw == "latest":
+            return cls(name=name)
+        if raw.isdigit() and int(raw) > 0:
+            return cls(name=name, version=int(raw))
+        if NAME_RE.match(raw):
+            return cls(name=name, alias=raw)
+        raise Invalid(
+            f"{what} {text!r}: the part after '@' must be a version number (1, 2, ...), "
+            f"'latest' or an alias, not {raw!r}."
+        )
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}@{self.version}"
+        return f"{self.name}@{self.alias or 'latest'}"

@@ -1,0 +1,211 @@
+"""`shipyard.yaml`, parsed into typed objects (DESIGN.md section 2).
+
+Every key is checked: an unknown key or a wrong type is a `SpecError` that names the key path,
+the value received and the form expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shipyard.core.errors import SpecError
+from shipyard.core.records import CleaningStep, Severity, check_name
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SqlSource(_Spec):
+    sql: str = Field(description="The query to run.")
+    url: str = Field(description="SQLAlchemy URL of the database.")
+
+
+class ColumnContract(_Spec):
+    """Overrides of the inferred schema for one column; declared rules block by default."""
+
+    type: Literal["int64", "float64", "bool", "string", "timestamp", "date"] | None = None
+    min: float | None = None
+    max: float | None = None
+    values: list[str] | None = None
+    nullable: bool | None = None
+    unique: bool | None = None
+    severity: Severity = "error"
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_as_strings(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+
+class DataSpec(_Spec):
+    source: str | SqlSource
+    name: str | None = Field(default=None, description="Dataset name; default: the project.")
+    target: str | None = None
+    id: str | None = None
+    time: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    contract: dict[str, ColumnContract] = Field(default_factory=dict)
+    clean: list[CleaningStep] = Field(default_factory=list)
+
+
+class ParamRange(_Spec):
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+ParamSpace = Annotated[ParamRange | list[Any] | str | int | float | bool | None, Field()]
+
+
+class Candidate(_Spec):
+    estimator: str = Field(description="Import path, e.g. sklearn.linear_model.LogisticRegression")
+    params: dict[str, ParamSpace] = Field(default_factory=dict)
+
+
+class SearchSpec(_Spec):
+    trials: int = Field(default=20, ge=1)
+    cv: int = Field(default=5, ge=2)
+    timeout_s: float | None = None
+    parallel: int = Field(default=1, ge=1)
+
+
+class TrainSpec(_Spec):
+    task: Literal["classification", "regression", "clustering"] = "classification"
+    metric: str | None = None
+    candidates: list[Candidate] = Field(default_factory=list)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    seed: int = 42
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+
+
+class TestsGate(_Spec):
+    tests: str
+
+
+Gate = str | TestsGate
+
+
+class ServeSpec(_Spec):
+    max_batch: int = Field(default=64, ge=1)
+    max_wait_ms: float = Field(default=2, ge=0)
+
+
+class MonitorSpec(_Spec):
+    window: str = "1h"
+    drift_threshold: float = Field(default=0.2, gt=0)
+
+
+class EverySpec(_Spec):
+    every: str
+
+
+class GuardSpec(_Spec):
+    error_rate: float | None = None
+    p99_ms: float | None = None
+    agreement: float | None = None
+
+
+class RolloutSpec(_Spec):
+    shadow: int = Field(default=1000, ge=0)
+    canary: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    guard: GuardSpec = Field(default_factory=GuardSpec)
+
+
+class RetrainSpec(_Spec):
+    when: list[Literal["drift", "decay"] | EverySpec] = Field(default_factory=list)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    margin: float = 0.0
+
+
+class ProjectSpec(_Spec):
+    project: str
+    data: DataSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    gates: list[Gate] = Field(default_factory=list)
+    serve: ServeSpec = Field(default_factory=ServeSpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        return check_name(value, what="project")
+
+    @property
+    def dataset_name(self) -> str:
+        return self.data.name or self.project
+
+
+def parse_spec(
+    text: str, *, source: str = "shipyard.yaml", base_dir: Path | None = None
+) -> ProjectSpec:
+    """Parse the YAML text of a project spec, or raise a `SpecError` naming each bad key."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{source}: expected a mapping with at least 'project' and 'data', "
+            f"got {type(raw).__name__}."
+        )
+    try:
+        return ProjectSpec.model_validate({**raw, "base_dir": base_dir or Path(".")})
+    except ValidationError as exc:
+        raise SpecError(_describe(exc, source), details={"errors": _plain(exc)}) from exc
+
+
+def load_spec(path: str | Path = "shipyard.yaml") -> ProjectSpec:
+    """Read and parse a spec file."""
+    file = Path(path)
+    if not file.is_file():
+        raise SpecError(
+            f"spec file {str(file)!r} not found; create it (see README, 'The project spec') "
+            "or pass --spec PATH."
+        )
+    return parse_spec(file.read_text(), source=str(file), base_dir=file.resolve().parent)
+
+
+def _plain(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"key": _key(e["loc"]), "value": repr(e.get("input"))[:80], "problem": e["msg"]}
+        for e in exc.errors()
+    ]
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    # pydantic adds union member names ('str', 'SqlSource', 'list[...]') to the location.
+    parts = [str(p) for p in loc if not _is_union_tag(p)]
+    return ".".join(parts) or "(top level)"
+
+
+def _is_union_tag(part: Any) -> bool:
+    text = str(part)
+    return text[:1].isupper() or "[" in text or text in {"str", "int", "float", "bool", "none"}
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines: list[str] = []
+    seen: set[str] = set()
+    for err in exc.errors():
+        key = _key(err["loc"])
+        if key in seen:
+            continue
+        seen.add(key)
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(
+                f"  {key}: unknown key (value {value!r}); remove it or check its spelling."
+            )
+        elif err["type"] == "missing":
+            lines.append(f"  {key}: required key is missing.")
+        else:
+            lines.append(f"  {key}: got {value!r}; {err['msg'].lower()}.")
+    return f"{source} is not a valid project spec:\n" + "\n".join(lines)

@@ -1,0 +1,164 @@
+"""Content-addressed artifact store over fsspec.
+
+A blob's key is the SHA-256 of its bytes, laid out as `sha256/ab/cd/<digest>`. Writes are
+atomic (temporary file, fsync, rename on local disk; single-object puts on object stores);
+reads verify the digest. Keys are validated before they touch a path, so nothing a user types
+can name a file outside the store's root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from shipyard.core.errors import Integrity, Invalid, NotFound
+
+CHUNK = 1 << 20
+_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_digest(digest: str) -> str:
+    """Accept only a lowercase hex SHA-256; anything else could be a path trick."""
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise Invalid(
+            f"artifact key {digest!r} is not a SHA-256 digest (64 lowercase hex characters)."
+        )
+    return digest
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ArtifactStore:
+    """Blobs by digest. `url` is a local path or any fsspec URL (s3://, gs://, memory://)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.fs, root = fsspec.core.url_to_fs(url)
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = str(Path(root).resolve()) if self.local else root.rstrip("/")
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def path_of(self, digest: str) -> str:
+        """The store path of a digest; raises `Invalid` for anything but a digest."""
+        d = check_digest(digest)
+        path = f"{self.root}/sha256/{d[:2]}/{d[2:4]}/{d}"
+        if self.local:
+            resolved = os.path.realpath(path)
+            if os.path.commonpath([resolved, self.root]) != self.root:
+                raise Invalid(f"artifact key {digest!r} resolves outside the artifact store.")
+        return path
+
+    def exists(self, digest: str) -> bool:
+        return bool(self.fs.exists(self.path_of(digest)))
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.exists(digest):
+            with tempfile.NamedTemporaryFile(delete=False) as tmp:
+                tmp.write(data)
+            try:
+                self._place(Path(tmp.name), digest)
+            finally:
+                Path(tmp.name).unlink(missing_ok=True)
+        return digest
+
+    def put_file(self, path: str | Path, digest: str | None = None) -> str:
+        """Store a local file's bytes; returns the digest. The source file is left in place."""
+        source = Path(path)
+        digest = digest or sha256_file(source)
+        if not self.exists(digest):
+            self._place(source, digest)
+        return digest
+
+    def _place(self, source: Path, digest: str) -> None:
+        target = self.path_of(digest)
+        if not self.local:
+            self.fs.put_file(str(source), target)
+            return
+        target_dir = os.path.dirname(target)
+        os.makedirs(target_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+                shutil.copyfileobj(src, out, CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+            dir_fd = os.open(target_dir, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get_bytes(self, digest: str) -> bytes:
+        path = self._existing(digest)
+        with self.fs.open(path, "rb") as fh:
+            data: bytes = fh.read()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise _corrupt(digest, path)
+        return data
+
+    def verify(self, digest: str) -> None:
+        """Re-hash a stored blob; raises `Integrity` if its bytes changed."""
+        path = self._existing(digest)
+        h = hashlib.sha256()
+        with self.fs.open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+        if h.hexdigest() != digest:
+            raise _corrupt(digest, path)
+
+    @contextmanager
+    def open_verified(self, digest: str) -> Iterator[IO[bytes]]:
+        """Open a blob for reading after checking its digest."""
+        self.verify(digest)
+        with self.fs.open(self._existing(digest), "rb") as fh:
+            yield fh
+
+    def local_path(self, digest: str) -> str:
+        """A verified local path to the blob (local stores only; others use `open_verified`)."""
+        if not self.local:
+            raise Invalid("local_path() needs a local artifact store; use open_verified().")
+        self.verify(digest)
+        return self._existing(digest)
+
+    def _existing(self, digest: str) -> str:
+        path = self.path_of(digest)
+        if not self.fs.exists(path):
+            raise NotFound(
+                f"artifact {digest[:12]}… is not in the artifact store at {self.url}; "
+                "the store may have been moved or pruned (check SHIPYARD_ARTIFACTS)."
+            )
+        return path
+
+
+def _corrupt(digest: str, path: str) -> Integrity:
+    return Integrity(
+        f"artifact {digest[:12]}… at {path} does not match its digest: the bytes were changed "
+        "after they were written. Restore it from a backup or re-create the object."
+    )
