@@ -208,13 +208,14 @@ class DatasetVersion(Record):
 
 # -- references ---------------------------------------------------------------------------------
 
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-_REF_RE = re.compile(r"^(?P<name>[^@]+)(?:@(?P<version>.+))?$")
+NAME_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
+_REF_RE = re.compile(r"(?P<name>[^@]+)(?:@(?P<version>.+))?")
+_VERSION_RE = re.compile(r"\A[0-9]+\Z")
 
 
 def check_name(value: str, *, what: str = "name") -> str:
     """A name users give (dataset, model, endpoint): letters, digits, `_ . -`, 1-64 chars."""
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise Invalid(
             f"{what} {value!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter (for example 'loans' or 'credit-risk')."
@@ -231,16 +232,17 @@ class Ref(Record):
 
     @classmethod
     def parse(cls, text: str, *, what: str = "reference") -> Ref:
-        match = _REF_RE.match(text.strip())
+        match = _REF_RE.fullmatch(text.strip())
         if not match:
             raise Invalid(f"{what} {text!r} is not of the form NAME, NAME@N or NAME@latest.")
         name = check_name(match["name"], what=f"{what} name")
         raw = match["version"]
         if raw is None or raw == "latest":
             return cls(name=name)
-        if raw.isdigit() and int(raw) > 0:
+        # str.isdigit() accepts '²' (int() fails) and '٣' (int() reads 3): ASCII only.
+        if _VERSION_RE.fullmatch(raw) and int(raw) > 0:
             return cls(name=name, version=int(raw))
-        if NAME_RE.match(raw):
+        if NAME_RE.fullmatch(raw):
             return cls(name=name, alias=raw)
         raise Invalid(
             f"{what} {text!r}: the part after '@' must be a version number (1, 2, ...), "

@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
-from shipyard.core.errors import SpecError
+from shipyard.core.errors import Invalid, SpecError
 from shipyard.core.records import CleaningStep, Severity, check_name
 
 
@@ -136,7 +137,11 @@ class ProjectSpec(_Spec):
     @field_validator("project")
     @classmethod
     def _project_name(cls, value: str) -> str:
-        return check_name(value, what="project")
+        # pydantic only collects ValueError-like errors; an `Invalid` would escape parse_spec.
+        try:
+            return check_name(value, what="project")
+        except Invalid as exc:
+            raise PydanticCustomError("invalid_name", exc.message) from None
 
     @property
     def dataset_name(self) -> str:
@@ -159,7 +164,7 @@ def parse_spec(
     try:
         return ProjectSpec.model_validate({**raw, "base_dir": base_dir or Path(".")})
     except ValidationError as exc:
-        raise SpecError(_describe(exc, source), details={"errors": _plain(exc)}) from exc
+        raise SpecError(_describe(exc, source, raw), details={"errors": _plain(exc, raw)}) from exc
 
 
 def load_spec(path: str | Path = "shipyard.yaml") -> ProjectSpec:
@@ -173,16 +178,26 @@ def load_spec(path: str | Path = "shipyard.yaml") -> ProjectSpec:
     return parse_spec(file.read_text(), source=str(file), base_dir=file.resolve().parent)
 
 
-def _plain(exc: ValidationError) -> list[dict[str, Any]]:
+def _plain(exc: ValidationError, raw: Any) -> list[dict[str, Any]]:
     return [
-        {"key": _key(e["loc"]), "value": repr(e.get("input"))[:80], "problem": e["msg"]}
+        {"key": _key(e["loc"], raw), "value": repr(e.get("input"))[:80], "problem": e["msg"]}
         for e in exc.errors()
     ]
 
 
-def _key(loc: tuple[Any, ...]) -> str:
-    # pydantic adds union member names ('str', 'SqlSource', 'list[...]') to the location.
-    parts = [str(p) for p in loc if not _is_union_tag(p)]
+def _key(loc: tuple[Any, ...], raw: Any) -> str:
+    # pydantic adds union member names ('str', 'SqlSource', 'list[...]') to the location. A part
+    # that indexes the user's input is a key (even 'Income' or 'none'); only others may be tags.
+    parts: list[str] = []
+    node = raw
+    for part in loc:
+        indexes = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if not indexes and _is_union_tag(part):
+            continue
+        node = node[part] if indexes else None
+        parts.append(str(part))
     return ".".join(parts) or "(top level)"
 
 
@@ -191,11 +206,11 @@ def _is_union_tag(part: Any) -> bool:
     return text[:1].isupper() or "[" in text or text in {"str", "int", "float", "bool", "none"}
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def _describe(exc: ValidationError, source: str, raw: Any) -> str:
     lines: list[str] = []
     seen: set[str] = set()
     for err in exc.errors():
-        key = _key(err["loc"])
+        key = _key(err["loc"], raw)
         if key in seen:
             continue
         seen.add(key)
@@ -207,5 +222,6 @@ def _describe(exc: ValidationError, source: str) -> str:
         elif err["type"] == "missing":
             lines.append(f"  {key}: required key is missing.")
         else:
-            lines.append(f"  {key}: got {value!r}; {err['msg'].lower()}.")
+            msg = err["msg"]
+            lines.append(f"  {key}: got {value!r}; {msg[:1].lower()}{msg[1:].rstrip('.')}.")
     return f"{source} is not a valid project spec:\n" + "\n".join(lines)

@@ -24,12 +24,12 @@ from fsspec.implementations.local import LocalFileSystem
 from shipyard.core.errors import Integrity, Invalid, NotFound
 
 CHUNK = 1 << 20
-_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
 def check_digest(digest: str) -> str:
     """Accept only a lowercase hex SHA-256; anything else could be a path trick."""
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
         raise Invalid(
             f"artifact key {digest!r} is not a SHA-256 digest (64 lowercase hex characters)."
         )

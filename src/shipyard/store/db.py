@@ -56,7 +56,18 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
-        self.engine: Engine = create_engine(self.url, **kwargs)
+        try:
+            self.engine: Engine = create_engine(self.url, **kwargs)
+        except ArgumentError as exc:  # includes NoSuchModuleError: an unknown scheme
+            raise Invalid(
+                f"database URL {self.safe_url} is not usable ({exc}); expected e.g. "
+                "sqlite:///path/shipyard.db or postgresql://user@host:5432/db."
+            ) from exc
+        except ImportError as exc:
+            raise Unavailable(
+                f"database URL {self.safe_url} needs a driver that is not installed ({exc}); "
+                "install it, or use sqlite:/// or postgresql://."
+            ) from exc
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._read = sessionmaker(self.engine, expire_on_commit=False)

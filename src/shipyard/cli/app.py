@@ -1,0 +1,117 @@
+"""The root `shipyard` command, its global options, and the one exception → exit code mapping.
+
+Sub-apps register here, one line each:
+
+    app.add_typer(tokens.app, name="tokens")
+
+Exit codes come from the exception class (`ShipyardError.exit_code`, see core/errors.py), and
+are read only in `main()`: 0 ok, 1 internal error, 2 usage or invalid input, 3 not found or
+not initialised, 4 conflict, 5 unauthorised/forbidden, 6 validation failed, 7 integrity,
+8 unavailable, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.text import Text
+from rich.traceback import Traceback
+from typer.core import TyperGroup
+
+from shipyard.cli import _output, audit, tokens, workspace
+from shipyard.cli._output import State
+from shipyard.core.errors import ShipyardError
+
+
+class _Interrupted(Exception):
+    """Ctrl-C inside a command; Click would otherwise turn it into a silent exit 130."""
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted from exc
+
+
+app = typer.Typer(
+    name="shipyard",
+    cls=_Group,
+    help="Take a model from a notebook to a secured, monitored production service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # main() reports errors; never dump locals (secrets)
+)
+
+app.command()(workspace.init)
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(audit.app, name="audit")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shipyard {importlib.metadata.version('shipyard')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            metavar="PATH",
+            help="Workspace directory; overrides SHIPYARD_HOME (default ./.shipyard).",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback when a command fails.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    state = _output.state_of(ctx)
+    state.home = home
+    state.debug = debug
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the `shipyard` console script: run the app, map errors to exit codes.
+
+    Click keeps handling its own usage errors (exit 2), `--help` and `--version`; everything a
+    command raises propagates to here.
+    """
+    state = State()
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="shipyard", obj=state)
+    except ShipyardError as exc:
+        _report(state, exc, exc.to_dict())
+        sys.exit(exc.exit_code)
+    except (_Interrupted, KeyboardInterrupt):
+        _output.err_console().print("interrupted", style="red")
+        sys.exit(130)
+    except Exception as exc:
+        hint = "" if state.debug else "; re-run as `shipyard --debug ...` for the traceback"
+        message = f"unexpected {type(exc).__name__}: {exc}{hint}"
+        _report(state, exc, {"error": "InternalError", "message": message, "details": {}})
+        sys.exit(1)
+    sys.exit(0)  # not reached: Click exits itself in standalone mode
+
+
+def _report(state: State, exc: BaseException, payload: dict[str, Any]) -> None:
+    err = _output.err_console()
+    if state.debug:
+        err.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
+    if state.json:
+        _output.print_json(payload)
+    else:
+        err.print(Text(f"error: {payload['message']}", style="red"), soft_wrap=True)

@@ -1,0 +1,30 @@
+"""Data: ingest, validate, clean, profile, version and diff datasets (DESIGN.md section 3)."""
+
+from shipyard.data.diff import DatasetDiff, diff_versions
+from shipyard.data.ingest import IngestResult, ingest, ingest_spec, validate_file
+from shipyard.data.sources import Source, open_source
+from shipyard.data.versions import (
+    get_dataset,
+    get_version,
+    list_datasets,
+    list_versions,
+    read_pandas,
+    read_table,
+)
+
+__all__ = [
+    "DatasetDiff",
+    "IngestResult",
+    "Source",
+    "diff_versions",
+    "get_dataset",
+    "get_version",
+    "ingest",
+    "ingest_spec",
+    "list_datasets",
+    "list_versions",
+    "open_source",
+    "read_pandas",
+    "read_table",
+    "validate_file",
+]

@@ -1,0 +1,131 @@
+"""What changed between two versions of a dataset: schema, rows, and the largest shifts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+
+from shipyard.core.records import DatasetVersion
+from shipyard.data.profile import bin_counts
+from shipyard.data.stats import align_categories, jensen_shannon, psi
+from shipyard.data.types import as_float
+from shipyard.data.versions import get_version
+from shipyard.store.workspace import Workspace
+
+
+class SchemaChange(BaseModel):
+    column: str
+    change: str  # added | removed | dtype | role
+    before: str | None = None
+    after: str | None = None
+
+
+class Shift(BaseModel):
+    column: str
+    dtype: str
+    psi: float
+    js: float | None = None
+    mean_before: float | None = None
+    mean_after: float | None = None
+    missing_before: float
+    missing_after: float
+    new_categories: list[str] = Field(default_factory=list)
+
+
+class DatasetDiff(BaseModel):
+    before: str
+    after: str
+    rows_before: int
+    rows_after: int
+    same_content: bool
+    schema_changes: list[SchemaChange]
+    shifts: list[Shift]
+
+    @property
+    def rows_change(self) -> int:
+        return self.rows_after - self.rows_before
+
+
+def diff_versions(
+    ws: Workspace, before: str | DatasetVersion, after: str | DatasetVersion
+) -> DatasetDiff:
+    """Compare two versions; shifts are sorted largest first (PSI over the older one's bins)."""
+    a = before if isinstance(before, DatasetVersion) else get_version(ws, before)
+    b = after if isinstance(after, DatasetVersion) else get_version(ws, after)
+    changes: list[SchemaChange] = []
+    a_cols = {c.name: c for c in a.schema_.columns}
+    b_cols = {c.name: c for c in b.schema_.columns}
+    for name in a_cols.keys() - b_cols.keys():
+        changes.append(SchemaChange(column=name, change="removed", before=a_cols[name].dtype))
+    for name in b_cols.keys() - a_cols.keys():
+        changes.append(SchemaChange(column=name, change="added", after=b_cols[name].dtype))
+    for name in a_cols.keys() & b_cols.keys():
+        if a_cols[name].dtype != b_cols[name].dtype:
+            changes.append(
+                SchemaChange(
+                    column=name, change="dtype", before=a_cols[name].dtype, after=b_cols[name].dtype
+                )
+            )
+        if a_cols[name].role != b_cols[name].role:
+            changes.append(
+                SchemaChange(
+                    column=name, change="role", before=a_cols[name].role, after=b_cols[name].role
+                )
+            )
+    changes.sort(key=lambda c: (c.change, c.column))
+    shifts = []
+    b_file = None
+    for col_a in a.profile.columns:
+        col_b = b.profile.column(col_a.name)
+        if col_b is None or col_a.dtype != col_b.dtype or a_cols[col_a.name].role == "id":
+            continue
+        if col_a.histogram is not None:
+            if b_file is None:
+                with ws.artifacts.open_verified(b.content_hash) as fh:
+                    b_file = pq.read_table(
+                        fh,
+                        columns=[
+                            c.name
+                            for c in a.profile.columns
+                            if c.histogram is not None and b.profile.column(c.name)
+                        ],
+                    )
+            edges = np.asarray(col_a.histogram.edges)
+            values = as_float(b_file.column(col_a.name).drop_null(), col_a.dtype).to_numpy()
+            current = bin_counts(values[np.isfinite(values)], edges)
+            score = psi(col_a.histogram.counts, current)
+            shifts.append(
+                Shift(
+                    column=col_a.name,
+                    dtype=col_a.dtype,
+                    psi=score,
+                    mean_before=col_a.mean,
+                    mean_after=col_b.mean,
+                    missing_before=col_a.missing_rate,
+                    missing_after=col_b.missing_rate,
+                )
+            )
+        elif col_a.top or col_b.top:
+            keys, ref, cur = align_categories(col_a.top, col_b.top)
+            shifts.append(
+                Shift(
+                    column=col_a.name,
+                    dtype=col_a.dtype,
+                    psi=psi(ref, cur),
+                    js=jensen_shannon(ref, cur),
+                    missing_before=col_a.missing_rate,
+                    missing_after=col_b.missing_rate,
+                    new_categories=[k for k in keys if k not in col_a.top][:10],
+                )
+            )
+    shifts.sort(key=lambda s: s.psi, reverse=True)
+    return DatasetDiff(
+        before=a.ref,
+        after=b.ref,
+        rows_before=a.rows,
+        rows_after=b.rows,
+        same_content=a.content_hash == b.content_hash,
+        schema_changes=changes,
+        shifts=shifts,
+    )

@@ -1,0 +1,543 @@
+"""Ingest: source → cleaned, validated, profiled, content-addressed Parquet version.
+
+The pipeline streams the source once into a staged Parquet file in the workspace's scratch
+space, checking the declared contract as it goes; steps that need the whole data set get a
+second pass. Only when validation passes (or `allow=True`) is the file put in the artifact
+store and the version row and its audit event committed, in one transaction: a failed ingest
+stores nothing. Re-ingesting identical data returns the existing version.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from shipyard.core.errors import Conflict, Invalid, ValidationFailed
+from shipyard.core.records import (
+    CleaningStep,
+    DatasetSchema,
+    DatasetVersion,
+    Lineage,
+    ValidationReport,
+    Violation,
+    check_name,
+)
+from shipyard.core.spec import ColumnContract, DataSpec, SqlSource
+from shipyard.data import clean
+from shipyard.data.profile import profile_parquet
+from shipyard.data.schema import declared_schema, infer_schema
+from shipyard.data.sources import Source, TypeWiden, open_source
+from shipyard.data.types import ARROW, dtype_of, normalise, storage_type
+from shipyard.data.validation import Validator
+from shipyard.data.versions import get_version, next_version, to_record
+from shipyard.store import audit
+from shipyard.store.artifacts import sha256_file
+from shipyard.store.tables import DatasetRow, DatasetVersionRow
+from shipyard.store.workspace import Workspace
+
+Progress = Callable[[int], None]
+ROW_GROUP = 131_072
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    version: DatasetVersion
+    created: bool
+
+
+@dataclass(frozen=True)
+class Roles:
+    target: str | None = None
+    id: str | None = None
+    time: str | None = None
+    sensitive: tuple[str, ...] = ()
+
+    def required(self) -> list[str]:
+        return [c for c in (self.target, self.id, self.time, *self.sensitive) if c]
+
+
+def ingest(
+    ws: Workspace,
+    source: str | Path | Source,
+    *,
+    name: str,
+    target: str | None = None,
+    id: str | None = None,  # noqa: A002 - mirrors the spec key and CLI flag
+    time: str | None = None,
+    sensitive: Sequence[str] = (),
+    contract: Mapping[str, ColumnContract] | None = None,
+    steps: Sequence[CleaningStep] = (),
+    allow: bool = False,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Ingest a file or query as the next version of dataset `name`.
+
+    >>> ingest(ws, "loans.csv", name="loans", target="default", id="loan_id")
+    """
+    check_name(name, what="dataset name")
+    clean.check_steps(steps)
+    src = source if isinstance(source, Source) else open_source(source)
+    roles = _roles(ws, name, Roles(target, id, time, tuple(sensitive)))
+    contract = dict(contract or {})
+    source_digest = sha256_file(src.uri) if src.format != "sql" else None
+    same = _same_source(ws, name, source_digest, steps)
+    if same is not None:
+        return IngestResult(same, created=False)
+    with _staging(ws) as stage:
+        staged, steps_done, declared_report, schema_types = _stream(
+            src, stage, roles, contract, steps, progress
+        )
+        profile = profile_parquet(str(staged))
+        schema = infer_schema(
+            profile,
+            target=roles.target,
+            id_column=roles.id,
+            time_column=roles.time,
+            sensitive=roles.sensitive,
+            contract=contract,
+        )
+        report = _merge(declared_report, _structural(staged, schema, profile.rows))
+        if not report.passed and not allow:
+            raise ValidationFailed(
+                _failure_message(name, src.uri, report),
+                details={"report": report.model_dump(mode="json")},
+            )
+        digest = sha256_file(staged)
+        existing = _existing(ws, name, digest)
+        if existing is not None:
+            return IngestResult(existing, created=False)
+        lineage = Lineage(
+            source=src.uri if src.format != "sql" else _safe_sql(src.uri),
+            format=src.format,
+            query=src.query,
+            source_digest=source_digest,
+            steps=steps_done,
+        )
+        ws.artifacts.put_file(staged, digest)
+        version = _commit(ws, name, roles, digest, schema, profile, report, lineage, schema_types)
+        return IngestResult(version, created=True)
+
+
+def ingest_spec(
+    ws: Workspace,
+    spec: DataSpec,
+    *,
+    name: str,
+    base_dir: Path,
+    allow: bool = False,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Ingest what a project spec's `data:` section declares."""
+    if isinstance(spec.source, SqlSource):
+        src = open_source(spec.source.url, sql=spec.source.sql)
+    else:
+        path = Path(spec.source)
+        src = open_source(path if path.is_absolute() else base_dir / path)
+    return ingest(
+        ws,
+        src,
+        name=name,
+        target=spec.target,
+        id=spec.id,
+        time=spec.time,
+        sensitive=spec.sensitive,
+        contract=spec.contract,
+        steps=spec.clean,
+        allow=allow,
+        progress=progress,
+    )
+
+
+# -- the streaming pass ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _staging(ws: Workspace) -> Iterator[Path]:
+    directory = ws.scratch / ("ingest-" + secrets.token_hex(6))
+    directory.mkdir()
+    try:
+        yield directory
+    finally:
+        for f in directory.iterdir():
+            f.unlink()
+        directory.rmdir()
+
+
+def _stream(
+    src: Source,
+    stage: Path,
+    roles: Roles,
+    contract: dict[str, ColumnContract],
+    steps: Sequence[CleaningStep],
+    progress: Progress | None,
+) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, str]]:
+    declared_types = {c: ARROW[v.type] for c, v in contract.items() if v.type}
+    src.column_types = {**declared_types, **clean.read_types(steps), **src.column_types}
+    for _attempt in range(64):
+        try:
+            return _stream_once(src, stage, roles, contract, steps, progress)
+        except TypeWiden as widen:
+            src.column_types[widen.column] = widen.dtype
+    raise Invalid(
+        f"{src.uri}: column types kept changing while reading; declare them in the contract."
+    )
+
+
+def _stream_once(
+    src: Source,
+    stage: Path,
+    roles: Roles,
+    contract: dict[str, ColumnContract],
+    steps: Sequence[CleaningStep],
+    progress: Progress | None,
+) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, str]]:
+    streaming = [s for s in steps if not clean.is_global(s)]
+    global_steps = [s for s in steps if clean.is_global(s)]
+    changed = dict.fromkeys(range(len(steps)), 0)
+    raw = stage / "stream.parquet"
+    writer: pq.ParquetWriter | None = None
+    validator: Validator | None = None
+    schema: pa.Schema | None = None
+    rows = 0
+    try:
+        for batch in src.batches():
+            for step in streaming:
+                batch, n = clean.apply_streaming(step, batch)
+                changed[steps.index(step)] += n
+            if schema is None:
+                schema = _stored_schema(batch.schema, src)
+                _check_columns(src, schema.names, roles, contract, steps)
+                types = {f.name: dtype_of(f.type) for f in schema}
+                validator = Validator(declared_schema(schema.names, types, contract))
+                writer = pq.ParquetWriter(raw, schema, compression="zstd")
+            _check_widen(batch, schema, src)
+            batch = normalise(batch, schema)
+            assert validator is not None and writer is not None
+            validator.update(batch)
+            writer.write_batch(batch, row_group_size=ROW_GROUP)
+            rows += batch.num_rows
+            if progress:
+                progress(rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    if schema is None or validator is None:
+        raise Invalid(f"{src.uri} has no rows and no columns; nothing to ingest.")
+    if rows == 0:
+        raise Invalid(f"{src.uri} has a header but no rows; nothing to ingest.")
+    staged = raw
+    if global_steps:
+        staged = _second_pass(raw, stage / "clean.parquet", steps, global_steps, changed)
+    done = [s.model_copy(update={"rows_changed": changed[i]}) for i, s in enumerate(steps)]
+    types = {f.name: dtype_of(f.type) for f in schema}
+    return staged, done, validator.report(), types
+
+
+def _stored_schema(schema: pa.Schema, src: Source) -> pa.Schema:
+    return pa.schema(
+        [pa.field(f.name, storage_type(src.column_types.get(f.name, f.type))) for f in schema]
+    )
+
+
+def _check_widen(batch: pa.RecordBatch, schema: pa.Schema, src: Source) -> None:
+    """A column first seen all-missing (or as integers) may need a wider type later."""
+    for f in schema:
+        actual = batch.schema.field(f.name).type
+        if f.name in src.column_types or pa.types.is_null(actual):
+            continue
+        stored = dtype_of(f.type)
+        now = dtype_of(actual)
+        if stored == now or (stored == "float64" and now == "int64"):
+            continue
+        if stored == "int64" and now == "float64":
+            raise TypeWiden(f.name, pa.float64())
+        if stored == "string" and batch.num_rows and _was_null(f.name, src):
+            raise TypeWiden(f.name, actual)
+        raise Invalid(
+            f"{src.uri}: column {f.name!r} has mixed types: first {stored}, later {now}. Declare "
+            f"its type in the contract or coerce it with `--coerce {f.name}`."
+        )
+
+
+def _was_null(name: str, src: Source) -> bool:
+    return name not in src.column_types
+
+
+def _check_columns(
+    src: Source,
+    names: list[str],
+    roles: Roles,
+    contract: Mapping[str, ColumnContract],
+    steps: Sequence[CleaningStep],
+) -> None:
+    for label, column in (("target", roles.target), ("id", roles.id), ("time", roles.time)):
+        if column and column not in names:
+            raise Invalid(
+                f"{src.uri}: the {label} column {column!r} is not in the data; the columns are "
+                f"{names}. Fix --{label} (or data.{label} in shipyard.yaml)."
+            )
+    for column in roles.sensitive:
+        if column not in names:
+            raise Invalid(f"{src.uri}: sensitive column {column!r} is not in the data {names}.")
+    unknown = sorted(set(contract) - set(names))
+    if unknown:
+        raise Invalid(
+            f"{src.uri}: the contract names column(s) {unknown} that the data does not have; "
+            f"the columns are {names}."
+        )
+    for step in steps:
+        missing = [c for c in step.columns if c not in names]
+        if missing:
+            raise Invalid(
+                f"cleaning step {step.op!r} names column(s) {missing} not in the data {names}."
+            )
+
+
+def _second_pass(
+    raw: Path,
+    out: Path,
+    steps: Sequence[CleaningStep],
+    global_steps: list[CleaningStep],
+    changed: dict[int, int],
+) -> Path:
+    fills: dict[int, dict[str, object]] = {}
+    if any(s.op == "fill" for s in global_steps):
+        stats = profile_parquet(str(raw))
+        for step in global_steps:
+            if step.op == "fill":
+                columns = step.columns or [c.name for c in stats.columns if c.missing]
+                fills[id(step)] = {c: clean.fill_value(step, c, stats) for c in columns}
+    dedupers = {id(s): clean.Deduper(s.columns) for s in global_steps if s.op == "dedupe"}
+    file = pq.ParquetFile(raw)
+    with pq.ParquetWriter(out, file.schema_arrow, compression="zstd") as writer:
+        for batch in file.iter_batches(batch_size=ROW_GROUP):
+            for step in global_steps:
+                if step.op == "dedupe":
+                    batch, n = dedupers[id(step)](batch)
+                else:
+                    n = 0
+                    for column, value in fills[id(step)].items():
+                        if value is not None:
+                            one = CleaningStep(op="fill", columns=[column], params={"value": value})
+                            batch, k = clean.apply_streaming(one, batch)
+                            n += k
+                changed[steps.index(step)] += n
+            writer.write_batch(batch, row_group_size=ROW_GROUP)
+    return out
+
+
+# -- checks that need the whole file ----------------------------------------------------------
+
+
+def _structural(staged: Path, schema: DatasetSchema, rows: int) -> ValidationReport:
+    """Rules on the role columns: id unique and present, target present."""
+    checks = [c for c in schema.columns if c.role in ("id", "target")]
+    if not checks:
+        return ValidationReport(rows=rows)
+    only = DatasetSchema(
+        columns=[c.model_copy(update={"min": None, "max": None, "values": None}) for c in checks]
+    )
+    validator = Validator(only)
+    file = pq.ParquetFile(staged)
+    for batch in file.iter_batches(batch_size=ROW_GROUP, columns=only.names):
+        validator.update(batch)
+    return validator.report()
+
+
+def _merge(a: ValidationReport, b: ValidationReport) -> ValidationReport:
+    seen = {(v.column, v.rule) for v in a.violations}
+    extra: list[Violation] = [v for v in b.violations if (v.column, v.rule) not in seen]
+    violations = sorted(
+        [*a.violations, *extra], key=lambda v: (v.severity != "error", v.column, v.rule)
+    )
+    return ValidationReport(rows=max(a.rows, b.rows), violations=violations)
+
+
+def _failure_message(name: str, uri: str, report: ValidationReport) -> str:
+    lines = [
+        f"{uri} breaks {len(report.errors)} blocking rule(s) of dataset {name!r}; nothing was stored:"
+    ]
+    for v in report.errors[:10]:
+        examples = ", ".join(
+            f"row {e['row']}: {e.get('value')!r}"
+            if "row" in e
+            else f"{e.get('value')!r} ×{e.get('rows')}"
+            for e in v.examples
+        )
+        lines.append(f"  - {v.column}: {v.message} ({v.count:,} rows; e.g. {examples})")
+    lines.append(
+        "Fix the data, relax the contract, or pass --allow to store it with the violations "
+        "recorded."
+    )
+    return "\n".join(lines)
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+def _roles(ws: Workspace, name: str, given: Roles) -> Roles:
+    """Roles are fixed at a dataset's first version; later ingests inherit or must agree."""
+    with ws.db.read() as s:
+        row = s.get(DatasetRow, name)
+    if row is None:
+        return given
+    stored = Roles(row.target, row.id_column, row.time_column, tuple(row.sensitive))
+    for label, new, old in (
+        ("target", given.target, stored.target),
+        ("id", given.id, stored.id),
+        ("time", given.time, stored.time),
+    ):
+        if new is not None and new != old:
+            raise Conflict(
+                f"dataset {name!r} has {label} column {old!r}; this ingest says {new!r}. Keep "
+                f"--{label} {old} (or omit it), or ingest under a new dataset name."
+            )
+    return stored
+
+
+def _same_source(
+    ws: Workspace, name: str, source_digest: str | None, steps: Sequence[CleaningStep]
+) -> DatasetVersion | None:
+    """A version made from the same source bytes with the same cleaning: nothing to redo."""
+    if source_digest is None:
+        return None
+    wanted = [s.model_dump(exclude={"rows_changed"}) for s in steps]
+    with ws.db.read() as s:
+        rows = s.scalars(select(DatasetVersionRow).where(DatasetVersionRow.dataset == name))
+        for row in rows:
+            lineage = Lineage.model_validate(row.lineage)
+            done = [st.model_dump(exclude={"rows_changed"}) for st in lineage.steps]
+            if lineage.source_digest == source_digest and done == wanted:
+                return to_record(row)
+    return None
+
+
+def _existing(ws: Workspace, name: str, digest: str) -> DatasetVersion | None:
+    with ws.db.read() as s:
+        row = s.scalars(
+            select(DatasetVersionRow).where(
+                DatasetVersionRow.dataset == name, DatasetVersionRow.content_hash == digest
+            )
+        ).first()
+        return to_record(row) if row else None
+
+
+def _commit(
+    ws: Workspace,
+    name: str,
+    roles: Roles,
+    digest: str,
+    schema: DatasetSchema,
+    profile: object,
+    report: ValidationReport,
+    lineage: Lineage,
+    types: dict[str, str],
+) -> DatasetVersion:
+    now = datetime.now(UTC)
+    try:
+        with ws.db.write() as s:
+            if s.get(DatasetRow, name) is None:
+                s.add(
+                    DatasetRow(
+                        name=name,
+                        target=roles.target,
+                        id_column=roles.id,
+                        time_column=roles.time,
+                        sensitive=list(roles.sensitive),
+                        created_at=now,
+                        created_by=ws.actor,
+                    )
+                )
+                s.flush()
+            version = next_version(s, name)
+            parent = s.scalars(
+                select(DatasetVersionRow.id).where(
+                    DatasetVersionRow.dataset == name, DatasetVersionRow.version == version - 1
+                )
+            ).first()
+            lineage = lineage.model_copy(update={"parent": parent})
+            row = DatasetVersionRow(
+                id="dsv_" + secrets.token_hex(10),
+                dataset=name,
+                version=version,
+                content_hash=digest,
+                artifact=digest,
+                rows=profile.rows,  # type: ignore[attr-defined]
+                columns=len(types),
+                schema=schema.model_dump(mode="json"),
+                profile=profile.model_dump(mode="json"),  # type: ignore[attr-defined]
+                validation=report.model_dump(mode="json"),
+                lineage=lineage.model_dump(mode="json"),
+                parent_id=parent,
+                created_at=now,
+                created_by=ws.actor,
+            )
+            s.add(row)
+            s.flush()
+            audit.append(
+                s,
+                actor=ws.actor,
+                action="dataset.ingest",
+                object_type="dataset_version",
+                object_id=row.id,
+                before=parent,
+                after=row.id,
+                details={
+                    "ref": f"{name}@{version}",
+                    "rows": row.rows,
+                    "content_hash": digest,
+                    "source": lineage.source,
+                    "violations": len(report.violations),
+                },
+            )
+            return to_record(row)
+    except IntegrityError as exc:
+        raise Conflict(
+            f"another ingest of dataset {name!r} committed at the same time; run the ingest again."
+        ) from exc
+
+
+def _safe_sql(url: str) -> str:
+    from shipyard.data.sources import _safe
+
+    return _safe(url)
+
+
+def validate_file(
+    ws: Workspace,
+    source: str | Path | Source,
+    *,
+    against: str,
+    progress: Progress | None = None,
+) -> ValidationReport:
+    """Check a file against a stored version's schema; inferred rules warn, declared ones block."""
+    version = get_version(ws, against)
+    src = source if isinstance(source, Source) else open_source(source)
+    src.lenient = True
+    src.column_types = {
+        c.name: ARROW[c.dtype] for c in version.schema_.columns if c.dtype in ("string",)
+    }
+    validator = Validator(version.schema_)
+    rows = 0
+    for _attempt in range(64):
+        try:
+            validator = Validator(version.schema_)
+            rows = 0
+            for batch in src.batches():
+                validator.update(batch)
+                rows += batch.num_rows
+                if progress:
+                    progress(rows)
+            break
+        except TypeWiden as widen:
+            src.column_types[widen.column] = widen.dtype
+    return validator.report()

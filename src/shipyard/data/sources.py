@@ -1,0 +1,273 @@
+"""Readers that turn a source (CSV, Parquet, JSON lines, SQL query) into Arrow record batches.
+
+Everything streams: files are read block by block and queries fetched in chunks, so memory
+stays bounded whatever the source's size. Third-party errors are translated here into
+`Invalid`/`NotFound`/`Unavailable` messages that name the file, the row and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+from shipyard.core.errors import Invalid, NotFound, Unavailable
+
+BLOCK_SIZE = 8 << 20
+SQL_CHUNK = 50_000
+FORMATS = ("csv", "parquet", "jsonl")
+_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".gz": None,
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+
+
+class TypeWiden(Exception):
+    """Raised mid-read when a later block needs a wider column type than inferred."""
+
+    def __init__(self, column: str, dtype: pa.DataType) -> None:
+        super().__init__(column)
+        self.column = column
+        self.dtype = dtype
+
+
+@dataclass
+class Source:
+    """A described source; `batches()` streams it, `size` (bytes) drives the progress bar."""
+
+    uri: str
+    format: str
+    query: str | None = None
+    column_types: dict[str, pa.DataType] = field(default_factory=dict)
+    delimiter: str = ","
+    lenient: bool = False  # read a column whose values do not convert as text, not an error
+
+    @property
+    def path(self) -> Path:
+        return Path(self.uri)
+
+    @property
+    def size(self) -> int | None:
+        return self.path.stat().st_size if self.format != "sql" else None
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        if self.format == "csv":
+            yield from _csv_batches(self)
+        elif self.format == "parquet":
+            yield from _parquet_batches(self)
+        elif self.format == "jsonl":
+            yield from _jsonl_batches(self)
+        else:
+            yield from _sql_batches(self)
+
+
+def open_source(
+    location: str | Path, *, format: str | None = None, sql: str | None = None
+) -> Source:
+    """Describe a file path (format from its suffix unless given) or a SQL URL + query."""
+    if sql is not None:
+        return Source(uri=str(location), format="sql", query=sql)
+    path = Path(location)
+    if not path.exists():
+        raise NotFound(f"data file {str(path)!r} does not exist; check the path and try again.")
+    if path.is_dir():
+        raise Invalid(f"{str(path)!r} is a directory; give one CSV, Parquet or JSON-lines file.")
+    fmt = format or _guess_format(path)
+    if fmt not in FORMATS:
+        raise Invalid(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}.")
+    if path.stat().st_size == 0:
+        raise Invalid(f"data file {str(path)!r} is empty (0 bytes); nothing to ingest.")
+    delimiter = "\t" if path.suffix == ".tsv" else ","
+    return Source(uri=str(path), format=fmt, delimiter=delimiter)
+
+
+def _guess_format(path: Path) -> str:
+    suffixes = [s for s in path.suffixes if _SUFFIXES.get(s.lower(), "x") is not None]
+    fmt = _SUFFIXES.get(suffixes[-1].lower()) if suffixes else None
+    if fmt is None:
+        raise Invalid(
+            f"cannot tell the format of {str(path)!r} from its name; pass --format "
+            f"({', '.join(FORMATS)})."
+        )
+    return fmt
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+
+_CONVERSION = re.compile(
+    r"In CSV column #(\d+): CSV conversion error to ([\w\[\], ]+): invalid value '(.*)'"
+)
+_RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
+
+
+def _csv_batches(source: Source) -> Iterator[pa.RecordBatch]:
+    try:
+        reader = pacsv.open_csv(
+            source.uri,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE),
+            parse_options=pacsv.ParseOptions(delimiter=source.delimiter),
+            convert_options=pacsv.ConvertOptions(
+                column_types=source.column_types, strings_can_be_null=True
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(source, exc, rows_before=0) from exc
+    names = reader.schema.names
+    _check_header(source, names)
+    rows = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            match = _CONVERSION.search(str(exc))
+            if match:
+                column = names[int(match[1])]
+                widened = _widen(match[2], match[3])
+                if widened is not None and column not in source.column_types:
+                    raise TypeWiden(column, widened) from exc
+                if source.lenient and source.column_types.get(column) != pa.string():
+                    raise TypeWiden(column, pa.string()) from exc
+                raise _mixed(source, column, match[2], match[3], rows) from exc
+            raise _csv_error(source, exc, rows_before=rows) from exc
+        rows += batch.num_rows
+        yield batch
+
+
+def _check_header(source: Source, names: list[str]) -> None:
+    blanks = [i + 1 for i, n in enumerate(names) if not n.strip()]
+    if blanks:
+        raise Invalid(
+            f"{source.uri}: column(s) {blanks} have an empty header; name every column in the "
+            "first line."
+        )
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise Invalid(f"{source.uri}: duplicate column name(s) {dupes}; make headers unique.")
+
+
+def _widen(to: str, value: str) -> pa.DataType | None:
+    """The type that fits both the inferred one and `value`, when one is sensible."""
+    numeric = _is_number(value)
+    if to == "null":
+        return pa.float64() if numeric else pa.string()
+    if to.startswith(("int", "uint")) and numeric:
+        return pa.float64()
+    return None
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _mixed(source: Source, column: str, to: str, value: str, rows: int) -> Invalid:
+    return Invalid(
+        f"{source.uri}: column {column!r} has mixed types: its values read as {to} up to about "
+        f"row {rows:,}, then {value!r} appears. Fix the data, declare the column's type in the "
+        f"contract (contract: {{{column}: {{type: string}}}}), or coerce it with "
+        f"`--coerce {column}` (values that do not parse become missing).",
+        details={"column": column, "expected": to, "value": value, "after_row": rows},
+    )
+
+
+def _csv_error(source: Source, exc: pa.ArrowInvalid, *, rows_before: int) -> Invalid:
+    message = str(exc)
+    if "Empty CSV file" in message:
+        return Invalid(f"{source.uri} has no header and no rows; nothing to ingest.")
+    ragged = _RAGGED.search(message)
+    if ragged:
+        line = _first_ragged_line(source, int(ragged[1]))
+        where = f"line {line}" if line else f"after row {rows_before:,}"
+        return Invalid(
+            f"{source.uri}: {where} has {ragged[2]} field(s) where the header has {ragged[1]} "
+            "(a ragged row). Fix that line (quote values that contain the delimiter) and "
+            "ingest again.",
+            details={"line": line, "expected_fields": int(ragged[1]), "got": int(ragged[2])},
+        )
+    return Invalid(f"{source.uri}: cannot read as CSV: {message}")
+
+
+def _first_ragged_line(source: Source, expected: int) -> int | None:
+    with Path(source.uri).open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=source.delimiter)
+        for record in reader:
+            if len(record) != expected:
+                return reader.line_num
+    return None
+
+
+# -- Parquet, JSON lines, SQL --------------------------------------------------------------------
+
+
+def _parquet_batches(source: Source) -> Iterator[pa.RecordBatch]:
+    try:
+        file = pq.ParquetFile(source.uri)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise Invalid(f"{source.uri} is not a readable Parquet file: {exc}") from exc
+    yield from file.iter_batches(batch_size=65_536)
+
+
+def _jsonl_batches(source: Source) -> Iterator[pa.RecordBatch]:
+    try:
+        reader = pajson.open_json(
+            source.uri, read_options=pajson.ReadOptions(block_size=BLOCK_SIZE)
+        )
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        raise Invalid(
+            f"{source.uri}: cannot read as JSON lines (one object per line): {exc}. "
+            "Check that every line is a complete JSON object with consistent value types."
+        ) from exc
+
+
+def _sql_batches(source: Source) -> Iterator[pa.RecordBatch]:
+    assert source.query is not None
+    safe_url = _safe(source.uri)
+    try:
+        engine = create_engine(source.uri)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise Invalid(
+            f"SQL URL {safe_url!r} is not usable: {exc}. Use a SQLAlchemy URL such as "
+            "postgresql://user@host/db or sqlite:///file.db."
+        ) from exc
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(text(source.query))
+            columns = list(result.keys())
+            while chunk := result.fetchmany(SQL_CHUNK):
+                arrays = {c: [row[i] for row in chunk] for i, c in enumerate(columns)}
+                yield pa.RecordBatch.from_pydict(arrays)
+    except OperationalError as exc:
+        raise Unavailable(
+            f"cannot connect to {safe_url} or run the query: {exc.orig}. Check the URL, that "
+            "the server is running, and the credentials."
+        ) from exc
+    except SQLAlchemyError as exc:
+        raise Invalid(f"the SQL query failed on {safe_url}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def _safe(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
