@@ -136,8 +136,18 @@ def table(
     title: str | None, columns: Sequence[str | Column], rows: Sequence[Sequence[Any]]
 ) -> Table:
     """A compact Rich table; cells are plain text (None is blank), folded rather than cut."""
-    heads = [Column(c, overflow="fold") if isinstance(c, str) else c for c in columns]
-    out = Table(*heads, title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    heads = [Column(c) if isinstance(c, str) else c for c in columns]
+    for head in heads:
+        head.overflow = "fold"  # long ids and paths stay whole (over two lines) at 80 columns
+    out = Table(
+        *heads,
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+    )
     for row in rows:
         out.add_row(*(cell if isinstance(cell, Text) else Text(_cell(cell)) for cell in row))
     return out

@@ -23,7 +23,7 @@ from rich.text import Text
 from rich.traceback import Traceback
 from typer.core import TyperGroup
 
-from shipyard.cli import _output, audit, tokens, workspace
+from shipyard.cli import _output, audit, data, tokens, workspace
 from shipyard.cli._output import State
 from shipyard.core.errors import ShipyardError
 
@@ -51,6 +51,7 @@ app = typer.Typer(
 app.command()(workspace.init)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
+app.add_typer(data.app, name="data")
 
 
 def _version(value: bool) -> None:

@@ -82,7 +82,7 @@ def _table(found: list[AuditEvent]) -> RenderableType:
     return _output.table(
         "Audit log (newest first)",
         [
-            Column("#", justify="right", no_wrap=True),
+            Column("#", justify="right"),
             "AT (UTC)",
             "ACTOR",
             "ACTION",

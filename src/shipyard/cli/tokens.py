@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 from rich.console import RenderableType
-from rich.table import Column
 from rich.text import Text
 
 from shipyard.cli import _output
@@ -71,7 +70,7 @@ def _table(found: list[Token]) -> RenderableType:
     return _output.table(
         "API tokens",
         [
-            Column("ID", no_wrap=True),
+            "ID",
             "NAME",
             "ROLE",
             "PREFIX",

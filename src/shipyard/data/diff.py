@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
-from shipyard.core.records import DatasetVersion
+from shipyard.core.records import ColumnProfile, DatasetVersion
 from shipyard.data.profile import bin_counts
-from shipyard.data.stats import align_categories, jensen_shannon, psi
+from shipyard.data.stats import jensen_shannon, psi
 from shipyard.data.types import as_float
 from shipyard.data.versions import get_version
 from shipyard.store.workspace import Workspace
@@ -74,51 +76,19 @@ def diff_versions(
                 )
             )
     changes.sort(key=lambda c: (c.change, c.column))
-    shifts = []
-    b_file = None
-    for col_a in a.profile.columns:
-        col_b = b.profile.column(col_a.name)
-        if col_b is None or col_a.dtype != col_b.dtype or a_cols[col_a.name].role == "id":
-            continue
-        if col_a.histogram is not None:
-            if b_file is None:
-                with ws.artifacts.open_verified(b.content_hash) as fh:
-                    b_file = pq.read_table(
-                        fh,
-                        columns=[
-                            c.name
-                            for c in a.profile.columns
-                            if c.histogram is not None and b.profile.column(c.name)
-                        ],
-                    )
-            edges = np.asarray(col_a.histogram.edges)
-            values = as_float(b_file.column(col_a.name).drop_null(), col_a.dtype).to_numpy()
-            current = bin_counts(values[np.isfinite(values)], edges)
-            score = psi(col_a.histogram.counts, current)
-            shifts.append(
-                Shift(
-                    column=col_a.name,
-                    dtype=col_a.dtype,
-                    psi=score,
-                    mean_before=col_a.mean,
-                    mean_after=col_b.mean,
-                    missing_before=col_a.missing_rate,
-                    missing_after=col_b.missing_rate,
-                )
-            )
-        elif col_a.top or col_b.top:
-            keys, ref, cur = align_categories(col_a.top, col_b.top)
-            shifts.append(
-                Shift(
-                    column=col_a.name,
-                    dtype=col_a.dtype,
-                    psi=psi(ref, cur),
-                    js=jensen_shannon(ref, cur),
-                    missing_before=col_a.missing_rate,
-                    missing_after=col_b.missing_rate,
-                    new_categories=[k for k in keys if k not in col_a.top][:10],
-                )
-            )
+    comparable = [
+        c
+        for c in a.profile.columns
+        if (other := b.profile.column(c.name)) is not None
+        and other.dtype == c.dtype
+        and a_cols[c.name].role != "id"
+    ]
+    with ws.artifacts.open_verified(b.content_hash) as fh:
+        b_data = pq.read_table(fh, columns=[c.name for c in comparable])
+    shifts = [
+        _shift(col_a, b.profile.column(col_a.name), b_data.column(col_a.name))  # type: ignore[arg-type]
+        for col_a in comparable
+    ]
     shifts.sort(key=lambda s: s.psi, reverse=True)
     return DatasetDiff(
         before=a.ref,
@@ -129,3 +99,36 @@ def diff_versions(
         schema_changes=changes,
         shifts=shifts,
     )
+
+
+def _shift(col_a: ColumnProfile, col_b: ColumnProfile, values: pa.ChunkedArray) -> Shift:
+    common = {
+        "column": col_a.name,
+        "dtype": col_a.dtype,
+        "missing_before": col_a.missing_rate,
+        "missing_after": col_b.missing_rate,
+    }
+    if col_a.histogram is not None:
+        edges = np.asarray(col_a.histogram.edges)
+        floats = as_float(values.drop_null(), col_a.dtype).to_numpy()
+        current = bin_counts(floats[np.isfinite(floats)], edges)
+        return Shift(
+            psi=psi(col_a.histogram.counts, current),
+            mean_before=col_a.mean,
+            mean_after=col_b.mean,
+            **common,
+        )
+    # Categories: the reference's top values plus one bucket for everything else.
+    counts = pc.value_counts(pc.cast(values, pa.string()).drop_null())
+    current = dict(
+        zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    )
+    keys = list(col_a.top)
+    ref = [*(col_a.top[k] for k in keys), max(col_a.count - sum(col_a.top.values()), 0)]
+    cur = [
+        *(current.get(k, 0) for k in keys),
+        max(col_b.count - sum(current.get(k, 0) for k in keys), 0),
+    ]
+    complete = col_a.distinct is not None and col_a.distinct <= len(col_a.top)
+    new = sorted(k for k in current if k not in col_a.top)[:10] if complete else []
+    return Shift(psi=psi(ref, cur), js=jensen_shannon(ref, cur), new_categories=new, **common)

@@ -1,0 +1,608 @@
+"""`shipyard data`: ingest, list, show, profile, diff and validate datasets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from shipyard.cli import _output
+from shipyard.core.errors import Invalid, ValidationFailed
+from shipyard.core.records import (
+    CleaningStep,
+    ColumnProfile,
+    DatasetVersion,
+    Ref,
+    ValidationReport,
+)
+from shipyard.core.spec import load_spec
+from shipyard.data import (
+    DatasetDiff,
+    diff_versions,
+    get_dataset,
+    get_version,
+    ingest,
+    ingest_spec,
+    list_datasets,
+    list_versions,
+    open_source,
+    validate_file,
+)
+
+app = typer.Typer(
+    help="Ingest, version, validate, profile and compare datasets.", no_args_is_help=True
+)
+
+Multi = Annotated[list[str] | None, typer.Option()]
+
+
+def _steps(
+    trim: bool,
+    lower: list[str],
+    empty_to_null: bool,
+    coerce: list[str],
+    fill: list[str],
+    drop_missing: list[str],
+    dedupe: bool,
+    dedupe_on: list[str],
+) -> list[CleaningStep]:
+    """Cleaning flags → steps, in a fixed order: tidy text, parse, fill, drop, dedupe."""
+    steps: list[CleaningStep] = []
+    if trim:
+        steps.append(CleaningStep(op="trim"))
+    if empty_to_null:
+        steps.append(CleaningStep(op="empty_to_null"))
+    if lower:
+        steps.append(CleaningStep(op="lower", columns=lower))
+    for spec in coerce:
+        column, _, to = spec.partition(":")
+        steps.append(CleaningStep(op="coerce", columns=[column], params={"to": to or "float64"}))
+    for spec in fill:
+        column, sep, value = spec.partition("=")
+        if not sep or not column:
+            raise Invalid(
+                f"--fill {spec!r}: expected COLUMN=VALUE or COLUMN=median|mean|mode, e.g. "
+                "--fill income=median."
+            )
+        params: dict[str, object] = (
+            {"strategy": value}
+            if value in ("median", "mean", "mode")
+            else {"value": _literal(value)}
+        )
+        steps.append(CleaningStep(op="fill", columns=[column], params=params))
+    if drop_missing:
+        steps.append(CleaningStep(op="drop_missing", columns=drop_missing))
+    if dedupe or dedupe_on:
+        steps.append(CleaningStep(op="dedupe", columns=dedupe_on))
+    return steps
+
+
+def _literal(text: str) -> object:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@app.command("ingest")
+def ingest_cmd(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="CSV, TSV, Parquet or JSON-lines file, or a SQLAlchemy URL with --sql. "
+            "Omit it to ingest what shipyard.yaml's data: section declares."
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Dataset name (default: from the spec).")
+    ] = None,
+    target: Annotated[str | None, typer.Option("--target", help="The label column.")] = None,
+    id_: Annotated[
+        str | None, typer.Option("--id", help="The row-identity column (must be unique).")
+    ] = None,
+    time: Annotated[
+        str | None, typer.Option("--time", help="The time column (orders rows).")
+    ] = None,
+    sensitive: Annotated[
+        list[str] | None, typer.Option("--sensitive", help="A sensitive column (repeat).")
+    ] = None,
+    sql: Annotated[
+        str | None, typer.Option("--sql", help="Query to run; SOURCE is then a database URL.")
+    ] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, parquet or jsonl (default: from the suffix)."),
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec", help="Project spec (default ./shipyard.yaml when SOURCE is omitted)."
+        ),
+    ] = None,
+    allow: Annotated[
+        bool,
+        typer.Option("--allow", help="Store the version even if blocking rules fail (recorded)."),
+    ] = False,
+    trim: Annotated[
+        bool, typer.Option("--trim", help="Strip whitespace from text values.")
+    ] = False,
+    empty_to_null: Annotated[
+        bool, typer.Option("--empty-to-null", help="Blank text becomes missing.")
+    ] = False,
+    lower: Annotated[
+        list[str] | None, typer.Option("--lower", metavar="COL", help="Lower-case a text column.")
+    ] = None,
+    coerce: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--coerce",
+            metavar="COL[:TYPE]",
+            help="Parse a column as TYPE (default float64); bad values become missing.",
+        ),
+    ] = None,
+    fill: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fill",
+            metavar="COL=VALUE",
+            help="Fill missing values with a constant or median|mean|mode.",
+        ),
+    ] = None,
+    drop_missing: Annotated[
+        list[str] | None,
+        typer.Option("--drop-missing", metavar="COL", help="Drop rows missing this column."),
+    ] = None,
+    dedupe: Annotated[bool, typer.Option("--dedupe", help="Drop exact duplicate rows.")] = False,
+    dedupe_on: Annotated[
+        list[str] | None,
+        typer.Option("--dedupe-on", metavar="COL", help="Drop rows that repeat these columns."),
+    ] = None,
+    json: _output.JsonFlag = False,
+) -> None:
+    """Ingest a file or query as a new, validated, profiled dataset version."""
+    steps = _steps(
+        trim,
+        lower or [],
+        empty_to_null,
+        coerce or [],
+        fill or [],
+        drop_missing or [],
+        dedupe,
+        dedupe_on or [],
+    )
+    with _output.workspace(ctx) as ws, _output.progress(disable=json) as bar:
+        task = bar.add_task(f"ingesting {source or 'spec data'}", total=None)
+
+        def on_rows(rows: int) -> None:
+            bar.update(task, completed=rows)
+
+        if source is None:
+            project = load_spec(spec or "shipyard.yaml")
+            data_spec = project.data
+            if steps:
+                data_spec = data_spec.model_copy(update={"clean": [*data_spec.clean, *steps]})
+            result = ingest_spec(
+                ws,
+                data_spec,
+                name=name or project.dataset_name,
+                base_dir=project.base_dir,
+                allow=allow,
+                progress=on_rows,
+            )
+        else:
+            if name is None:
+                raise Invalid(
+                    "name the dataset with --name (e.g. --name loans), or omit SOURCE to use shipyard.yaml."
+                )
+            src = open_source(source, sql=sql) if sql else open_source(source, format=format_)
+            result = ingest(
+                ws,
+                src,
+                name=name,
+                target=target,
+                id=id_,
+                time=time,
+                sensitive=sensitive or [],
+                steps=steps,
+                allow=allow,
+                progress=on_rows,
+            )
+    version = result.version
+    if json:
+        _output.print_json({"created": result.created, "version": version})
+        return
+    out = _output.console()
+    if result.created:
+        out.print(
+            f"[green]✓[/green] stored [bold]{version.ref}[/bold]: {version.rows:,} rows × "
+            f"{version.columns} columns (content {version.content_hash[:12]})"
+        )
+    else:
+        out.print(
+            f"[yellow]=[/yellow] unchanged: the same data is already [bold]{version.ref}[/bold] "
+            "(nothing new stored)"
+        )
+    for step in version.lineage.steps:
+        cols = ", ".join(step.columns) or "all columns"
+        out.print(
+            f"  cleaned: {step.op} on {cols}: {step.rows_changed or 0:,} rows changed", markup=False
+        )
+    out.print(_report_table(version.validation, title=f"validation of {version.ref}"))
+
+
+@app.command("ls")
+def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
+    """List datasets with their latest version."""
+    with _output.workspace(ctx) as ws:
+        found = list_datasets(ws)
+    data = [{"dataset": d, "latest": v} for d, v in found]
+    if not found:
+        table: RenderableType = Text(
+            "No datasets yet. Ingest one with `shipyard data ingest FILE --name NAME`."
+        )
+    else:
+        table = _output.table(
+            "Datasets",
+            ["NAME", "VERSIONS", "ROWS", "COLS", "TARGET", "ID", "TIME", "UPDATED (UTC)"],
+            [
+                (
+                    d.name,
+                    d.versions,
+                    f"{v.rows:,}" if v else "",
+                    v.columns if v else "",
+                    d.target,
+                    d.id_column,
+                    d.time_column,
+                    v.created_at if v else d.created_at,
+                )
+                for d, v in found
+            ],
+        )
+    _output.emit(data, json_mode=json, table=table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[
+        str, typer.Argument(help="NAME (all versions) or NAME@N / NAME@latest (one version).")
+    ],
+    json: _output.JsonFlag = False,
+) -> None:
+    """Show a dataset's versions, or one version's schema, lineage and validation."""
+    parsed = Ref.parse(ref, what="dataset reference")
+    with _output.workspace(ctx) as ws:
+        if "@" not in ref:
+            dataset = get_dataset(ws, parsed.name)
+            versions = list_versions(ws, parsed.name)
+            data = {"dataset": dataset, "versions": [_summary(v) for v in versions]}
+            table = _output.table(
+                f"{dataset.name}  target={dataset.target or '-'}  id={dataset.id_column or '-'}  time={dataset.time_column or '-'}",
+                [
+                    "VERSION",
+                    "ROWS",
+                    "COLS",
+                    "CONTENT",
+                    "VIOLATIONS",
+                    "SOURCE",
+                    "CREATED (UTC)",
+                    "BY",
+                ],
+                [
+                    (
+                        v.ref,
+                        f"{v.rows:,}",
+                        v.columns,
+                        v.content_hash[:12],
+                        _violations(v.validation),
+                        Path(v.lineage.source).name,
+                        v.created_at,
+                        v.created_by,
+                    )
+                    for v in versions
+                ],
+            )
+            _output.emit(data, json_mode=json, table=table)
+            return
+        version = get_version(ws, parsed)
+    _output.emit(version, json_mode=json, table=_version_view(version))
+
+
+def _summary(v: DatasetVersion) -> dict[str, object]:
+    return {
+        "ref": v.ref,
+        "id": v.id,
+        "rows": v.rows,
+        "columns": v.columns,
+        "content_hash": v.content_hash,
+        "violations": len(v.validation.violations),
+        "source": v.lineage.source,
+        "created_at": v.created_at,
+        "created_by": v.created_by,
+    }
+
+
+def _violations(report: ValidationReport) -> str:
+    errors = len(report.errors)
+    warnings = len(report.violations) - errors
+    return f"{errors} errors, {warnings} warnings" if report.violations else "none"
+
+
+def _version_view(v: DatasetVersion) -> RenderableType:
+    lineage = v.lineage
+    head = Text.assemble(
+        (f"{v.ref}", "bold"),
+        f"  ({v.id})  {v.rows:,} rows × {v.columns} columns\n",
+        f"content  {v.content_hash}\n",
+        f"source   {lineage.source} ({lineage.format})"
+        + (f"\nquery    {lineage.query}" if lineage.query else "")
+        + "\n",
+        f"parent   {lineage.parent or '-'}\n",
+        f"created  {_output.when(v.created_at)} UTC by {v.created_by}",
+    )
+    schema = _output.table(
+        "Schema (contract)",
+        ["COLUMN", "TYPE", "ROLE", "NULLABLE", "RANGE / VALUES", "BLOCKING RULES"],
+        [
+            (
+                c.name,
+                c.dtype,
+                c.role,
+                "yes" if c.nullable else "no",
+                _rule_text(c.min, c.max, c.values),
+                ", ".join(sorted(k for k, s in c.severity.items() if s == "error")) or "",
+            )
+            for c in v.schema_.columns
+        ],
+    )
+    parts: list[RenderableType] = [head, schema]
+    if lineage.steps:
+        parts.append(
+            _output.table(
+                "Cleaning steps",
+                ["STEP", "COLUMNS", "PARAMS", "ROWS CHANGED"],
+                [
+                    (
+                        s.op,
+                        ", ".join(s.columns) or "all",
+                        s.params or "",
+                        f"{s.rows_changed or 0:,}",
+                    )
+                    for s in lineage.steps
+                ],
+            )
+        )
+    parts.append(_report_table(v.validation, title="Validation at ingest"))
+    return Group(*parts)
+
+
+def _rule_text(lo: float | None, hi: float | None, values: list[str] | None) -> str:
+    if values is not None:
+        shown = ", ".join(values[:6]) + (f", … ({len(values)})" if len(values) > 6 else "")
+        return "{" + shown + "}"
+    if lo is None and hi is None:
+        return ""
+    return f"[{_num(lo)}, {_num(hi)}]"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return ""
+    if float(value).is_integer():
+        return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.0f}"
+    return f"{value:,.4g}"
+
+
+def _report_table(report: ValidationReport, *, title: str) -> RenderableType:
+    if not report.violations:
+        return Text(f"{title}: {report.rows:,} rows, every rule passed.", style="green")
+    return _output.table(
+        f"{title}: {report.rows:,} rows",
+        ["SEVERITY", "COLUMN", "RULE", "ROWS", "PROBLEM", "EXAMPLES"],
+        [
+            (
+                Text(v.severity, style="red" if v.severity == "error" else "yellow"),
+                v.column,
+                v.rule,
+                f"{v.count:,}",
+                v.message,
+                "; ".join(_example(e) for e in v.examples),
+            )
+            for v in report.violations
+        ],
+    )
+
+
+def _example(e: dict[str, object]) -> str:
+    if "row" in e:
+        return f"row {e['row']}: {e.get('value')!r}"
+    return f"{e.get('value')!r} ×{e.get('rows')}"
+
+
+@app.command("profile")
+def profile(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@N or NAME@latest.")],
+    json: _output.JsonFlag = False,
+) -> None:
+    """Per-column statistics, quantiles, histograms and top categories of a version."""
+    with _output.workspace(ctx) as ws:
+        version = get_version(ws, ref)
+    p = version.profile
+    numeric = [c for c in p.columns if c.histogram is not None]
+    other = [c for c in p.columns if c.histogram is None]
+    parts: list[RenderableType] = []
+    if numeric:
+        parts.append(
+            _output.table(
+                f"{version.ref}: numeric and time columns ({p.rows:,} rows)",
+                ["COLUMN", "TYPE", "MISSING", "MIN", "P50", "MAX", "MEAN", "STD", "HISTOGRAM"],
+                [
+                    (
+                        c.name,
+                        c.dtype,
+                        _pct(c),
+                        _val(c, c.min),
+                        _val(c, c.quantiles.get("p50")),
+                        _val(c, c.max),
+                        _val(c, c.mean),
+                        "" if c.dtype in ("timestamp", "date") else _num(c.std),
+                        _spark(c),
+                    )
+                    for c in numeric
+                ],
+            )
+        )
+    if other:
+        parts.append(
+            _output.table(
+                f"{version.ref}: categorical and text columns",
+                ["COLUMN", "TYPE", "MISSING", "DISTINCT", "TOP VALUES"],
+                [
+                    (
+                        c.name,
+                        c.dtype,
+                        _pct(c),
+                        "> 10,000" if c.distinct is None else f"{c.distinct:,}",
+                        ", ".join(
+                            f"{k} ({n / max(c.count, 1):.0%})" for k, n in list(c.top.items())[:5]
+                        ),
+                    )
+                    for c in other
+                ],
+            )
+        )
+    _output.emit(p, json_mode=json, table=Group(*parts))
+
+
+def _pct(c: ColumnProfile) -> str:
+    return f"{c.missing_rate:.1%}" if c.missing else "0"
+
+
+def _val(c: ColumnProfile, value: float | None) -> str:
+    if value is None:
+        return ""
+    if c.dtype == "timestamp":
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M")
+    if c.dtype == "date":
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d")
+    return _num(value)
+
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def _spark(c: ColumnProfile) -> str:
+    if c.histogram is None or not c.histogram.counts:
+        return ""
+    edges, counts = c.histogram.edges, c.histogram.counts
+    # Merge pairs of bins to fit a narrow terminal; then show density (count per unit of
+    # width): the bins are equal-frequency, so raw counts would all look alike.
+    while len(counts) > 10:
+        counts = [sum(counts[i : i + 2]) for i in range(0, len(counts), 2)]
+        edges = edges[::2] if len(edges) % 2 else [*edges[::2], edges[-1]]
+    widths = [max(b - a, 1e-12) for a, b in zip(edges[:-1], edges[1:], strict=False)]
+    density = [n / w for n, w in zip(counts, widths, strict=False)]
+    top = max(density) or 1.0
+    return "".join(
+        _BLOCKS[min(int(d / top * (len(_BLOCKS) - 1) + 0.5), len(_BLOCKS) - 1)] for d in density
+    )
+
+
+@app.command("diff")
+def diff(
+    ctx: typer.Context,
+    before: Annotated[str, typer.Argument(help="The older version, e.g. loans@2.")],
+    after: Annotated[str, typer.Argument(help="The newer version, e.g. loans@3.")],
+    top: Annotated[int, typer.Option("--top", help="How many shifted columns to show.")] = 10,
+    json: _output.JsonFlag = False,
+) -> None:
+    """Schema changes, row-count change and the largest distribution shifts between versions."""
+    with _output.workspace(ctx) as ws:
+        result = diff_versions(ws, before, after)
+    _output.emit(result, json_mode=json, table=_diff_view(result, top))
+
+
+def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
+    change = d.rows_change
+    pct = f" ({change / d.rows_before:+.1%})" if d.rows_before else ""
+    head = Text.assemble(
+        (f"{d.before} → {d.after}", "bold"),
+        f"   rows {d.rows_before:,} → {d.rows_after:,}{pct}",
+        "   identical content" if d.same_content else "",
+    )
+    parts: list[RenderableType] = [head]
+    if d.schema_changes:
+        parts.append(
+            _output.table(
+                "Schema changes",
+                ["COLUMN", "CHANGE", "BEFORE", "AFTER"],
+                [(c.column, c.change, c.before, c.after) for c in d.schema_changes],
+            )
+        )
+    else:
+        parts.append(Text("Schema: no changes."))
+    parts.append(
+        _output.table(
+            f"Largest distribution shifts (PSI over {d.before}'s bins; > 0.2 is a large shift)",
+            [
+                "COLUMN",
+                "TYPE",
+                "PSI",
+                "MEAN BEFORE → AFTER",
+                "MISSING BEFORE → AFTER",
+                "NEW CATEGORIES",
+            ],
+            [
+                (
+                    Text(s.column, style="bold red" if s.psi > 0.2 else ""),
+                    s.dtype,
+                    f"{s.psi:.3f}",
+                    f"{_num(s.mean_before)} → {_num(s.mean_after)}"
+                    if s.mean_before is not None and s.dtype not in ("timestamp", "date")
+                    else "",
+                    f"{s.missing_before:.1%} → {s.missing_after:.1%}",
+                    ", ".join(s.new_categories),
+                )
+                for s in d.shifts[:top]
+            ],
+        )
+    )
+    return Group(*parts)
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The file to check.")],
+    against: Annotated[
+        str,
+        typer.Option(
+            "--against", help="Dataset version whose contract applies, e.g. loans or loans@3."
+        ),
+    ],
+    json: _output.JsonFlag = False,
+) -> None:
+    """Check a file against a dataset's contract; exit 6 if a blocking rule fails."""
+    with _output.workspace(ctx) as ws, _output.progress(disable=json) as bar:
+        task = bar.add_task(f"validating {source}", total=None)
+        report = validate_file(
+            ws, source, against=against, progress=lambda n: bar.update(task, completed=n)
+        )
+    if json:
+        _output.print_json({"passed": report.passed, "report": report})
+    else:
+        _output.console().print(_report_table(report, title=f"{source} against {against}"))
+    if not report.passed:
+        raise ValidationFailed(
+            f"{source} breaks {len(report.errors)} blocking rule(s) of {against}: "
+            + "; ".join(f"{v.column}: {v.message} ({v.count:,} rows)" for v in report.errors[:5]),
+            details={"report": report.model_dump(mode="json")},
+        )

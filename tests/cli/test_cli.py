@@ -1,0 +1,416 @@
+"""The `shipyard` CLI end to end: real workspaces in a temporary directory, real exit codes.
+
+Most tests call `main()` (the console script's entry point, where exit codes are mapped)
+inside Typer's `CliRunner.isolation()`; one runs the installed console script in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from shipyard.cli import _output, tokens
+from shipyard.cli.app import main
+from shipyard.core.errors import Unauthorized
+from shipyard.core.records import Role, Token
+from shipyard.core.settings import Settings
+from shipyard.security import authenticate
+from shipyard.store.workspace import Workspace
+
+SECRET_RE = re.compile(r"shp_[A-Za-z0-9_-]{40,}")
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run `shipyard ARGS` through `main()` and capture exit code, stdout and stderr."""
+    code: Any = None
+    with CliRunner().isolation(env={"COLUMNS": "200", **(env or {})}) as (out, err, _):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    assert isinstance(code, int), f"main() must exit with an int code, got {code!r}"
+    return Result(code, stdout, stderr)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def sy(home: Path) -> Any:
+    """`sy("tokens", "ls")` runs `shipyard --home <home> tokens ls`."""
+
+    def _run(*args: str) -> Result:
+        return run("--home", str(home), *args)
+
+    return _run
+
+
+@pytest.fixture
+def initialised(sy: Any) -> dict[str, Any]:
+    result = sy("init", "--json")
+    assert result.exit_code == 0, result.stderr
+    data: dict[str, Any] = result.json()
+    return data
+
+
+def _authenticate(home: Path, secret: str) -> Token:
+    ws = Workspace.open(Settings.load(home=str(home)))
+    try:
+        return authenticate(ws, secret)
+    finally:
+        ws.close()
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+
+def test_init_prints_where_and_a_token_that_authenticates(sy: Any, home: Path) -> None:
+    result = sy("init")
+
+    assert result.exit_code == 0, result.stderr
+    assert f"Created a Shipyard workspace at {home}" in result.stdout
+    assert f"sqlite:///{home / 'shipyard.db'}" in result.stdout
+    assert str(home / "artifacts") in result.stdout
+    assert "not stored and cannot be shown again" in result.stdout
+    secrets = SECRET_RE.findall(result.stdout)
+    assert len(secrets) == 1
+    token = _authenticate(home, secrets[0])
+    assert token.role is Role.admin
+    assert token.id in result.stdout
+
+
+def test_init_json(sy: Any, home: Path) -> None:
+    result = sy("init", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert set(data) == {"home", "db", "artifacts", "token", "secret"}
+    assert data["home"] == str(home)
+    assert data["db"] == f"sqlite:///{home / 'shipyard.db'}"
+    assert data["token"]["role"] == "admin"
+    assert _authenticate(home, data["secret"]).id == data["token"]["id"]
+
+
+def test_init_with_db_and_artifacts(sy: Any, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    result = sy("init", "--db", db, "--artifacts", str(tmp_path / "blobs"), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["db"] == db
+    assert result.json()["artifacts"] == str(tmp_path / "blobs")
+    assert (tmp_path / "elsewhere.db").exists()
+    assert sy("tokens", "ls", "--json").exit_code == 0  # config.toml remembers both
+
+
+def test_init_twice_is_a_conflict(sy: Any, initialised: dict[str, Any]) -> None:
+    result = sy("init")
+
+    assert result.exit_code == 4
+    assert result.stderr.startswith("error: a workspace already exists at")
+    assert "shipyard tokens create" in result.stderr
+    assert result.stdout == ""
+
+
+def test_home_option_overrides_shipyard_home(tmp_path: Path) -> None:
+    env_home, option_home = tmp_path / "from-env", tmp_path / "from-option"
+    env = {"SHIPYARD_HOME": str(env_home)}
+
+    assert run("--home", str(option_home), "init", "--json", env=env).exit_code == 0
+    assert (option_home / "config.toml").exists()
+    assert not env_home.exists()
+    assert run("init", "--json", env=env).exit_code == 0  # without --home: SHIPYARD_HOME
+    assert (env_home / "config.toml").exists()
+
+
+# -- errors and exit codes ------------------------------------------------------------------------
+
+
+def test_never_initialised_home_exits_3_and_says_to_run_init(sy: Any, home: Path) -> None:
+    result = sy("tokens", "ls")
+
+    assert result.exit_code == 3
+    assert f"no Shipyard workspace at {home}" in result.stderr
+    assert "`shipyard init`" in result.stderr
+    assert result.stdout == ""
+
+
+def test_json_errors_are_json_on_stdout(sy: Any) -> None:
+    result = sy("audit", "log", "--json")
+
+    assert result.exit_code == 3
+    assert result.stderr == ""
+    error = result.json()
+    assert error["error"] == "NotInitialised"
+    assert "shipyard init" in error["message"]
+    assert error["details"] == {}
+
+
+def test_usage_errors_keep_exit_code_2(sy: Any) -> None:
+    missing = sy("tokens", "create")
+    unknown = sy("frobnicate")
+
+    assert missing.exit_code == 2
+    assert "Missing argument" in missing.stderr
+    assert unknown.exit_code == 2
+    assert "No such command" in unknown.stderr
+
+
+def test_unexpected_errors_exit_1_with_a_hint(
+    sy: Any, initialised: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(tokens, "list_tokens", boom)
+
+    plain = sy("tokens", "ls")
+    assert plain.exit_code == 1
+    assert "error: unexpected RuntimeError: disk on fire" in plain.stderr
+    assert "--debug" in plain.stderr
+    assert "Traceback" not in plain.stderr
+
+    debug = sy("--debug", "tokens", "ls")
+    assert debug.exit_code == 1
+    assert "Traceback" in debug.stderr
+    assert "disk on fire" in debug.stderr
+
+    as_json = sy("tokens", "ls", "--json")
+    assert as_json.exit_code == 1
+    assert as_json.json()["error"] == "InternalError"
+
+
+def test_ctrl_c_exits_130_with_a_message(
+    sy: Any, initialised: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_args: Any, **_kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tokens, "list_tokens", interrupted)
+
+    result = sy("tokens", "ls")
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr
+
+
+def test_help_and_version() -> None:
+    help_ = run("--help")
+    assert help_.exit_code == 0
+    for command in ("init", "tokens", "audit"):
+        assert command in help_.stdout
+    version = run("--version")
+    assert version.exit_code == 0
+    assert version.stdout.startswith("shipyard ")
+
+
+# -- tokens -------------------------------------------------------------------------------------
+
+
+def test_tokens_create_ls_revoke_round_trip(
+    sy: Any, home: Path, initialised: dict[str, Any]
+) -> None:
+    created = sy("tokens", "create", "ci-deployer", "--role", "deployer", "--json")
+    assert created.exit_code == 0, created.stderr
+    new = created.json()
+    token_id, secret = new["token"]["id"], new["secret"]
+    assert new["token"]["role"] == "deployer"
+    assert _authenticate(home, secret).role is Role.deployer
+
+    listed = sy("tokens", "ls", "--json")
+    assert listed.exit_code == 0
+    assert [t["name"] for t in listed.json()] == ["admin", "ci-deployer"]
+    assert all("secret" not in t and "secret_hash" not in t for t in listed.json())
+
+    table = sy("tokens", "ls")
+    assert table.exit_code == 0
+    assert token_id in table.stdout
+    assert "deployer" in table.stdout
+    assert secret not in table.stdout
+
+    revoked = sy("tokens", "revoke", token_id)
+    assert revoked.exit_code == 0, revoked.stderr
+    assert f"Token {token_id} ('ci-deployer', role deployer) is revoked" in revoked.stdout
+
+    assert [t["id"] for t in sy("tokens", "ls", "--json").json()] == [initialised["token"]["id"]]
+    everything = {t["id"]: t for t in sy("tokens", "ls", "--all", "--json").json()}
+    assert everything[token_id]["revoked_at"] is not None
+    assert "revoked" in sy("tokens", "ls", "--all").stdout
+    with pytest.raises(Unauthorized, match="was revoked"):
+        _authenticate(home, secret)
+
+
+def test_tokens_create_prints_the_secret_once(sy: Any, home: Path, initialised: Any) -> None:
+    result = sy("tokens", "create", "notebook", "--role", "scientist")
+
+    assert result.exit_code == 0, result.stderr
+    (secret,) = SECRET_RE.findall(result.stdout)
+    assert "cannot be shown again" in result.stdout
+    assert _authenticate(home, secret).name == "notebook"
+
+
+def test_tokens_create_with_an_unknown_role_names_the_roles(
+    sy: Any, initialised: dict[str, Any]
+) -> None:
+    result = sy("tokens", "create", "ci", "--role", "boss")
+
+    assert result.exit_code == 2
+    assert "role 'boss' does not exist" in result.stderr
+    for role in Role:
+        assert role.value in result.stderr
+    as_json = sy("tokens", "create", "ci", "--role", "boss", "--json")
+    assert as_json.exit_code == 2
+    assert as_json.json()["error"] == "Invalid"
+
+
+def test_tokens_revoke_unknown_id_exits_3(sy: Any, initialised: dict[str, Any]) -> None:
+    result = sy("tokens", "revoke", "tok_nope")
+
+    assert result.exit_code == 3
+    assert "token 'tok_nope' does not exist" in result.stderr
+    assert "shipyard tokens ls" in result.stderr
+
+
+def test_tokens_ls_when_all_are_revoked(sy: Any, initialised: dict[str, Any]) -> None:
+    assert sy("tokens", "revoke", initialised["token"]["id"]).exit_code == 0
+
+    result = sy("tokens", "ls")
+    assert result.exit_code == 0
+    assert "No tokens" in result.stdout
+    assert sy("tokens", "ls", "--json").json() == []
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+def test_audit_log_shows_init_and_token_events(sy: Any, initialised: dict[str, Any]) -> None:
+    created = sy("tokens", "create", "ci", "--role", "viewer", "--json").json()["token"]
+    assert sy("tokens", "revoke", created["id"]).exit_code == 0
+
+    table = sy("audit", "log")
+    assert table.exit_code == 0, table.stderr
+    for action in ("workspace.init", "token.create", "token.revoke"):
+        assert action in table.stdout
+    assert "role=viewer" in table.stdout
+
+    events = sy("audit", "log", "--json").json()
+    assert [e["action"] for e in events] == [
+        "token.revoke",
+        "token.create",
+        "token.create",
+        "workspace.init",
+    ]
+    assert events[-1]["prev_hash"] == "0" * 64
+
+    only_tokens = sy("audit", "log", "--action", "token.", "--json").json()
+    assert {e["action"] for e in only_tokens} == {"token.create", "token.revoke"}
+    on_object = sy("audit", "log", "--object", created["id"], "--json").json()
+    assert [e["action"] for e in on_object] == ["token.revoke", "token.create"]
+    assert len(sy("audit", "log", "--limit", "1", "--json").json()) == 1
+    assert "No audit events match" in sy("audit", "log", "--action", "model.").stdout
+
+
+def test_audit_verify_passes_then_names_a_tampered_event(
+    sy: Any, home: Path, initialised: dict[str, Any]
+) -> None:
+    ok = sy("audit", "verify")
+    assert ok.exit_code == 0, ok.stderr
+    assert "audit log ok: 2 events" in ok.stdout
+    report = sy("audit", "verify", "--json").json()
+    assert report["ok"] is True
+    assert sy("audit", "verify", "--head", report["head"]).exit_code == 0
+
+    # Someone with database access quietly downgrades the admin token's recorded role.
+    with closing(sqlite3.connect(home / "shipyard.db")) as conn, conn:
+        conn.execute(
+            "UPDATE audit_events SET details = ? WHERE action = 'token.create'",
+            (json.dumps({"name": "admin", "role": "viewer"}),),
+        )
+
+    broken = sy("audit", "verify")
+    assert broken.exit_code == 7
+    assert "error: the audit log failed verification" in broken.stderr
+    token_id = initialised["token"]["id"]
+    assert f"event #2 (token.create on {token_id}) was edited" in broken.stderr
+
+    as_json = sy("audit", "verify", "--json")
+    assert as_json.exit_code == 7
+    error = as_json.json()
+    assert error["error"] == "Integrity"
+    assert error["details"]["ok"] is False
+    assert any("event #2" in p for p in error["details"]["problems"])
+
+
+def test_audit_verify_with_a_head_that_is_gone(sy: Any, initialised: dict[str, Any]) -> None:
+    result = sy("audit", "verify", "--head", "f" * 64)
+
+    assert result.exit_code == 7
+    assert "is not in the chain" in result.stderr
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def test_emit_dumps_models_as_plain_json(capsys: pytest.CaptureFixture[str]) -> None:
+    _output.emit({"at": Path("/x"), "role": Role.admin}, json_mode=True, table=None)
+
+    assert json.loads(capsys.readouterr().out) == {"at": "/x", "role": "admin"}
+
+
+def test_progress_counts_rows_on_stderr() -> None:
+    with CliRunner().isolation() as (out, _err, _):
+        with _output.progress() as bar:
+            task = bar.add_task("reading loans.csv", total=None)
+            bar.advance(task, 1000)
+            bar.advance(task, 234)
+        assert bar.tasks[0].completed == 1234
+        assert out.getvalue() == b""
+
+
+# -- the installed console script ---------------------------------------------------------------
+
+
+def test_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "shipyard"
+    if not script.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    home = str(tmp_path / "ws")
+
+    init = subprocess.run(
+        [str(script), "--home", home, "init", "--json"], capture_output=True, text=True
+    )
+    assert init.returncode == 0, init.stderr
+    assert json.loads(init.stdout)["token"]["role"] == "admin"
+
+    again = subprocess.run([str(script), "--home", home, "init"], capture_output=True, text=True)
+    assert again.returncode == 4
+    assert "error: a workspace already exists" in again.stderr
+
+    missing = subprocess.run(
+        [str(script), "--home", str(tmp_path / "nowhere"), "audit", "verify"],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 3
+    assert "shipyard init" in missing.stderr
