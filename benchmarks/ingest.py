@@ -16,8 +16,9 @@ so its peak RSS (`ru_maxrss`, in MB of 10^6 bytes) is that job's alone, imports 
 Wall time covers the measured call only, not interpreter start-up, imports or workspace
 creation. Runs are interleaved (empty, pandas, shipyard) `--repeat` times after the CSV is read
 once to warm the page cache; the table shows the median and minimum time and the largest peak
-RSS. Raw figures and the machine's description go to bench-output/ingest.json. Nothing here
-asserts on timings.
+RSS. Raw figures (with each run's CPU time, all threads, steadier than wall time on a busy
+machine) and the machine's description go to bench-output/ingest.json. Nothing here asserts on
+timings.
 
     .venv/bin/python benchmarks/ingest.py [--rows N] [--repeat K] [--quick]
 """
@@ -65,9 +66,9 @@ def generate(path: Path, rows: int) -> None:
         seconds = ids * 30 + rng.integers(0, 30, n)
         cols["ts"] = pa.array(np.datetime64("2023-01-01T00:00:00") + seconds.astype("m8[s]"))
         for j in range(17):  # normal, skewed (amounts) and bounded, with 2-6 decimals
-            values = (rng.normal(j * 10, 1 + j, n), rng.lognormal(3, 1, n), rng.uniform(-1, 1, n))
-            missing = rng.random(n) < MISSING[j] if j < len(MISSING) else None
-            cols[f"f{j:02d}"] = pa.array(np.round(values[j % 3], 2 + j % 5), mask=missing)
+            draws = (rng.normal(j * 10, 1 + j, n), rng.lognormal(3, 1, n), rng.uniform(-1, 1, n))
+            missing = (rng.random(n) < MISSING[j]) if j < len(MISSING) else None
+            cols[f"f{j:02d}"] = pa.array(np.round(draws[j % 3], 2 + j % 5), mask=missing)
         for name, (low, high) in INTS.items():
             cols[name] = pa.array(rng.integers(low, high, n))
         cols["visits"] = pa.array(rng.poisson(3, n))
@@ -100,22 +101,27 @@ def child(tool: str, csv: Path, scratch: Path) -> None:
     from shipyard.security import init_workspace
 
     imports = time.perf_counter() - started
-    seconds, rows = imports, 0
+    rows = 0
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        if tool == "shipyard":
+            ws, _token, _secret = init_workspace(Settings.load(home=str(Path(tmp) / "ws")))
+        start, cpu = time.perf_counter(), time.process_time()
         if tool == "pandas":
-            start = time.perf_counter()
             frame = pd.read_csv(csv)
             frame.to_parquet(Path(tmp) / "out.parquet", engine="pyarrow")
-            seconds, rows = time.perf_counter() - start, len(frame)
+            rows = len(frame)
         elif tool == "shipyard":
-            ws, _token, _secret = init_workspace(Settings.load(home=str(Path(tmp) / "ws")))
-            start = time.perf_counter()
             result = ingest(ws, csv, name="bench", id="id", target="target", time="ts")
-            seconds, rows = time.perf_counter() - start, result.version.rows
+            rows = result.version.rows
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        if tool == "shipyard":
             ws.close()
+    if tool == "empty":
+        seconds = imports
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak_bytes = peak if sys.platform == "darwin" else peak * 1024
-    figures = {"seconds": seconds, "imports": imports, "rss_mb": peak_bytes / 1e6, "rows": rows}
+    figures = {"seconds": seconds, "cpu_s": cpu, "imports": imports, "rss_mb": peak_bytes / 1e6}
+    figures["rows"] = rows
     print(json.dumps(figures))
 
 
@@ -137,6 +143,7 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, object]:
         "median_s": statistics.median(times),
         "min_s": min(times),
         "peak_rss_mb": max(rss),
+        "cpu_s": [r["cpu_s"] for r in runs],
         "imports_s": statistics.median(r["imports"] for r in runs),
         "rows": runs[0]["rows"],
     }

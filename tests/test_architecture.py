@@ -125,12 +125,13 @@ def rule_broken(source_pkg: str, target_pkg: str, lazy: bool) -> str | None:
         # Optional extras (ray, redis, ...): the core must install and import without them.
         return None if lazy else "integrations are imported lazily, inside a function"
     if RANK[target_pkg] > RANK[source_pkg]:
-        return f"upward import: {source_pkg} (layer {RANK[source_pkg]}) -> {target_pkg} " + (
-            f"(layer {RANK[target_pkg]})"
+        return (
+            f"upward import: {source_pkg} (layer {RANK[source_pkg]}) -> "
+            f"{target_pkg} (layer {RANK[target_pkg]})"
         )
-    if source_pkg in CAPABILITIES and target_pkg in CAPABILITIES:
-        if (source_pkg, target_pkg) not in ARROWS:
-            return f"capability {source_pkg} may not import capability {target_pkg}"
+    both_capabilities = source_pkg in CAPABILITIES and target_pkg in CAPABILITIES
+    if both_capabilities and (source_pkg, target_pkg) not in ARROWS:
+        return f"capability {source_pkg} may not import capability {target_pkg}"
     return None
 
 
@@ -174,7 +175,7 @@ def test_the_walk_finds_the_source_tree() -> None:
     assert "shipyard.store.migrations.env" in names
     tokens = SRC / "security" / "tokens.py"
     targets = {i.target for i in imports_of("shipyard.security.tokens", tokens.read_text())}
-    assert {"shipyard.store.audit", "shipyard.core.errors"} <= targets
+    assert {"shipyard.store", "shipyard.store.workspace", "shipyard.core.errors"} <= targets
 
 
 def test_every_package_has_a_layer() -> None:
@@ -214,15 +215,22 @@ BAD = [
     ("shipyard.store.db", "from shipyard.data.ingest import ingest\n", "upward import"),
     ("shipyard.store.db", "def f():\n    import shipyard.serve.app\n", "upward import"),
     ("shipyard.store.db", "from shipyard import cli\n", "upward import"),
-    ("shipyard.store.db", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-     "    from shipyard.loop import policy\n", "upward import"),
+    (
+        "shipyard.store.db",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from shipyard.loop import policy\n",
+        "upward import",
+    ),
     ("shipyard.data.ingest", "from shipyard.train import fit\n", "may not import capability"),
     ("shipyard.serve.app", "from shipyard.evaluate import gates\n", "may not import capability"),
     ("shipyard.security.tokens", "from shipyard.serve import app\n", "may not import capability"),
     ("shipyard.monitor.drift", "from ..registry import models\n", "may not import capability"),
     ("shipyard.data.ingest", "from shipyard.loop import retrain\n", "upward import"),
-    ("shipyard.loop.retrain", "import importlib\nimportlib.import_module('shipyard.api.app')\n",
-     "upward import"),
+    (
+        "shipyard.loop.retrain",
+        "import importlib\nimportlib.import_module('shipyard.api.app')\n",
+        "upward import",
+    ),
     ("shipyard.integrations.ray", "from shipyard.cli import app\n", "upward import"),
     ("shipyard.train.search", "from shipyard.integrations import ray\n", "imported lazily"),
     ("shipyard.data.ingest", "from shipyard.nowhere import x\n", "has no layer"),
@@ -258,7 +266,7 @@ def test_checker_allows_downward_imports(module: str, source: str) -> None:
 
 def test_relative_imports_resolve_against_the_package() -> None:
     found = imports_of("shipyard.data.ingest", "from .. import store\nfrom .sources import x\n")
-    assert [i.target for i in found] == ["shipyard", "shipyard.data.sources"]
+    assert [i.target for i in found] == ["shipyard.store", "shipyard.data.sources"]
     found = imports_of("shipyard.data", "from . import ingest\n", is_package=True)
     assert [i.target for i in found] == ["shipyard.data"]
 

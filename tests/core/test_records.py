@@ -59,9 +59,7 @@ def test_ref_parse_names_what_was_being_parsed() -> None:
         Ref.parse("9lives@2", what="model")
 
 
-@pytest.mark.parametrize(
-    "name", ["loans", "a", "credit-risk", "Model_2.v1", "x" * 64, "A-._-"]
-)
+@pytest.mark.parametrize("name", ["loans", "a", "credit-risk", "Model_2.v1", "x" * 64, "A-._-"])
 def test_check_name_accepts_and_returns(name: str) -> None:
     assert check_name(name) == name
 

@@ -52,9 +52,7 @@ def test_config_toml_values_are_used(home: Path) -> None:
     assert settings.actor_name == "ci-bot"
 
 
-def test_config_toml_of_the_env_home_is_read(
-    home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_config_toml_of_the_env_home_is_read(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (home / "config.toml").write_text('artifacts = "/srv/art"\n')
     monkeypatch.setenv("SHIPYARD_HOME", str(home))
     assert Settings.load().artifacts_url == "/srv/art"

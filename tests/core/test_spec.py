@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.core.errors import SpecError
 from shipyard.core import spec as spec_module
+from shipyard.core.errors import SpecError
 from shipyard.core.spec import EverySpec, ParamRange, ProjectSpec, SqlSource, load_spec, parse_spec
 
 # DESIGN.md section 2, verbatim.
@@ -134,10 +134,16 @@ def test_spec_objects_are_frozen() -> None:
             "9",
         ),
         # User-chosen keys that look like pydantic's union tags must stay in the path.
-        ("project: p\ndata: {source: a.csv, contract: {Income: {mn: 0}}}\n",
-         "data.contract.Income.mn", "0"),
-        ("project: p\ndata: {source: a.csv, contract: {str: {mn: 0}}}\n",
-         "data.contract.str.mn", "0"),
+        (
+            "project: p\ndata: {source: a.csv, contract: {Income: {mn: 0}}}\n",
+            "data.contract.Income.mn",
+            "0",
+        ),
+        (
+            "project: p\ndata: {source: a.csv, contract: {str: {mn: 0}}}\n",
+            "data.contract.str.mn",
+            "0",
+        ),
         ("project: p\ndata: {source: a.csv, none: 1}\n", "data.none", "1"),
         (
             MINIMAL + "train: {candidates: [{estimator: e, params: {C: {low: 1, hihg: 2}}}]}\n",
@@ -150,9 +156,9 @@ def test_spec_objects_are_frozen() -> None:
 def test_unknown_key_names_its_dotted_path(text: str, key: str, value: str) -> None:
     message = _error(text)
     assert message.startswith("shipyard.yaml is not a valid project spec:\n")
-    assert (
-        f"  {key}: unknown key (value {value}); remove it or check its spelling." in message
-    ), message
+    assert f"  {key}: unknown key (value {value}); remove it or check its spelling." in message, (
+        message
+    )
 
 
 def test_every_unknown_key_is_listed() -> None:
@@ -196,8 +202,14 @@ def test_every_unknown_key_is_listed() -> None:
             MINIMAL + "train: {test_size: 1.5}\n",
             "  train.test_size: got 1.5; input should be less than 1",
         ),
-        ("project: 42\ndata: {source: a.csv}\n", "  project: got 42; input should be a valid string"),
-        (MINIMAL + "train: [a, b]\n", "  train: got ['a', 'b']; input should be a valid dictionary"),
+        (
+            "project: 42\ndata: {source: a.csv}\n",
+            "  project: got 42; input should be a valid string",
+        ),
+        (
+            MINIMAL + "train: [a, b]\n",
+            "  train: got ['a', 'b']; input should be a valid dictionary",
+        ),
     ],
 )
 def test_wrong_type_names_key_and_value(text: str, expected: str) -> None:

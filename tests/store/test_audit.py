@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -50,7 +51,7 @@ def test_appended_events_form_a_valid_chain(any_workspace: Workspace) -> None:
         rows = list(s.scalars(select(AuditRow).order_by(AuditRow.seq)))
         newest = audit.events(s, limit=1)[0]
     assert rows[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
     assert report.head == rows[-1].hash == newest.hash
     assert newest.details == {"rows": 104, "nested": {"ok": True, "score": 0.5}}
     assert _verify(ws, expect_head=start.head).ok
@@ -88,7 +89,9 @@ def test_editing_an_event_and_its_hash_breaks_the_next_link(any_workspace: Works
 
     report = _verify(ws)
     assert not report.ok
-    assert any(p.startswith(f"event #{seqs[-1]} (dataset.ingest) links to") for p in report.problems)
+    assert any(
+        p.startswith(f"event #{seqs[-1]} (dataset.ingest) links to") for p in report.problems
+    )
 
 
 def test_deleting_a_middle_event_is_detected(any_workspace: Workspace) -> None:
@@ -187,7 +190,8 @@ def test_concurrent_appends_keep_one_unbroken_chain(any_workspace: Workspace) ->
     assert report.events == before + threads_n * per_thread
     with ws.db.read() as s:
         actors = s.execute(
-            select(AuditRow.actor, func.count()).where(AuditRow.actor.startswith("thread-"))
+            select(AuditRow.actor, func.count())
+            .where(AuditRow.actor.startswith("thread-"))
             .group_by(AuditRow.actor)
         ).all()
         distinct_prev = s.scalar(select(func.count(func.distinct(AuditRow.prev_hash))))

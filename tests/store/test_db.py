@@ -40,7 +40,7 @@ def test_upgrade_creates_the_schema(db: Database) -> None:
     assert db.current() is None
     assert not TABLES & set(inspect(db.engine).get_table_names())
     db.upgrade()
-    assert TABLES <= set(inspect(db.engine).get_table_names())
+    assert set(inspect(db.engine).get_table_names()) >= TABLES
     assert db.head() is not None
     assert db.current() == db.head()
 
@@ -113,7 +113,8 @@ def test_unreachable_postgres_is_unavailable_without_the_password() -> None:
     try:
         for call in (db.upgrade, db.current):
             with pytest.raises(
-                Unavailable, match=r"(?s)cannot connect to the metadata database .*Check SHIPYARD_DB"
+                Unavailable,
+                match=r"(?s)cannot connect to the metadata database .*Check SHIPYARD_DB",
             ) as info:
                 call()
             message = info.value.message

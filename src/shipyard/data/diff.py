@@ -81,7 +81,7 @@ def diff_versions(
         for c in a.profile.columns
         if (other := b.profile.column(c.name)) is not None
         and other.dtype == c.dtype
-        and a_cols[c.name].role != "id"
+        and a_cols[c.name].role not in ("id", "time")
     ]
     with ws.artifacts.open_verified(b.content_hash) as fh:
         b_data = pq.read_table(fh, columns=[c.name for c in comparable])

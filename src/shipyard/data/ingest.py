@@ -34,7 +34,7 @@ from shipyard.core.records import (
 from shipyard.core.spec import ColumnContract, DataSpec, SqlSource
 from shipyard.data import clean
 from shipyard.data.profile import profile_parquet
-from shipyard.data.schema import declared_schema, infer_schema
+from shipyard.data.schema import declared_contract, declared_schema, infer_schema
 from shipyard.data.sources import Source, TypeWiden, open_source
 from shipyard.data.types import ARROW, dtype_of, normalise, storage_type
 from shipyard.data.validation import Validator
@@ -92,9 +92,12 @@ def ingest(
     same = _same_source(ws, name, source_digest, steps)
     if same is not None:
         return IngestResult(same, created=False)
+    previous = _previous_schema(ws, name)
+    if previous is not None:  # the dataset's declared rules hold for every later version
+        contract = {**declared_contract(previous), **contract}
     with _staging(ws) as stage:
         staged, steps_done, declared_report, schema_types = _stream(
-            src, stage, roles, contract, steps, progress
+            src, stage, roles, contract, steps, progress, previous
         )
         profile = profile_parquet(str(staged))
         schema = infer_schema(
@@ -108,7 +111,7 @@ def ingest(
         report = _merge(declared_report, _structural(staged, schema, profile.rows))
         if not report.passed and not allow:
             raise ValidationFailed(
-                _failure_message(name, src.uri, report),
+                _failure_message(name, src.label, report),
                 details={"report": report.model_dump(mode="json")},
             )
         digest = sha256_file(staged)
@@ -179,16 +182,17 @@ def _stream(
     contract: dict[str, ColumnContract],
     steps: Sequence[CleaningStep],
     progress: Progress | None,
+    previous: DatasetSchema | None,
 ) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, str]]:
     declared_types = {c: ARROW[v.type] for c, v in contract.items() if v.type}
     src.column_types = {**declared_types, **clean.read_types(steps), **src.column_types}
     for _attempt in range(64):
         try:
-            return _stream_once(src, stage, roles, contract, steps, progress)
+            return _stream_once(src, stage, roles, contract, steps, progress, previous)
         except TypeWiden as widen:
             src.column_types[widen.column] = widen.dtype
     raise Invalid(
-        f"{src.uri}: column types kept changing while reading; declare them in the contract."
+        f"{src.label}: column types kept changing while reading; declare them in the contract."
     )
 
 
@@ -199,6 +203,7 @@ def _stream_once(
     contract: dict[str, ColumnContract],
     steps: Sequence[CleaningStep],
     progress: Progress | None,
+    previous: DatasetSchema | None,
 ) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, str]]:
     streaming = [s for s in steps if not clean.is_global(s)]
     global_steps = [s for s in steps if clean.is_global(s)]
@@ -214,10 +219,10 @@ def _stream_once(
                 batch, n = clean.apply_streaming(step, batch)
                 changed[steps.index(step)] += n
             if schema is None:
-                schema = _stored_schema(batch.schema, src)
+                schema = _stored_schema(batch.schema, src, steps)
                 _check_columns(src, schema.names, roles, contract, steps)
                 types = {f.name: dtype_of(f.type) for f in schema}
-                validator = Validator(declared_schema(schema.names, types, contract))
+                validator = Validator(declared_schema(schema.names, types, contract, previous))
                 writer = pq.ParquetWriter(raw, schema, compression="zstd")
             _check_widen(batch, schema, src)
             batch = normalise(batch, schema)
@@ -231,9 +236,11 @@ def _stream_once(
         if writer is not None:
             writer.close()
     if schema is None or validator is None:
-        raise Invalid(f"{src.uri} has no rows and no columns; nothing to ingest.")
+        raise Invalid(f"{src.label} has no rows and no columns; nothing to ingest.")
     if rows == 0:
-        raise Invalid(f"{src.uri} has a header but no rows; nothing to ingest.")
+        if src.format == "sql":
+            raise Invalid(f"{src.label}: the query returned no rows; nothing to ingest.")
+        raise Invalid(f"{src.label} has a header but no rows; nothing to ingest.")
     staged = raw
     if global_steps:
         staged = _second_pass(raw, stage / "clean.parquet", steps, global_steps, changed)
@@ -242,9 +249,17 @@ def _stream_once(
     return staged, done, validator.report(), types
 
 
-def _stored_schema(schema: pa.Schema, src: Source) -> pa.Schema:
+def _stored_schema(schema: pa.Schema, src: Source, steps: Sequence[CleaningStep]) -> pa.Schema:
+    """Read-type overrides apply, except to columns a `coerce` step has already typed."""
+    coerced = {c for s in steps if s.op == "coerce" for c in s.columns}
     return pa.schema(
-        [pa.field(f.name, storage_type(src.column_types.get(f.name, f.type))) for f in schema]
+        [
+            pa.field(
+                f.name,
+                storage_type(f.type if f.name in coerced else src.column_types.get(f.name, f.type)),
+            )
+            for f in schema
+        ]
     )
 
 
@@ -263,7 +278,7 @@ def _check_widen(batch: pa.RecordBatch, schema: pa.Schema, src: Source) -> None:
         if stored == "string" and batch.num_rows and _was_null(f.name, src):
             raise TypeWiden(f.name, actual)
         raise Invalid(
-            f"{src.uri}: column {f.name!r} has mixed types: first {stored}, later {now}. Declare "
+            f"{src.label}: column {f.name!r} has mixed types: first {stored}, later {now}. Declare "
             f"its type in the contract or coerce it with `--coerce {f.name}`."
         )
 
@@ -282,16 +297,16 @@ def _check_columns(
     for label, column in (("target", roles.target), ("id", roles.id), ("time", roles.time)):
         if column and column not in names:
             raise Invalid(
-                f"{src.uri}: the {label} column {column!r} is not in the data; the columns are "
+                f"{src.label}: the {label} column {column!r} is not in the data; the columns are "
                 f"{names}. Fix --{label} (or data.{label} in shipyard.yaml)."
             )
     for column in roles.sensitive:
         if column not in names:
-            raise Invalid(f"{src.uri}: sensitive column {column!r} is not in the data {names}.")
+            raise Invalid(f"{src.label}: sensitive column {column!r} is not in the data {names}.")
     unknown = sorted(set(contract) - set(names))
     if unknown:
         raise Invalid(
-            f"{src.uri}: the contract names column(s) {unknown} that the data does not have; "
+            f"{src.label}: the contract names column(s) {unknown} that the data does not have; "
             f"the columns are {names}."
         )
     for step in steps:
@@ -419,6 +434,17 @@ def _same_source(
             if lineage.source_digest == source_digest and done == wanted:
                 return to_record(row)
     return None
+
+
+def _previous_schema(ws: Workspace, name: str) -> DatasetSchema | None:
+    with ws.db.read() as s:
+        row = s.scalars(
+            select(DatasetVersionRow)
+            .where(DatasetVersionRow.dataset == name)
+            .order_by(DatasetVersionRow.version.desc())
+            .limit(1)
+        ).first()
+        return DatasetSchema.model_validate(row.schema) if row else None
 
 
 def _existing(ws: Workspace, name: str, digest: str) -> DatasetVersion | None:

@@ -44,7 +44,8 @@ def infer_schema(
             and col.distinct <= CLOSED_SET_MAX
         ):
             values = sorted(col.top)
-        numeric = col.dtype in ("int64", "float64")
+        # Ids and times are new in every batch of data: a range on them would always warn.
+        numeric = col.dtype in ("int64", "float64") and role not in ("id", "time")
         schema = ColumnSchema(
             name=col.name,
             dtype=col.dtype,
@@ -56,9 +57,13 @@ def infer_schema(
             values=values if role != "id" else None,
             severity=severity,
         )
-        if role in ("id", "target"):
+        if role == "id":
             schema = schema.model_copy(
                 update={"nullable": False, "severity": {"nullable": "error", "unique": "error"}}
+            )
+        elif role == "target":
+            schema = schema.model_copy(
+                update={"nullable": False, "severity": {"nullable": "error"}}
             )
         columns.append(schema)
     inferred = DatasetSchema(columns=columns)
@@ -102,11 +107,39 @@ def apply_contract(schema: DatasetSchema, contract: Mapping[str, ColumnContract]
 
 
 def declared_schema(
-    names: Sequence[str], types: Mapping[str, str], contract: Mapping[str, ColumnContract]
+    names: Sequence[str],
+    types: Mapping[str, str],
+    contract: Mapping[str, ColumnContract],
+    previous: DatasetSchema | None = None,
 ) -> DatasetSchema:
-    """A schema holding only the declared rules: what an ingest checks while it streams."""
-    columns = [
-        ColumnSchema(name=n, dtype=types[n], nullable=True)  # type: ignore[arg-type]
-        for n in names
-    ]
+    """The rules an ingest checks while it streams: the declared contract, and the column
+    types of the dataset's previous version (a column may not silently change type)."""
+    columns = []
+    for name in names:
+        before = previous.column(name) if previous else None
+        if before is not None:
+            col = ColumnSchema(name=name, dtype=before.dtype, severity={"dtype": "error"})
+        else:
+            col = ColumnSchema(name=name, dtype=types[name])  # type: ignore[arg-type]
+        columns.append(col)
     return apply_contract(DatasetSchema(columns=columns), contract)
+
+
+def declared_contract(schema: DatasetSchema) -> dict[str, ColumnContract]:
+    """The blocking rules a stored schema carries, as a contract the next version inherits."""
+    out: dict[str, ColumnContract] = {}
+    for col in schema.columns:
+        rules = {rule for rule, severity in col.severity.items() if severity == "error"}
+        if col.role in ("id", "target"):
+            rules -= {"nullable", "unique"}  # re-derived from the roles on every ingest
+        rules.discard("dtype")  # the previous version's types are checked on their own
+        if not rules:
+            continue
+        out[col.name] = ColumnContract(
+            min=col.min if "range" in rules else None,
+            max=col.max if "range" in rules else None,
+            values=col.values if "values" in rules else None,
+            nullable=col.nullable if "nullable" in rules else None,
+            unique=col.unique if "unique" in rules else None,
+        )
+    return out

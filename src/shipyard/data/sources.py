@@ -18,7 +18,13 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from shipyard.core.errors import Invalid, NotFound, Unavailable
 
@@ -61,6 +67,11 @@ class Source:
     @property
     def path(self) -> Path:
         return Path(self.uri)
+
+    @property
+    def label(self) -> str:
+        """How messages name the source: a SQL URL without its password."""
+        return _safe(self.uri) if self.format == "sql" else self.uri
 
     @property
     def size(self) -> int | None:
@@ -135,6 +146,8 @@ def _csv_batches(source: Source) -> Iterator[pa.RecordBatch]:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
+            if not rows:  # a header and no rows: keep the columns, so the error can say so
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
             return
         except pa.ArrowInvalid as exc:
             match = _CONVERSION.search(str(exc))
@@ -194,6 +207,9 @@ def _mixed(source: Source, column: str, to: str, value: str, rows: int) -> Inval
 def _csv_error(source: Source, exc: pa.ArrowInvalid, *, rows_before: int) -> Invalid:
     message = str(exc)
     if "Empty CSV file" in message:
+        head = _head(source).strip()
+        if head and b"\n" not in head:  # a header line without a line break
+            return Invalid(f"{source.uri} has a header but no rows; nothing to ingest.")
         return Invalid(f"{source.uri} has no header and no rows; nothing to ingest.")
     ragged = _RAGGED.search(message)
     if ragged:
@@ -206,6 +222,11 @@ def _csv_error(source: Source, exc: pa.ArrowInvalid, *, rows_before: int) -> Inv
             details={"line": line, "expected_fields": int(ragged[1]), "got": int(ragged[2])},
         )
     return Invalid(f"{source.uri}: cannot read as CSV: {message}")
+
+
+def _head(source: Source) -> bytes:
+    with pa.input_stream(source.uri, compression="detect") as fh:
+        return bytes(fh.read(BLOCK_SIZE))
 
 
 def _first_ragged_line(source: Source, expected: int) -> int | None:
@@ -252,16 +273,35 @@ def _sql_batches(source: Source) -> Iterator[pa.RecordBatch]:
             "postgresql://user@host/db or sqlite:///file.db."
         ) from exc
     try:
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True).execute(text(source.query))
+        conn = engine.connect()
+    except OperationalError as exc:
+        engine.dispose()
+        raise Unavailable(
+            f"cannot connect to {safe_url}: {exc.orig}. Check the URL, that the server is "
+            "running, and the credentials."
+        ) from exc
+    # Connected: a failure now is the query's (SQLite reports syntax errors as
+    # OperationalError), unless the connection itself was lost.
+    try:
+        query = text(source.query)
+        with conn, conn.execution_options(stream_results=True).execute(query) as result:
             columns = list(result.keys())
+            rows = 0
             while chunk := result.fetchmany(SQL_CHUNK):
                 arrays = {c: [row[i] for row in chunk] for i, c in enumerate(columns)}
+                rows += len(chunk)
                 yield pa.RecordBatch.from_pydict(arrays)
-    except OperationalError as exc:
-        raise Unavailable(
-            f"cannot connect to {safe_url} or run the query: {exc.orig}. Check the URL, that "
-            "the server is running, and the credentials."
+            if not rows:  # no rows: keep the columns, so the error can say so
+                yield pa.RecordBatch.from_pydict({c: [] for c in columns})
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise Unavailable(
+                f"lost the connection to {safe_url} while running the query: {exc.orig}. "
+                "Check that the server is running and ingest again."
+            ) from exc
+        raise Invalid(
+            f"the SQL query failed on {safe_url}: {exc.orig}. Check the query in a database "
+            "client, then ingest again."
         ) from exc
     except SQLAlchemyError as exc:
         raise Invalid(f"the SQL query failed on {safe_url}: {exc}") from exc

@@ -93,7 +93,7 @@ class Validator:
                     col,
                     "dtype",
                     col.rule_severity("dtype"),
-                    f"values that are not numbers in a {col.dtype} column",
+                    f"values that are not numbers in the {col.dtype} column",
                 )
                 rows = np.flatnonzero(bad)
                 t.add(rows + offset, values.take(pa.array(rows[:EXAMPLES])).to_pylist())

@@ -1,0 +1,5 @@
+"""`python -m shipyard` runs the CLI."""
+
+from shipyard.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `make demo` walk-through on the bundled NYC flights data (see `shipyard.demo.flights`)."""
