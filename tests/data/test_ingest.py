@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -27,8 +28,8 @@ from shipyard.data import (
     open_source,
     read_pandas,
     read_table,
+    sources,
 )
-from shipyard.data import sources
 from shipyard.store import audit
 from shipyard.store.artifacts import sha256_file
 from shipyard.store.workspace import Workspace
@@ -759,7 +760,7 @@ def test_large_csv_streams_block_by_block_with_progress(
     version = ingest(workspace, path, name="big", id="id", progress=seen.append).version
 
     assert len(seen) > 20
-    assert all(a < b for a, b in zip(seen, seen[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(seen))
     assert seen[-1] == rows == version.rows
     assert read_table(workspace, version, columns=["x"]).column("x").to_pylist()[-1] == float(
         frame["x"].iloc[-1]

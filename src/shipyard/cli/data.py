@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -199,7 +200,8 @@ def ingest_cmd(
         else:
             if name is None:
                 raise Invalid(
-                    "name the dataset with --name (e.g. --name loans), or omit SOURCE to use shipyard.yaml."
+                    "name the dataset with --name (e.g. --name loans), "
+                    "or omit SOURCE to use shipyard.yaml."
                 )
             src = open_source(source, sql=sql) if sql else open_source(source, format=format_)
             result = ingest(
@@ -284,7 +286,8 @@ def show(
             versions = list_versions(ws, parsed.name)
             data = {"dataset": dataset, "versions": [_summary(v) for v in versions]}
             table = _output.table(
-                f"{dataset.name}  target={dataset.target or '-'}  id={dataset.id_column or '-'}  time={dataset.time_column or '-'}",
+                f"{dataset.name}  target={dataset.target or '-'}  "
+                f"id={dataset.id_column or '-'}  time={dataset.time_column or '-'}",
                 [
                     "VERSION",
                     "ROWS",
@@ -508,7 +511,7 @@ def _spark(c: ColumnProfile) -> str:
     while len(counts) > 10:
         counts = [sum(counts[i : i + 2]) for i in range(0, len(counts), 2)]
         edges = edges[::2] if len(edges) % 2 else [*edges[::2], edges[-1]]
-    widths = [max(b - a, 1e-12) for a, b in zip(edges[:-1], edges[1:], strict=False)]
+    widths = [max(b - a, 1e-12) for a, b in itertools.pairwise(edges)]
     density = [n / w for n, w in zip(counts, widths, strict=False)]
     top = max(density) or 1.0
     return "".join(

@@ -132,7 +132,7 @@ class ProjectSpec(_Spec):
     serve: ServeSpec = Field(default_factory=ServeSpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
-    base_dir: Path = Field(default=Path("."), exclude=True)
+    base_dir: Path = Field(default=Path(), exclude=True)
 
     @field_validator("project")
     @classmethod
@@ -162,7 +162,7 @@ def parse_spec(
             f"got {type(raw).__name__}."
         )
     try:
-        return ProjectSpec.model_validate({**raw, "base_dir": base_dir or Path(".")})
+        return ProjectSpec.model_validate({**raw, "base_dir": base_dir or Path()})
     except ValidationError as exc:
         raise SpecError(_describe(exc, source, raw), details={"errors": _plain(exc, raw)}) from exc
 

@@ -33,12 +33,12 @@ def check_steps(steps: Sequence[CleaningStep]) -> None:
                 raise Invalid(f"{where}: 'to' is {to!r}; expected one of {', '.join(COERCE_TO)}.")
             if not step.columns:
                 raise Invalid(f"{where}: name the columns to coerce, e.g. columns: [income].")
-        if step.op == "fill":
-            if "value" not in step.params and step.params.get("strategy") not in GLOBAL_FILL:
-                raise Invalid(
-                    f"{where}: give params.value (a constant) or params.strategy "
-                    f"({', '.join(GLOBAL_FILL)})."
-                )
+        strategy = step.params.get("strategy")
+        if step.op == "fill" and "value" not in step.params and strategy not in GLOBAL_FILL:
+            raise Invalid(
+                f"{where}: give params.value (a constant) or params.strategy "
+                f"({', '.join(GLOBAL_FILL)})."
+            )
 
 
 def is_global(step: CleaningStep) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -102,7 +104,7 @@ def diff_versions(
 
 
 def _shift(col_a: ColumnProfile, col_b: ColumnProfile, values: pa.ChunkedArray) -> Shift:
-    common = {
+    common: dict[str, Any] = {
         "column": col_a.name,
         "dtype": col_a.dtype,
         "missing_before": col_a.missing_rate,
@@ -111,9 +113,9 @@ def _shift(col_a: ColumnProfile, col_b: ColumnProfile, values: pa.ChunkedArray) 
     if col_a.histogram is not None:
         edges = np.asarray(col_a.histogram.edges)
         floats = as_float(values.drop_null(), col_a.dtype).to_numpy()
-        current = bin_counts(floats[np.isfinite(floats)], edges)
+        binned = bin_counts(floats[np.isfinite(floats)], edges)
         return Shift(
-            psi=psi(col_a.histogram.counts, current),
+            psi=psi(col_a.histogram.counts, binned),
             mean_before=col_a.mean,
             mean_after=col_b.mean,
             **common,

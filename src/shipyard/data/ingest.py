@@ -26,6 +26,7 @@ from shipyard.core.records import (
     CleaningStep,
     DatasetSchema,
     DatasetVersion,
+    DType,
     Lineage,
     ValidationReport,
     Violation,
@@ -71,7 +72,7 @@ def ingest(
     *,
     name: str,
     target: str | None = None,
-    id: str | None = None,  # noqa: A002 - mirrors the spec key and CLI flag
+    id: str | None = None,
     time: str | None = None,
     sensitive: Sequence[str] = (),
     contract: Mapping[str, ColumnContract] | None = None,
@@ -183,7 +184,7 @@ def _stream(
     steps: Sequence[CleaningStep],
     progress: Progress | None,
     previous: DatasetSchema | None,
-) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, str]]:
+) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType]]:
     declared_types = {c: ARROW[v.type] for c, v in contract.items() if v.type}
     src.column_types = {**declared_types, **clean.read_types(steps), **src.column_types}
     for _attempt in range(64):
@@ -204,7 +205,7 @@ def _stream_once(
     steps: Sequence[CleaningStep],
     progress: Progress | None,
     previous: DatasetSchema | None,
-) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, str]]:
+) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType]]:
     streaming = [s for s in steps if not clean.is_global(s)]
     global_steps = [s for s in steps if clean.is_global(s)]
     changed = dict.fromkeys(range(len(steps)), 0)
@@ -379,7 +380,8 @@ def _merge(a: ValidationReport, b: ValidationReport) -> ValidationReport:
 
 def _failure_message(name: str, uri: str, report: ValidationReport) -> str:
     lines = [
-        f"{uri} breaks {len(report.errors)} blocking rule(s) of dataset {name!r}; nothing was stored:"
+        f"{uri} breaks {len(report.errors)} blocking rule(s) of dataset {name!r}; "
+        "nothing was stored:"
     ]
     for v in report.errors[:10]:
         examples = ", ".join(
@@ -466,7 +468,7 @@ def _commit(
     profile: object,
     report: ValidationReport,
     lineage: Lineage,
-    types: dict[str, str],
+    types: dict[str, DType],
 ) -> DatasetVersion:
     now = datetime.now(UTC)
     try:

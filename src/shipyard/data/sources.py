@@ -8,6 +8,7 @@ stays bounded whatever the source's size. Third-party errors are translated here
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -230,7 +231,10 @@ def _head(source: Source) -> bytes:
 
 
 def _first_ragged_line(source: Source, expected: int) -> int | None:
-    with Path(source.uri).open(newline="", encoding="utf-8", errors="replace") as fh:
+    with (
+        pa.input_stream(source.uri, compression="detect") as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as fh,
+    ):
         reader = csv.reader(fh, delimiter=source.delimiter)
         for record in reader:
             if len(record) != expected:

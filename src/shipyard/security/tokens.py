@@ -20,7 +20,7 @@ from shipyard.store import audit
 from shipyard.store.tables import TokenRow
 from shipyard.store.workspace import Workspace
 
-SECRET_PREFIX = "shp_"
+SECRET_PREFIX = "shp_"  # noqa: S105 - a public marker, not a secret
 
 
 def _hash(secret: str) -> str:

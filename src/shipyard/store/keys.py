@@ -17,7 +17,7 @@ KEY_FILE = "keys/signing.ed25519.pem"
 def create_key(home: Path) -> Path:
     path = home / KEY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    path.parent.chmod(0o700)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
