@@ -206,6 +206,118 @@ class DatasetVersion(Record):
         return f"{self.dataset}@{self.version}"
 
 
+# -- runs ---------------------------------------------------------------------------------------
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+    interrupted = "interrupted"
+
+
+class MetricPoint(Record):
+    key: str
+    value: float
+    step: int
+    at: datetime
+
+
+class RunArtifact(Record):
+    name: str
+    digest: str
+    size: int
+
+
+class Run(Record):
+    id: str
+    experiment: str
+    name: str | None = None
+    status: RunStatus
+    parent_id: str | None = None
+    dataset_version_id: str | None = None
+    seed: int | None = None
+    git_commit: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict, description="Latest value per key.")
+    artifacts: list[RunArtifact] = Field(default_factory=list)
+    started_at: datetime
+    ended_at: datetime | None = None
+    created_by: str
+    note: str | None = None
+
+
+# -- models -------------------------------------------------------------------------------------
+
+
+class ModelStatus(StrEnum):
+    candidate = "candidate"
+    approved = "approved"
+    rejected = "rejected"
+    deployed = "deployed"
+    archived = "archived"
+
+
+class SignatureColumn(Record):
+    name: str
+    dtype: DType
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    values: list[str] | None = None
+
+
+class Signature(Record):
+    """What a model accepts and returns; serving validates requests against it."""
+
+    inputs: list[SignatureColumn]
+    output: Literal["class", "number", "cluster"]
+    classes: list[str] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.inputs]
+
+
+class GateResult(Record):
+    gate: str
+    kind: Literal["metric", "fairness", "tests"]
+    passed: bool
+    value: float | None = None
+    threshold: float | None = None
+    detail: str = ""
+
+
+class ModelVersion(Record):
+    id: str
+    model: str
+    version: int
+    status: ModelStatus
+    run_id: str | None = None
+    dataset_version_id: str | None = None
+    task: Literal["classification", "regression", "clustering"]
+    flavor: str
+    artifact: str
+    signature: Signature
+    metrics: dict[str, float] = Field(default_factory=dict)
+    gates: list[GateResult] = Field(default_factory=list)
+    documents: dict[str, str] = Field(default_factory=dict, description="name → artifact digest")
+    aliases: list[str] = Field(default_factory=list)
+    description: str | None = None
+    created_at: datetime
+    created_by: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
+
+
 # -- references ---------------------------------------------------------------------------------
 
 NAME_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")

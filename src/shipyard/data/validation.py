@@ -49,7 +49,6 @@ class Validator:
         self.rows = 0
         self._tallies: dict[tuple[str, str], _Tally] = {}
         self._unique: dict[str, list[pa.Array]] = {c.name: [] for c in schema.columns if c.unique}
-        self._checked_columns = False
 
     def _tally(
         self, col: ColumnSchema | str, rule: str, severity: Severity, message: str
@@ -64,10 +63,9 @@ class Validator:
         offset = self.rows
         self.rows += batch.num_rows
         names = set(batch.schema.names)
-        if not self._checked_columns:
-            self._checked_columns = True
-            for extra in sorted(names - set(self.schema.names)):
-                self._tally(extra, "extra", "warning", f"column {extra!r} is not in the schema")
+        for extra in sorted(names - set(self.schema.names)):
+            t = self._tally(extra, "extra", "warning", f"column {extra!r} is not in the schema")
+            t.count += batch.num_rows
         for col in self.schema.columns:
             if col.name not in names:
                 t = self._tally(
@@ -81,6 +79,8 @@ class Validator:
             self._check(col, batch.column(batch.schema.get_field_index(col.name)), offset)
 
     def _check(self, col: ColumnSchema, values: pa.Array, offset: int) -> None:
+        # Taken before text in a number column is masked: such values are not missing.
+        missing = values.is_null().to_numpy(zero_copy_only=False)
         actual = dtype_of(values.type)
         if pa.types.is_null(values.type):
             actual = col.dtype
@@ -109,14 +109,14 @@ class Validator:
             rows = np.flatnonzero(values.is_valid().to_numpy(zero_copy_only=False)) + offset
             t.add(rows, values.drop_null().slice(0, EXAMPLES).to_pylist())
             return  # range and category checks are meaningless on the wrong type
-        if not col.nullable and values.null_count:
+        if not col.nullable and missing.any():
             t = self._tally(
                 col,
                 "nullable",
                 col.rule_severity("nullable"),
                 "missing values where none are allowed",
             )
-            rows = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False)) + offset
+            rows = np.flatnonzero(missing) + offset
             t.add(rows, [None] * min(len(rows), EXAMPLES))
         if is_numeric(col.dtype) and (col.min is not None or col.max is not None):
             floats = pc.cast(values, pa.float64())

@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -101,3 +112,100 @@ class DatasetVersionRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(128))
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    experiment: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    dataset_version_id: Mapped[str | None] = mapped_column(String(32))
+    seed: Mapped[int | None] = mapped_column(Integer)
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    packages: Mapped[dict[str, Any]]
+    params: Mapped[dict[str, Any]]
+    tags: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class MetricRow(Base):
+    __tablename__ = "run_metrics"
+    __table_args__ = (Index("ix_run_metrics_run_key_step", "run_id", "key", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(256))
+    value: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+
+
+class LatestMetricRow(Base):
+    """The newest value of each metric of a run: what run searches filter and sort on."""
+
+    __tablename__ = "run_latest_metrics"
+    __table_args__ = (Index("ix_run_latest_metrics_key_value", "key", "value"),)
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+
+
+class RunArtifactRow(Base):
+    __tablename__ = "run_artifacts"
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(ForeignKey("models.name"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    dataset_version_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    task: Mapped[str] = mapped_column(String(16))
+    flavor: Mapped[str] = mapped_column(String(32))
+    artifact: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    gates: Mapped[list[Any]]
+    profile: Mapped[dict[str, Any]]
+    documents: Mapped[dict[str, Any]]  # name → artifact digest (evaluation JSON/HTML, card)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class ModelAliasRow(Base):
+    __tablename__ = "model_aliases"
+
+    model: Mapped[str] = mapped_column(ForeignKey("models.name"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(128))
