@@ -144,6 +144,7 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, object]:
         "min_s": min(times),
         "peak_rss_mb": max(rss),
         "cpu_s": [r["cpu_s"] for r in runs],
+        "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
         "imports_s": statistics.median(r["imports"] for r in runs),
         "rows": runs[0]["rows"],
     }
@@ -218,6 +219,7 @@ def main() -> None:
         "csv": str(csv),
         "csv_bytes": csv.stat().st_size,
         "cpu_count": os.cpu_count(),
+        "load_average_after": os.getloadavg(),  # other work on the machine skews wall times
         "python": sys.version.split()[0],
         "pandas": pandas.__version__,
         "pyarrow": pyarrow.__version__,

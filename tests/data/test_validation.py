@@ -1,4 +1,4 @@
-"""Validation: new files checked against a stored version; inferred rules warn, declared ones block."""
+"""Validation against a stored version: inferred rules warn, declared and structural ones block."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from shipyard.core.errors import NotFound
-from shipyard.core.records import ColumnSchema, DatasetSchema, DatasetVersion
+from shipyard.core.records import ColumnSchema, DatasetSchema, DatasetVersion, ValidationReport
 from shipyard.core.spec import ColumnContract
 from shipyard.data import ingest, sources, validate_file
 from shipyard.data.validation import Validator
@@ -24,29 +24,35 @@ WriteFile = Callable[[pd.DataFrame, str], Path]
 def reference(
     workspace: Workspace, loans: Frames, write_file: WriteFile
 ) -> Callable[..., DatasetVersion]:
-    """`reference(**ingest_kwargs)`: loans@1 from 40 rows, the version new files are checked against."""
+    """`reference(contract=None)`: loans@1 from 40 rows, the version files are checked against."""
 
-    def make(**kwargs: object) -> DatasetVersion:
+    def make(contract: dict[str, ColumnContract] | None = None) -> DatasetVersion:
         path = write_file(loans(40), "reference.csv")
         return ingest(
-            workspace, path, name="loans", target="defaulted", id="loan_id", **kwargs
-        ).version  # type: ignore[arg-type]
+            workspace, path, name="loans", target="defaulted", id="loan_id", contract=contract
+        ).version
 
     return make
 
 
-def _rules(report: object) -> set[tuple[str, str, str, int]]:
-    return {(v.column, v.rule, v.severity, v.count) for v in report.violations}  # type: ignore[attr-defined]
+def _rules(report: ValidationReport) -> set[tuple[str, str, str, int]]:
+    return {(v.column, v.rule, v.severity, v.count) for v in report.violations}
 
 
 def test_clean_file_passes(
-    workspace: Workspace, reference: Callable[..., DatasetVersion], loans: Frames, write_file: WriteFile
+    workspace: Workspace,
+    reference: Callable[..., DatasetVersion],
+    loans: Frames,
+    write_file: WriteFile,
 ) -> None:
     reference()
     seen: list[int] = []
 
     report = validate_file(
-        workspace, write_file(loans(40).iloc[5:25], "new.csv"), against="loans@1", progress=seen.append
+        workspace,
+        write_file(loans(40).iloc[5:25], "new.csv"),
+        against="loans@1",
+        progress=seen.append,
     )
 
     assert report.passed
@@ -56,7 +62,10 @@ def test_clean_file_passes(
 
 
 def test_out_of_range_value_and_new_category_warn(
-    workspace: Workspace, reference: Callable[..., DatasetVersion], loans: Frames, write_file: WriteFile
+    workspace: Workspace,
+    reference: Callable[..., DatasetVersion],
+    loans: Frames,
+    write_file: WriteFile,
 ) -> None:
     reference()
     frame = loans(40).iloc[:20].copy()
@@ -76,7 +85,10 @@ def test_out_of_range_value_and_new_category_warn(
 
 
 def test_missing_column_and_text_in_a_number_column_are_errors(
-    workspace: Workspace, reference: Callable[..., DatasetVersion], loans: Frames, write_file: WriteFile
+    workspace: Workspace,
+    reference: Callable[..., DatasetVersion],
+    loans: Frames,
+    write_file: WriteFile,
 ) -> None:
     reference()
     frame = loans(40).iloc[:20].drop(columns="grade").astype({"income": "object"})
@@ -120,7 +132,10 @@ def test_text_in_a_number_column_after_the_first_block_is_found(
 
 
 def test_duplicate_ids_and_missing_target_are_errors(
-    workspace: Workspace, reference: Callable[..., DatasetVersion], loans: Frames, write_file: WriteFile
+    workspace: Workspace,
+    reference: Callable[..., DatasetVersion],
+    loans: Frames,
+    write_file: WriteFile,
 ) -> None:
     reference()
     frame = loans(40).iloc[:20].copy()
@@ -139,7 +154,10 @@ def test_duplicate_ids_and_missing_target_are_errors(
 
 
 def test_declared_rules_block_inferred_ones_warn(
-    workspace: Workspace, reference: Callable[..., DatasetVersion], loans: Frames, write_file: WriteFile
+    workspace: Workspace,
+    reference: Callable[..., DatasetVersion],
+    loans: Frames,
+    write_file: WriteFile,
 ) -> None:
     reference(contract={"income": ColumnContract(min=0)})
     frame = loans(40).iloc[:20].copy()
@@ -155,7 +173,10 @@ def test_declared_rules_block_inferred_ones_warn(
 
 
 def test_extra_column_is_a_warning(
-    workspace: Workspace, reference: Callable[..., DatasetVersion], loans: Frames, write_file: WriteFile
+    workspace: Workspace,
+    reference: Callable[..., DatasetVersion],
+    loans: Frames,
+    write_file: WriteFile,
 ) -> None:
     reference()
     frame = loans(40).iloc[:10].assign(region="north")
@@ -167,10 +188,15 @@ def test_extra_column_is_a_warning(
 
 
 def test_validating_against_an_unknown_version_is_not_found(
-    workspace: Workspace, reference: Callable[..., DatasetVersion], loans: Frames, write_file: WriteFile
+    workspace: Workspace,
+    reference: Callable[..., DatasetVersion],
+    loans: Frames,
+    write_file: WriteFile,
 ) -> None:
     reference()
-    with pytest.raises(NotFound, match=r"dataset loans@3 does not exist: loans has versions 1 to 1"):
+    with pytest.raises(
+        NotFound, match=r"dataset loans@3 does not exist: loans has versions 1 to 1"
+    ):
         validate_file(workspace, write_file(loans(5), "new.csv"), against="loans@3")
 
 

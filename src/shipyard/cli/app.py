@@ -23,7 +23,7 @@ from rich.text import Text
 from rich.traceback import Traceback
 from typer.core import TyperGroup
 
-from shipyard.cli import _output, audit, data, tokens, workspace
+from shipyard.cli import _output, audit, data, runs, tokens, workspace
 from shipyard.cli._output import State
 from shipyard.core.errors import ShipyardError
 
@@ -52,6 +52,7 @@ app.command()(workspace.init)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(data.app, name="data")
+app.add_typer(runs.app, name="runs")
 
 
 def _version(value: bool) -> None:

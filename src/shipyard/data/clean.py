@@ -70,7 +70,7 @@ def _replace(batch: pa.RecordBatch, name: str, column: pa.Array) -> pa.RecordBat
 
 def apply_streaming(step: CleaningStep, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int]:
     """Apply a row-local step to one batch; returns the batch and the rows it changed."""
-    changed = 0
+    changed: pa.Array | None = None  # per row: did the step change it (in any column)?
     if step.op in ("trim", "lower", "empty_to_null"):
         for name in _targets(step, batch, strings=True):
             col = batch.column(batch.schema.get_field_index(name))
@@ -80,20 +80,20 @@ def apply_streaming(step: CleaningStep, batch: pa.RecordBatch) -> tuple[pa.Recor
                 new = pc.utf8_lower(col)
             else:
                 new = pc.if_else(pc.equal(pc.utf8_trim_whitespace(col), ""), None, col)
-            changed += _count_changed(col, new)
+            changed = _either(changed, _changed(col, new))
             batch = _replace(batch, name, new)
     elif step.op == "coerce":
         to = step.params.get("to", "float64")
         for name in _targets(step, batch):
             col = batch.column(batch.schema.get_field_index(name))
             new = _coerce(col, to)
-            changed += int(pc.sum(pc.and_(col.is_valid(), new.is_null())).as_py() or 0)
+            changed = _either(changed, pc.and_(col.is_valid(), new.is_null()))
             batch = _replace(batch, name, new)
     elif step.op == "fill":
         value = step.params["value"]
         for name in _targets(step, batch):
             col = batch.column(batch.schema.get_field_index(name))
-            changed += col.null_count
+            changed = _either(changed, col.is_null())
             batch = _replace(batch, name, pc.fill_null(col, pa.scalar(value).cast(col.type)))
     elif step.op == "drop_missing":
         names = _targets(step, batch)
@@ -104,14 +104,26 @@ def apply_streaming(step: CleaningStep, batch: pa.RecordBatch) -> tuple[pa.Recor
         if keep is not None:
             before = batch.num_rows
             batch = batch.filter(keep)
-            changed = before - batch.num_rows
-    return batch, changed
+            return batch, before - batch.num_rows
+    return batch, 0 if changed is None else int(pc.sum(changed).as_py() or 0)
 
 
-def _count_changed(old: pa.Array, new: pa.Array) -> int:
+def _either(a: pa.Array | None, b: pa.Array) -> pa.Array:
+    return b if a is None else pc.or_(a, b)
+
+
+def _changed(old: pa.Array, new: pa.Array) -> pa.Array:
     differs = pc.not_equal(old, new).fill_null(False)
     became_null = pc.and_(old.is_valid(), new.is_null())
-    return int(pc.sum(pc.or_(differs, became_null)).as_py() or 0)
+    return pc.or_(differs, became_null)
+
+
+def rows_missing(batch: pa.RecordBatch, columns: Sequence[str]) -> int:
+    """Rows missing a value in any of `columns`."""
+    missing: pa.Array | None = None
+    for name in columns:
+        missing = _either(missing, batch.column(batch.schema.get_field_index(name)).is_null())
+    return 0 if missing is None else int(pc.sum(missing).as_py() or 0)
 
 
 def _coerce(col: pa.Array, to: str) -> pa.Array:

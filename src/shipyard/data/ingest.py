@@ -340,12 +340,11 @@ def _second_pass(
                 if step.op == "dedupe":
                     batch, n = dedupers[id(step)](batch)
                 else:
-                    n = 0
-                    for column, value in fills[id(step)].items():
-                        if value is not None:
-                            one = CleaningStep(op="fill", columns=[column], params={"value": value})
-                            batch, k = clean.apply_streaming(one, batch)
-                            n += k
+                    values = {c: v for c, v in fills[id(step)].items() if v is not None}
+                    n = clean.rows_missing(batch, list(values))
+                    for column, value in values.items():
+                        one = CleaningStep(op="fill", columns=[column], params={"value": value})
+                        batch, _ = clean.apply_streaming(one, batch)
                 changed[steps.index(step)] += n
             writer.write_batch(batch, row_group_size=ROW_GROUP)
     return out

@@ -1,0 +1,157 @@
+"""`shipyard models`: list, show, alias and read the cards of registered models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from shipyard.cli import _output
+from shipyard.core.records import ModelVersion, Ref
+from shipyard.registry import get_document, get_version, list_models, list_versions, set_alias
+
+app = typer.Typer(help="List, show, alias and document registered models.", no_args_is_help=True)
+
+
+@app.command("ls")
+def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
+    """Every model with its versions, statuses and aliases."""
+    with _output.workspace(ctx) as ws:
+        versions = [v for name in list_models(ws) for v in list_versions(ws, name)]
+    if not versions:
+        table: RenderableType = Text("No models yet. `shipyard train` registers one.")
+    else:
+        table = _output.table(
+            "Models",
+            ["MODEL", "STATUS", "ALIASES", "FLAVOR", "MAIN METRICS", "CREATED (UTC)"],
+            [
+                (v.ref, _status(v), ", ".join(v.aliases), v.flavor, _metrics(v), v.created_at)
+                for v in versions
+            ],
+        )
+    _output.emit(versions, json_mode=json, table=table)
+
+
+def _status(v: ModelVersion) -> Text:
+    style = {"rejected": "red", "deployed": "green", "approved": "green", "archived": "dim"}.get(
+        v.status.value, ""
+    )
+    return Text(v.status.value, style=style)
+
+
+def _metrics(v: ModelVersion, most: int = 3) -> str:
+    return "  ".join(
+        f"{k} {val:.3f}"
+        for k, val in list(v.metrics.items())[:most]
+        if isinstance(val, float | int)
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@N, NAME@ALIAS or NAME (latest).")],
+    json: _output.JsonFlag = False,
+) -> None:
+    """A model version: status, lineage, signature, metrics and gates."""
+    with _output.workspace(ctx) as ws:
+        v = get_version(ws, ref)
+    head = Text.assemble(
+        (v.ref, "bold"),
+        f"  ({v.id})  ",
+        _status(v),
+        f"  aliases: {', '.join(v.aliases) or '-'}\n",
+        f"task {v.task}  flavor {v.flavor}  artifact {v.artifact[:12]}\n",
+        f"run {v.run_id or '-'}  dataset version {v.dataset_version_id or '-'}\n",
+        f"created {_output.when(v.created_at)} UTC by {v.created_by}",
+    )
+    sig = _output.table(
+        "Signature (inputs)",
+        ["COLUMN", "TYPE", "NULLABLE", "RANGE / VALUES"],
+        [
+            (
+                c.name,
+                c.dtype,
+                "yes" if c.nullable else "no",
+                "{" + ", ".join(c.values[:6]) + (", …" if len(c.values) > 6 else "") + "}"
+                if c.values
+                else (f"[{c.min:g}, {c.max:g}]" if c.min is not None and c.max is not None else ""),
+            )
+            for c in v.signature.inputs
+        ],
+    )
+    out = Text(
+        f"output: {v.signature.output}" + (f" {v.signature.classes}" if v.signature.classes else "")
+    )
+    metrics = _output.table(
+        "Held-out metrics",
+        ["METRIC", "VALUE"],
+        [(k, f"{val:.4f}") for k, val in v.metrics.items() if isinstance(val, float | int)],
+    )
+    gates = _output.table(
+        "Gates",
+        ["GATE", "RESULT", "VALUE", "DETAIL"],
+        [
+            (
+                g.gate,
+                Text("pass", style="green") if g.passed else Text("FAIL", style="red"),
+                "" if g.value is None else f"{g.value:.4f}",
+                g.detail,
+            )
+            for g in v.gates
+        ],
+    )
+    docs = Text(
+        "documents: " + ", ".join(v.documents) + f"  (shipyard models card {v.ref})", style="dim"
+    )
+    _output.emit(v, json_mode=json, table=Group(head, sig, out, metrics, gates, docs))
+
+
+@app.command("alias")
+def alias(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version, e.g. credit-risk@3.")],
+    name: Annotated[str, typer.Argument(help="The alias, e.g. champion or challenger.")],
+    json: _output.JsonFlag = False,
+) -> None:
+    """Point an alias at a version (a rejected version can never be champion)."""
+    with _output.workspace(ctx) as ws:
+        v = set_alias(ws, ref, name)
+    if json:
+        _output.print_json(v)
+        return
+    _output.console().print(
+        f"{Ref.parse(ref, what='model reference').name}@{name} → {v.ref}", markup=False
+    )
+
+
+@app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@N or NAME@ALIAS.")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the HTML card to this file.")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Write the HTML evaluation report (with plots) to this file."
+        ),
+    ] = None,
+) -> None:
+    """Print the model card (Markdown); --html/--report write the HTML card and report."""
+    with _output.workspace(ctx) as ws:
+        v = get_version(ws, ref)
+        markdown = get_document(ws, v.ref, "card.md")
+        if html:
+            html.write_bytes(get_document(ws, v.ref, "card.html"))
+        if report:
+            report.write_bytes(get_document(ws, v.ref, "evaluation.html"))
+    sys.stdout.write(markdown.decode())
+    for path in (html, report):
+        if path:
+            _output.err_console().print(f"wrote {path}")

@@ -1,0 +1,265 @@
+"""The metric catalogue: which metrics each task has, how to compute them, and which way is up.
+
+Classification is binary when the model has two classes; the positive class is then the second
+of the sorted classes (``1`` of ``[0, 1]``, ``"yes"`` of ``["no", "yes"]``). With more classes,
+precision, recall and F1 are macro averages and ROC-AUC is one-vs-rest (macro).
+
+    >>> compute("regression", [1.0, 2.0], [1.5, 2.0])["mae"]
+    0.25
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from sklearn import metrics as skm
+
+from shipyard.core.errors import Invalid
+
+Task = Literal["classification", "regression", "clustering"]
+
+_CATALOGUE: dict[str, tuple[str, ...]] = {
+    "classification": (
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "log_loss",
+    ),
+    "regression": ("rmse", "mae", "r2", "mape"),
+    "clustering": ("silhouette",),
+}
+_LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
+_NEEDS_SCORES = frozenset({"roc_auc", "log_loss"})
+# silhouette is O(rows²) in time and memory; beyond this it is estimated on a seeded sample.
+SILHOUETTE_SAMPLE = 5000
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    """The metrics of a task, in catalogue order: ``metric_names("regression")[0] == "rmse"``."""
+    _check_task(task)
+    return _CATALOGUE[task]
+
+
+def greater_is_better(name: str) -> bool:
+    """Whether a larger value is better: ``greater_is_better("rmse") is False``."""
+    if not any(name in names for names in _CATALOGUE.values()):
+        every = sorted({n for names in _CATALOGUE.values() for n in names})
+        raise Invalid(f"metric {name!r} does not exist; choose one of {', '.join(every)}.")
+    return name not in _LOWER_IS_BETTER
+
+
+def check_metric(task: str, name: str) -> str:
+    """Return ``name`` if ``task`` has that metric, else raise `Invalid` listing the valid ones.
+
+    >>> check_metric("classification", "f1")
+    'f1'
+    """
+    if name not in metric_names(task):
+        raise Invalid(
+            f"metric {name!r} does not exist for {task}; "
+            f"choose one of {', '.join(_CATALOGUE[task])}."
+        )
+    return name
+
+
+def positive_class(labels: Sequence[Any]) -> Any:
+    """The positive class of a binary problem: the second of the sorted labels."""
+    return _sorted(labels)[-1]
+
+
+def compute(
+    task: str,
+    y_true: Any,
+    y_pred: Any,
+    y_score: Any = None,
+    X: Any = None,
+    *,
+    labels: Sequence[Any] | None = None,
+) -> dict[str, float]:
+    """Every metric of ``task`` that the inputs allow, as ``{name: value}``.
+
+    ``y_score`` holds class probabilities (``predict_proba``), one column per label in
+    ``labels`` order (default: the sorted labels of ``y_true`` and ``y_pred``); without it,
+    roc_auc and log_loss are left out. A metric that is undefined on the data (ROC-AUC when
+    ``y_true`` has one class, R² of one row) is left out too. Clustering needs ``X``, numeric.
+
+    >>> compute("classification", [0, 1, 1], [0, 1, 0], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    {'accuracy': 0.666..., ..., 'roc_auc': 1.0, 'log_loss': 0.37...}
+    """
+    _check_task(task)
+    if task == "clustering":
+        return _clustering(y_pred, X)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape[0] != y_pred.shape[0]:
+        raise Invalid(
+            f"y_true has {y_true.shape[0]} rows but y_pred has {y_pred.shape[0]}; "
+            "pass the predictions for exactly the labelled rows."
+        )
+    if y_true.shape[0] == 0:
+        raise Invalid("no rows to evaluate: y_true is empty.")
+    if task == "regression":
+        return _regression(y_true.astype(float), y_pred.astype(float))
+    return _classification(y_true, y_pred, y_score, labels)
+
+
+def _classification(
+    y_true: np.ndarray, y_pred: np.ndarray, y_score: Any, labels: Sequence[Any] | None
+) -> dict[str, float]:
+    classes = list(labels) if labels is not None else _sorted(np.union1d(y_true, y_pred))
+    out = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
+    }
+    if len(classes) <= 2:
+        pos = positive_class(classes)
+        avg: dict[str, Any] = {"average": "binary", "pos_label": pos}
+    else:
+        avg = {"average": "macro", "labels": classes}
+    out["precision"] = skm.precision_score(y_true, y_pred, zero_division=0, **avg)
+    out["recall"] = skm.recall_score(y_true, y_pred, zero_division=0, **avg)
+    out["f1"] = skm.f1_score(y_true, y_pred, zero_division=0, **avg)
+    if y_score is not None:
+        scores = _score_matrix(y_score, len(classes))
+        out.update(_probability_metrics(y_true, scores, classes))
+    return {k: float(v) for k, v in out.items()}
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    # sklearn warns when a predicted class never occurs in y_true (common in small slices);
+    # the definition is then the mean recall over the classes that do occur, which we compute.
+    classes = np.unique(y_true)
+    recalls = [np.mean(y_pred[y_true == c] == c) for c in classes]
+    return float(np.mean(recalls))
+
+
+def _probability_metrics(
+    y_true: np.ndarray, scores: np.ndarray, classes: list[Any]
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    present = set(np.unique(y_true).tolist())
+    if len(classes) <= 2:
+        if len(present) == 2:
+            pos = positive_class(classes)
+            out["roc_auc"] = skm.roc_auc_score(y_true == pos, scores[:, -1])
+    elif present == set(classes):
+        out["roc_auc"] = skm.roc_auc_score(
+            y_true, scores, multi_class="ovr", average="macro", labels=classes
+        )
+    if present <= set(classes):
+        out["log_loss"] = skm.log_loss(y_true, scores, labels=classes)
+    return out
+
+
+def _score_matrix(y_score: Any, n_classes: int) -> np.ndarray:
+    scores = np.asarray(y_score, dtype=float)
+    if scores.ndim == 1 and n_classes <= 2:
+        scores = np.column_stack([1.0 - scores, scores])
+    if scores.ndim != 2 or scores.shape[1] != max(n_classes, 2):
+        raise Invalid(
+            f"y_score has shape {scores.shape} but there are {n_classes} classes; pass "
+            "predict_proba output with one column per class, in the order of `labels`."
+        )
+    return scores
+
+
+def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    out = {
+        "rmse": skm.root_mean_squared_error(y_true, y_pred),
+        "mae": skm.mean_absolute_error(y_true, y_pred),
+        "mape": skm.mean_absolute_percentage_error(y_true, y_pred),
+    }
+    if y_true.shape[0] >= 2:
+        out["r2"] = skm.r2_score(y_true, y_pred)
+    return {k: float(out[k]) for k in _CATALOGUE["regression"] if k in out}
+
+
+def _clustering(labels: Any, X: Any, *, seed: int = 0) -> dict[str, float]:
+    if X is None:
+        raise Invalid("silhouette needs the data the clusters were formed on: pass X.")
+    labels = np.asarray(labels)
+    n_clusters = len(np.unique(labels))
+    if not 2 <= n_clusters <= labels.shape[0] - 1:
+        return {}
+    sample = SILHOUETTE_SAMPLE if labels.shape[0] > SILHOUETTE_SAMPLE else None
+    value = skm.silhouette_score(X, labels, sample_size=sample, random_state=seed)
+    return {"silhouette": float(value)}
+
+
+def _sorted(values: Any) -> list[Any]:
+    items = list(np.asarray(values).tolist()) if not isinstance(values, list) else list(values)
+    try:
+        return sorted(items)
+    except TypeError:  # mixed types cannot be ordered; keep the given order
+        return items
+
+
+def _check_task(task: str) -> None:
+    if task not in _CATALOGUE:
+        raise Invalid(
+            f"task {task!r} is not known; choose one of {', '.join(_CATALOGUE)}."
+        )
+
+
+# -- cross-validation ---------------------------------------------------------------------------
+
+
+class MetricScorer:
+    """A scikit-learn scorer for one catalogue metric: ``scorer(estimator, X, y) -> float``.
+
+    Returns the metric, negated when lower is better (scikit-learn maximises scores), so
+    ``-cross_val_score(model, X, y, scoring=sklearn_scorer("regression", "rmse")).mean()`` is
+    the mean RMSE.
+    """
+
+    def __init__(self, task: str, name: str) -> None:
+        self.task = task
+        self.name = check_metric(task, name)
+        self.sign = 1.0 if greater_is_better(name) else -1.0
+
+    def __call__(self, estimator: Any, X: Any, y: Any = None) -> float:
+        prediction = estimator.predict(X)
+        scores = None
+        labels = None
+        if self.task == "classification":
+            labels = list(getattr(estimator, "classes_", [])) or None
+            if self.name in _NEEDS_SCORES:
+                if not hasattr(estimator, "predict_proba"):
+                    raise Invalid(
+                        f"metric {self.name!r} needs class probabilities but "
+                        f"{type(estimator).__name__} has no predict_proba; "
+                        "choose accuracy, balanced_accuracy, precision, recall or f1."
+                    )
+                scores = estimator.predict_proba(X)
+        elif self.task == "clustering":
+            X = _model_space(estimator, X)
+        values = compute(self.task, y, prediction, scores, X, labels=labels)
+        if self.name not in values:
+            raise Invalid(
+                f"metric {self.name!r} is undefined on this fold "
+                f"({len(prediction)} rows); use more rows per fold or another metric."
+            )
+        return self.sign * values[self.name]
+
+    def __repr__(self) -> str:
+        return f"MetricScorer({self.task!r}, {self.name!r})"
+
+
+def sklearn_scorer(task: str, name: str) -> Callable[..., float]:
+    """A ``scoring=`` value for ``cross_val_score`` that computes the catalogue metric.
+
+    >>> cross_val_score(model, X, y, scoring=sklearn_scorer("classification", "f1"), cv=5)
+    """
+    return MetricScorer(task, name)
+
+
+def _model_space(estimator: Any, X: Any) -> Any:
+    """X as the final step of a pipeline sees it (clusters live in that space)."""
+    steps = getattr(estimator, "steps", None)
+    if steps and len(steps) > 1:
+        return estimator[:-1].transform(X)
+    return X

@@ -1,0 +1,121 @@
+"""Estimators named by import path, and the search space the spec declares for them."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+import optuna
+
+from shipyard.core.errors import Invalid
+from shipyard.core.spec import Candidate, ParamRange
+
+# Quiet, single-threaded-per-trial defaults for libraries that print or oversubscribe.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lightgbm.": {"verbosity": -1},
+    "xgboost.": {"verbosity": 0},
+}
+
+
+def import_estimator(path: str) -> type:
+    """The class at `path` (e.g. sklearn.linear_model.LogisticRegression), checked to be an
+    estimator (has `fit`, and `get_params` or an inspectable constructor)."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise Invalid(
+            f"estimator {path!r} is not an import path; write e.g. sklearn.linear_model.LogisticRegression."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise Invalid(
+            f"estimator {path!r} does not import: {exc}. Check the spelling, or install the "
+            "package that provides it."
+        ) from exc
+    cls = getattr(module, attr, None)
+    if cls is None:
+        close = [n for n in dir(module) if n.lower() == attr.lower()]
+        hint = f" Did you mean {module_name}.{close[0]}?" if close else ""
+        raise Invalid(f"estimator {path!r} does not import: {module_name} has no {attr!r}.{hint}")
+    if not inspect.isclass(cls) or not hasattr(cls, "fit"):
+        raise Invalid(f"{path!r} is not an estimator class with a fit() method.")
+    return cls
+
+
+def accepted_params(cls: type) -> set[str]:
+    try:
+        return set(cls().get_params(deep=False))
+    except Exception:  # noqa: BLE001 - fall back to the constructor's signature
+        sig = inspect.signature(cls.__init__)
+        return {n for n in sig.parameters if n != "self"}
+
+
+def check_candidate(candidate: Candidate) -> type:
+    cls = import_estimator(candidate.estimator)
+    accepted = accepted_params(cls)
+    unknown = sorted(set(candidate.params) - accepted)
+    if unknown:
+        raise Invalid(
+            f"estimator {candidate.estimator} does not accept parameter(s) {unknown}; it accepts: "
+            f"{', '.join(sorted(accepted))}."
+        )
+    for name, space in candidate.params.items():
+        if isinstance(space, ParamRange) and not space.low < space.high:
+            raise Invalid(
+                f"{candidate.estimator} parameter {name!r}: low ({space.low}) must be below high ({space.high})."
+            )
+        if isinstance(space, ParamRange) and space.log and space.low <= 0:
+            raise Invalid(
+                f"{candidate.estimator} parameter {name!r}: a log range needs low > 0, got {space.low}."
+            )
+        if isinstance(space, list) and not space:
+            raise Invalid(
+                f"{candidate.estimator} parameter {name!r}: the list of choices is empty."
+            )
+    return cls
+
+
+def suggest(trial: optuna.Trial, candidates: list[Candidate]) -> tuple[Candidate, dict[str, Any]]:
+    """Pick a candidate and its parameters for one trial (conditional search space)."""
+    if len(candidates) == 1:
+        candidate = candidates[0]
+    else:
+        index = trial.suggest_categorical("candidate", list(range(len(candidates))))
+        candidate = candidates[int(index)]
+    short = candidate.estimator.rsplit(".", 1)[-1]
+    params: dict[str, Any] = {}
+    for name, space in candidate.params.items():
+        key = f"{short}.{name}"
+        if isinstance(space, ParamRange):
+            integral = (
+                space.low.is_integer()
+                and space.high.is_integer()
+                and not space.log
+                and (space.step is None or float(space.step).is_integer())
+            )
+            if integral:
+                params[name] = trial.suggest_int(
+                    key, int(space.low), int(space.high), step=int(space.step or 1)
+                )
+            else:
+                params[name] = trial.suggest_float(
+                    key, space.low, space.high, log=space.log, step=space.step
+                )
+        elif isinstance(space, list):
+            params[name] = space[trial.suggest_categorical(key, list(range(len(space))))]
+        else:
+            params[name] = space
+    return candidate, params
+
+
+def make_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
+    cls = import_estimator(path)
+    accepted = accepted_params(cls)
+    full = {
+        k: v for prefix, d in _DEFAULTS.items() if path.startswith(prefix) for k, v in d.items()
+    }
+    if "random_state" in accepted:
+        full["random_state"] = seed
+    full.update(params)
+    return cls(**{k: v for k, v in full.items() if k in accepted})

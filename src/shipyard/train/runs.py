@@ -1,0 +1,199 @@
+"""Reading runs back: get, search with a filter, metric history, side-by-side comparison."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.orm import Session
+
+from shipyard.core.errors import Invalid, NotFound
+from shipyard.core.records import MetricPoint, Run, RunArtifact, RunStatus
+from shipyard.store.tables import LatestMetricRow, MetricRow, RunArtifactRow, RunRow
+from shipyard.store.workspace import Workspace
+
+_CLAUSE = re.compile(
+    r"^\s*(?:(?P<kind>metrics|params|tags)\.(?P<key>[\w.\-/]+)|(?P<field>status|experiment|name))"
+    r"\s*(?P<op>>=|<=|!=|=|>|<)\s*(?P<value>'[^']*'|\"[^\"]*\"|[-+\w.]+)\s*$"
+)
+_OPS = {
+    ">": lambda c, v: c > v,
+    ">=": lambda c, v: c >= v,
+    "<": lambda c, v: c < v,
+    "<=": lambda c, v: c <= v,
+    "=": lambda c, v: c == v,
+    "!=": lambda c, v: c != v,
+}
+
+
+def _record(row: RunRow, metrics: dict[str, float], artifacts: list[RunArtifact]) -> Run:
+    return Run(
+        id=row.id,
+        experiment=row.experiment,
+        name=row.name,
+        status=RunStatus(row.status),
+        parent_id=row.parent_id,
+        dataset_version_id=row.dataset_version_id,
+        seed=row.seed,
+        git_commit=row.git_commit,
+        packages=row.packages,
+        params=row.params,
+        tags=row.tags,
+        metrics=metrics,
+        artifacts=artifacts,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        created_by=row.created_by,
+        note=row.note,
+    )
+
+
+def get_run(ws: Workspace, run_id: str) -> Run:
+    with ws.db.read() as s:
+        row = s.get(RunRow, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id!r} does not exist; `shipyard runs ls` lists runs.")
+        return _load(s, [row])[0]
+
+
+def _load(s: Session, rows: Sequence[RunRow]) -> list[Run]:
+    ids = [r.id for r in rows]
+    metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+    artifacts: dict[str, list[RunArtifact]] = {i: [] for i in ids}
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        for m in s.scalars(select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))):
+            metrics[m.run_id][m.key] = m.value
+        for a in s.scalars(select(RunArtifactRow).where(RunArtifactRow.run_id.in_(chunk))):
+            artifacts[a.run_id].append(RunArtifact(name=a.name, digest=a.digest, size=a.size))
+    return [_record(r, metrics[r.id], artifacts[r.id]) for r in rows]
+
+
+def search_runs(
+    ws: Workspace,
+    *,
+    experiment: str | None = None,
+    filter: str | None = None,  # noqa: A002
+    order_by: str | None = None,
+    parent_id: str | None = None,
+    top_level: bool = False,
+    limit: int | None = 100,
+) -> list[Run]:
+    """Runs matching `filter`: clauses joined by `and`, e.g.
+    "metrics.auc > 0.8 and params.model = 'lgbm' and status = 'finished'".
+    `order_by`: "metrics.auc desc", "started_at" (default newest first)."""
+    query = select(RunRow)
+    conditions: list[ColumnElement[bool]] = []
+    if experiment:
+        conditions.append(RunRow.experiment == experiment)
+    if parent_id:
+        conditions.append(RunRow.parent_id == parent_id)
+    if top_level:
+        conditions.append(RunRow.parent_id.is_(None))
+    for text in _split(filter):
+        conditions.append(_condition(text))
+    if conditions:
+        query = query.where(and_(*conditions))
+    query = _order(query, order_by)
+    if limit:
+        query = query.limit(limit)
+    with ws.db.read() as s:
+        return _load(s, list(s.scalars(query)))
+
+
+def _split(text: str | None) -> list[str]:
+    if not text or not text.strip():
+        return []
+    return [p for p in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE) if p]
+
+
+def _condition(text: str) -> ColumnElement[bool]:
+    match = _CLAUSE.match(text)
+    if not match:
+        raise Invalid(
+            f'run filter clause {text!r} does not parse; write e.g. "metrics.auc > 0.8", '
+            "\"params.model = 'lgbm'\", \"tags.team = 'risk'\" or \"status = 'finished'\", "
+            "joined by 'and'."
+        )
+    op = _OPS[match["op"]]
+    raw = match["value"]
+    quoted = raw[:1] in "'\""
+    value = raw[1:-1] if quoted else raw
+    if match["kind"] == "metrics":
+        try:
+            number = float(value)
+        except ValueError:
+            raise Invalid(
+                f"run filter {text!r}: a metric compares with a number, not {raw}."
+            ) from None
+        sub = select(LatestMetricRow.run_id).where(
+            LatestMetricRow.key == match["key"], op(LatestMetricRow.value, number)
+        )
+        return RunRow.id.in_(sub)
+    if match["kind"] in ("params", "tags"):
+        column = RunRow.params if match["kind"] == "params" else RunRow.tags
+        return op(column[match["key"]].as_string(), value)  # type: ignore[no-any-return]
+    return op(getattr(RunRow, match["field"]), value)  # type: ignore[no-any-return]
+
+
+def _order(query: Any, order_by: str | None) -> Any:
+    if not order_by:
+        return query.order_by(RunRow.started_at.desc())
+    field, _, direction = order_by.strip().partition(" ")
+    descending = direction.strip().lower() == "desc"
+    if field.startswith("metrics."):
+        key = field.removeprefix("metrics.")
+        sort = (
+            select(LatestMetricRow.value)
+            .where(LatestMetricRow.run_id == RunRow.id, LatestMetricRow.key == key)
+            .scalar_subquery()
+        )
+    elif field in ("started_at", "ended_at", "name", "status", "experiment"):
+        sort = getattr(RunRow, field)
+    else:
+        raise Invalid(
+            f"order_by {order_by!r}: use metrics.KEY, started_at, ended_at, name or status, "
+            "optionally followed by asc or desc."
+        )
+    return query.order_by(sort.desc().nulls_last() if descending else sort.asc().nulls_last())
+
+
+def metric_history(ws: Workspace, run_id: str, key: str) -> list[MetricPoint]:
+    with ws.db.read() as s:
+        rows = s.scalars(
+            select(MetricRow)
+            .where(MetricRow.run_id == run_id, MetricRow.key == key)
+            .order_by(MetricRow.step, MetricRow.at)
+        )
+        return [MetricPoint(key=r.key, value=r.value, step=r.step, at=r.at) for r in rows]
+
+
+def plot_histories(ws: Workspace, runs: Sequence[Run], out: Path) -> Path | None:
+    """One panel per metric with a history longer than one point; None if there is none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for r in runs for k in r.metrics})
+    series = {k: [(r, metric_history(ws, r.id, k)) for r in runs] for k in keys}
+    series = {k: v for k, v in series.items() if any(len(h) > 1 for _, h in v)}
+    if not series:
+        return None
+    fig, axes = plt.subplots(len(series), 1, figsize=(8, 2.8 * len(series)), squeeze=False)
+    for ax, (key, per_run) in zip(axes[:, 0], series.items(), strict=True):
+        for run, history in per_run:
+            if history:
+                ax.plot(
+                    [p.step for p in history], [p.value for p in history], label=run.name or run.id
+                )
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,448 @@
+"""Experiment tracking: runs with params, metrics (with steps), tags and artifacts.
+
+Logging calls only append to an in-memory buffer (a few microseconds); a background thread
+writes the buffer in one transaction every `FLUSH_SECONDS` or when it grows past
+`FLUSH_ITEMS`, and `flush()` / the end of the run / interpreter exit write whatever is left,
+so nothing a call has acknowledged is lost when the process exits normally or by exception.
+
+    with shipyard.start_run(experiment="churn") as run:
+        shipyard.log_params({"C": 0.1})
+        for step in range(100):
+            shipyard.log_metric("loss", loss, step=step)
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.metadata
+import json
+import secrets
+import subprocess
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shipyard.core.errors import Invalid, NotFound
+from shipyard.core.records import RunStatus
+from shipyard.store import audit
+from shipyard.store.tables import LatestMetricRow, MetricRow, RunArtifactRow, RunRow
+from shipyard.store.workspace import Workspace
+
+FLUSH_SECONDS = 1.0
+FLUSH_ITEMS = 10_000
+PACKAGES = (
+    "shipyard",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost",
+    "optuna",
+    "pyarrow",
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_key(key: str, what: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > 250:
+        raise Invalid(f"{what} name {key!r} must be a non-empty string of at most 250 characters.")
+    return key
+
+
+class RunLogger:
+    """Buffered writer for one run. Thread-safe; one flush at a time."""
+
+    def __init__(self, ws: Workspace, run_id: str) -> None:
+        self.ws = ws
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._metrics: list[tuple[str, float, int, datetime]] = []
+        self._params: dict[str, Any] = {}
+        self._tags: dict[str, str] = {}
+        self._steps: dict[str, int] = {}
+        self._closed = False
+        self._wake = threading.Event()
+        self._thread = threading.Thread(
+            target=self._background, name=f"shipyard-log-{run_id}", daemon=True
+        )
+        self._thread.start()
+        _OPEN.add(self)
+
+    # -- logging (fast path) ---------------------------------------------------------------------
+
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, at: datetime | None = None
+    ) -> None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise Invalid(f"metric {key!r}: value {value!r} is not a number.") from None
+        with self._lock:
+            if step is None:
+                step = self._steps.get(key, -1) + 1
+            self._steps[key] = step
+            self._metrics.append((key, number, int(step), at or _now()))
+            full = len(self._metrics) >= FLUSH_ITEMS
+        if full:
+            self._wake.set()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        at = _now()
+        for key, value in metrics.items():
+            self.log_metric(key, value, step=step, at=at)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        clean = {_check_key(k, "param"): _param_value(v) for k, v in params.items()}
+        with self._lock:
+            self._params.update(clean)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._tags.update({_check_key(k, "tag"): str(v) for k, v in tags.items()})
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> str:
+        """Store a file's bytes in the artifact store now; its row is written with the next flush."""
+        file = Path(path)
+        if not file.is_file():
+            raise NotFound(f"artifact file {str(file)!r} does not exist.")
+        digest = self.ws.artifacts.put_file(file)
+        artifact_name = _check_key(name or file.name, "artifact")
+        with self.ws.db.write() as s:
+            s.merge(
+                RunArtifactRow(
+                    run_id=self.run_id,
+                    name=artifact_name,
+                    digest=digest,
+                    size=file.stat().st_size,
+                    created_at=_now(),
+                )
+            )
+        return digest
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything logged so far, in one transaction."""
+        with self._flush_lock:
+            with self._lock:
+                metrics, self._metrics = self._metrics, []
+                params, self._params = self._params, {}
+                tags, self._tags = self._tags, {}
+            if not (metrics or params or tags):
+                return
+            try:
+                self._write(metrics, params, tags)
+            except BaseException:
+                with self._lock:  # keep them for the next attempt
+                    self._metrics[:0] = metrics
+                    self._params = {**params, **self._params}
+                    self._tags = {**tags, **self._tags}
+                raise
+
+    def _write(
+        self,
+        metrics: list[tuple[str, float, int, datetime]],
+        params: dict[str, Any],
+        tags: dict[str, str],
+    ) -> None:
+        with self.ws.db.write() as s:
+            if params or tags:
+                row = s.get(RunRow, self.run_id)
+                if row is None:
+                    raise NotFound(f"run {self.run_id} does not exist.")
+                if params:
+                    row.params = {**row.params, **params}
+                if tags:
+                    row.tags = {**row.tags, **tags}
+            if metrics:
+                s.execute(
+                    insert(MetricRow),
+                    [
+                        {"run_id": self.run_id, "key": k, "value": v, "step": st, "at": at}
+                        for k, v, st, at in metrics
+                    ],
+                )
+                latest: dict[str, tuple[float, int, datetime]] = {}
+                for k, v, st, at in metrics:
+                    old = latest.get(k)
+                    if old is None or (st, at) >= (old[1], old[2]):
+                        latest[k] = (v, st, at)
+                _upsert_latest(s, self.run_id, latest)
+
+    def _background(self) -> None:
+        while not self._closed:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - retried by the next flush; end() raises it
+                continue
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.flush()
+        _OPEN.discard(self)
+
+
+def _param_value(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _upsert_latest(s: Any, run_id: str, latest: dict[str, tuple[float, int, datetime]]) -> None:
+    rows = [
+        {"run_id": run_id, "key": k, "value": v, "step": st, "at": at}
+        for k, (v, st, at) in latest.items()
+    ]
+    dialect = s.get_bind().dialect.name
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = make(LatestMetricRow).values(rows)
+    newer = (stmt.excluded.step > LatestMetricRow.step) | (
+        (stmt.excluded.step == LatestMetricRow.step) & (stmt.excluded.at >= LatestMetricRow.at)
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={"value": stmt.excluded.value, "step": stmt.excluded.step, "at": stmt.excluded.at},
+        where=newer,
+    )
+    s.execute(stmt)
+
+
+_OPEN: weakref.WeakSet[RunLogger] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for logger in list(_OPEN):
+        try:
+            logger.close()
+        except Exception:  # noqa: BLE001, S112 - best effort at interpreter exit
+            continue
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def create_run(
+    ws: Workspace,
+    *,
+    experiment: str,
+    name: str | None = None,
+    parent_id: str | None = None,
+    dataset_version_id: str | None = None,
+    seed: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    capture_env: bool = True,
+) -> str:
+    """Insert a run row (status running) and return its id."""
+    _check_key(experiment, "experiment")
+    run_id = "run_" + secrets.token_hex(10)
+    with ws.db.write() as s:
+        s.add(
+            RunRow(
+                id=run_id,
+                experiment=experiment,
+                name=name,
+                status=RunStatus.running.value,
+                parent_id=parent_id,
+                dataset_version_id=dataset_version_id,
+                seed=seed,
+                git_commit=_git_commit() if capture_env else None,
+                packages=package_versions() if capture_env else {},
+                params={k: _param_value(v) for k, v in (params or {}).items()},
+                tags={k: str(v) for k, v in (tags or {}).items()},
+                started_at=_now(),
+                created_by=ws.actor,
+            )
+        )
+        if parent_id is None:
+            audit.append(
+                s,
+                actor=ws.actor,
+                action="run.start",
+                object_type="run",
+                object_id=run_id,
+                details={"experiment": experiment, "name": name},
+            )
+    return run_id
+
+
+def end_run(
+    ws: Workspace, run_id: str, status: RunStatus = RunStatus.finished, note: str | None = None
+) -> None:
+    with ws.db.write() as s:
+        row = s.get(RunRow, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist.")
+        row.status = status.value
+        row.ended_at = _now()
+        if note:
+            row.note = note
+        if row.parent_id is None:
+            audit.append(
+                s,
+                actor=ws.actor,
+                action=f"run.{status.value}",
+                object_type="run",
+                object_id=run_id,
+                details={"note": note} if note else {},
+            )
+
+
+# -- the in-process API -------------------------------------------------------------------------
+
+
+class ActiveRun:
+    """The run `start_run()` opened: log to it directly or through the module functions."""
+
+    def __init__(self, ws: Workspace, run_id: str, *, owns_workspace: bool) -> None:
+        self.ws = ws
+        self.id = run_id
+        self.logger = RunLogger(ws, run_id)
+        self._owns = owns_workspace
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self.logger.log_metric(key, value, step)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self.logger.log_metrics(metrics, step)
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.logger.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.logger.log_params(params)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.logger.set_tags({key: value})
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> str:
+        return self.logger.log_artifact(path, name)
+
+    def end(self, status: RunStatus = RunStatus.finished, note: str | None = None) -> None:
+        try:
+            self.logger.close()
+        finally:
+            end_run(self.ws, self.id, status, note)
+            if self._owns:
+                self.ws.close()
+
+
+_CURRENT: ContextVar[ActiveRun | None] = ContextVar("shipyard_active_run", default=None)
+
+
+@contextmanager
+def start_run(
+    experiment: str = "default",
+    *,
+    name: str | None = None,
+    workspace: Workspace | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    parent_id: str | None = None,
+) -> Iterator[ActiveRun]:
+    """Open a run; it ends `finished`, `failed` (exception) or `interrupted` (Ctrl-C).
+
+    >>> with start_run(experiment="churn") as run:
+    ...     log_metric("auc", 0.91)
+    """
+    owns = workspace is None
+    if workspace is None:
+        from shipyard.core.settings import Settings
+
+        workspace = Workspace.open(Settings.load())
+    run_id = create_run(
+        workspace,
+        experiment=experiment,
+        name=name,
+        params=params,
+        tags=tags,
+        seed=seed,
+        parent_id=parent_id,
+    )
+    run = ActiveRun(workspace, run_id, owns_workspace=owns)
+    token = _CURRENT.set(run)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.end(RunStatus.interrupted, "interrupted by the user")
+        raise
+    except BaseException as exc:
+        run.end(RunStatus.failed, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    else:
+        run.end(RunStatus.finished)
+    finally:
+        _CURRENT.reset(token)
+
+
+def active_run() -> ActiveRun:
+    run = _CURRENT.get()
+    if run is None:
+        raise Invalid("no active run: wrap the logging calls in `with shipyard.start_run(): ...`.")
+    return run
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    active_run().log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    active_run().log_metrics(metrics, step)
+
+
+def log_param(key: str, value: Any) -> None:
+    active_run().log_param(key, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    active_run().log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    active_run().set_tag(key, value)
+
+
+def log_artifact(path: str | Path, name: str | None = None) -> str:
+    return active_run().log_artifact(path, name)
