@@ -19,15 +19,6 @@ from shipyard.store import audit
 from shipyard.store.tables import AuditRow, DatasetRow, DatasetVersionRow
 from shipyard.store.workspace import Workspace
 
-LOAN_TYPES = {
-    "loan_id": "int64",
-    "income": "float64",
-    "grade": "string",
-    "sex": "string",
-    "issued_at": "timestamp",
-    "defaulted": "int64",
-}
-
 
 @pytest.fixture
 def loans() -> Callable[..., pd.DataFrame]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,14 +30,13 @@ from shipyard.core.records import (
     DType,
     Lineage,
     ValidationReport,
-    Violation,
     check_name,
 )
 from shipyard.core.spec import ColumnContract, DataSpec, SqlSource
 from shipyard.data import clean
-from shipyard.data.profile import profile_parquet
+from shipyard.data.profile import ProfileBuilder, profile_parquet
 from shipyard.data.schema import declared_contract, declared_schema, infer_schema
-from shipyard.data.sources import Source, TypeWiden, open_source
+from shipyard.data.sources import Source, TypeWiden, open_source, prefetch
 from shipyard.data.types import ARROW, dtype_of, normalise, storage_type
 from shipyard.data.validation import Validator
 from shipyard.data.versions import get_version, next_version, to_record
@@ -97,10 +97,10 @@ def ingest(
     if previous is not None:  # the dataset's declared rules hold for every later version
         contract = {**declared_contract(previous), **contract}
     with _staging(ws) as stage:
-        staged, steps_done, declared_report, schema_types = _stream(
+        staged, steps_done, report, schema_types, builder = _stream(
             src, stage, roles, contract, steps, progress, previous
         )
-        profile = profile_parquet(str(staged))
+        profile = builder.finish()
         schema = infer_schema(
             profile,
             target=roles.target,
@@ -109,7 +109,6 @@ def ingest(
             sensitive=roles.sensitive,
             contract=contract,
         )
-        report = _merge(declared_report, _structural(staged, schema, profile.rows))
         if not report.passed and not allow:
             raise ValidationFailed(
                 _failure_message(name, src.label, report),
@@ -126,7 +125,7 @@ def ingest(
             source_digest=source_digest,
             steps=steps_done,
         )
-        ws.artifacts.put_file(staged, digest)
+        ws.artifacts.put_file(staged, digest, move=True)
         version = _commit(ws, name, roles, digest, schema, profile, report, lineage, schema_types)
         return IngestResult(version, created=True)
 
@@ -184,7 +183,7 @@ def _stream(
     steps: Sequence[CleaningStep],
     progress: Progress | None,
     previous: DatasetSchema | None,
-) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType]]:
+) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType], ProfileBuilder]:
     declared_types = {c: ARROW[v.type] for c, v in contract.items() if v.type}
     src.column_types = {**declared_types, **clean.read_types(steps), **src.column_types}
     for _attempt in range(64):
@@ -205,17 +204,20 @@ def _stream_once(
     steps: Sequence[CleaningStep],
     progress: Progress | None,
     previous: DatasetSchema | None,
-) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType]]:
+) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType], ProfileBuilder]:
+    """Read, clean and stage the data. Validation and profiling see the final rows: here
+    when every step is row-local, else in the second pass that the whole-data steps need."""
     streaming = [s for s in steps if not clean.is_global(s)]
     global_steps = [s for s in steps if clean.is_global(s)]
     changed = dict.fromkeys(range(len(steps)), 0)
     raw = stage / "stream.parquet"
-    writer: pq.ParquetWriter | None = None
+    writer: _BackgroundWriter | None = None
     validator: Validator | None = None
+    builder: ProfileBuilder | None = None
     schema: pa.Schema | None = None
     rows = 0
     try:
-        for batch in src.batches():
+        for batch in prefetch(src.batches()):
             for step in streaming:
                 batch, n = clean.apply_streaming(step, batch)
                 changed[steps.index(step)] += n
@@ -223,20 +225,24 @@ def _stream_once(
                 schema = _stored_schema(batch.schema, src, steps)
                 _check_columns(src, schema.names, roles, contract, steps)
                 types = {f.name: dtype_of(f.type) for f in schema}
-                validator = Validator(declared_schema(schema.names, types, contract, previous))
-                writer = pq.ParquetWriter(raw, schema, compression="zstd")
+                rules = _with_roles(declared_schema(schema.names, types, contract, previous), roles)
+                validator = Validator(rules)
+                builder = ProfileBuilder(schema)
+                writer = _BackgroundWriter(raw, schema)
             _check_widen(batch, schema, src)
             batch = normalise(batch, schema)
-            assert validator is not None and writer is not None
-            validator.update(batch)
-            writer.write_batch(batch, row_group_size=ROW_GROUP)
+            assert validator is not None and writer is not None and builder is not None
+            writer.write(batch)
+            if not global_steps:
+                validator.update(batch)
+                builder.update(batch)
             rows += batch.num_rows
             if progress:
                 progress(rows)
     finally:
         if writer is not None:
             writer.close()
-    if schema is None or validator is None:
+    if schema is None or validator is None or builder is None:
         raise Invalid(f"{src.label} has no rows and no columns; nothing to ingest.")
     if rows == 0:
         if src.format == "sql":
@@ -244,10 +250,70 @@ def _stream_once(
         raise Invalid(f"{src.label} has a header but no rows; nothing to ingest.")
     staged = raw
     if global_steps:
-        staged = _second_pass(raw, stage / "clean.parquet", steps, global_steps, changed)
+        validator = Validator(validator.schema)
+        builder = ProfileBuilder(schema)
+        staged = _second_pass(
+            raw, stage / "clean.parquet", steps, global_steps, changed, validator, builder
+        )
     done = [s.model_copy(update={"rows_changed": changed[i]}) for i, s in enumerate(steps)]
     types = {f.name: dtype_of(f.type) for f in schema}
-    return staged, done, validator.report(), types
+    return staged, done, validator.report(), types, builder
+
+
+def _with_roles(schema: DatasetSchema, roles: Roles) -> DatasetSchema:
+    """The structural rules: the id is present and unique, the target is present."""
+    columns = []
+    for col in schema.columns:
+        if col.name == roles.id:
+            col = col.model_copy(
+                update={
+                    "unique": True,
+                    "nullable": False,
+                    "severity": {**col.severity, "unique": "error", "nullable": "error"},
+                }
+            )
+        elif col.name == roles.target:
+            col = col.model_copy(
+                update={"nullable": False, "severity": {**col.severity, "nullable": "error"}}
+            )
+        columns.append(col)
+    return DatasetSchema(columns=columns)
+
+
+class _BackgroundWriter:
+    """Parquet writes on a second thread, so reading the next block overlaps compressing this
+    one (both release the GIL). Batches are gathered into row groups of `ROW_GROUP` rows; at
+    most one write is in flight, and its error surfaces on the next call."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(path, schema, compression="snappy")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shipyard-parquet")
+        self._pending: Future[None] | None = None
+        self._buffer: list[pa.RecordBatch] = []
+        self._rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._buffer.append(batch)
+        self._rows += batch.num_rows
+        if self._rows >= ROW_GROUP:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+        table = pa.Table.from_batches(self._buffer)
+        self._buffer, self._rows = [], 0
+        self._pending = self._pool.submit(self._writer.write_table, table, row_group_size=ROW_GROUP)
+
+    def close(self) -> None:
+        try:
+            if self._buffer:
+                self._submit()
+            if self._pending is not None:
+                self._pending.result()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._writer.close()
 
 
 def _stored_schema(schema: pa.Schema, src: Source, steps: Sequence[CleaningStep]) -> pa.Schema:
@@ -324,6 +390,8 @@ def _second_pass(
     steps: Sequence[CleaningStep],
     global_steps: list[CleaningStep],
     changed: dict[int, int],
+    validator: Validator,
+    builder: ProfileBuilder,
 ) -> Path:
     fills: dict[int, dict[str, object]] = {}
     if any(s.op == "fill" for s in global_steps):
@@ -334,7 +402,7 @@ def _second_pass(
                 fills[id(step)] = {c: clean.fill_value(step, c, stats) for c in columns}
     dedupers = {id(s): clean.Deduper(s.columns) for s in global_steps if s.op == "dedupe"}
     file = pq.ParquetFile(raw)
-    with pq.ParquetWriter(out, file.schema_arrow, compression="zstd") as writer:
+    with pq.ParquetWriter(out, file.schema_arrow, compression="snappy") as writer:
         for batch in file.iter_batches(batch_size=ROW_GROUP):
             for step in global_steps:
                 if step.op == "dedupe":
@@ -346,35 +414,10 @@ def _second_pass(
                         one = CleaningStep(op="fill", columns=[column], params={"value": value})
                         batch, _ = clean.apply_streaming(one, batch)
                 changed[steps.index(step)] += n
+            validator.update(batch)
+            builder.update(batch)
             writer.write_batch(batch, row_group_size=ROW_GROUP)
     return out
-
-
-# -- checks that need the whole file ----------------------------------------------------------
-
-
-def _structural(staged: Path, schema: DatasetSchema, rows: int) -> ValidationReport:
-    """Rules on the role columns: id unique and present, target present."""
-    checks = [c for c in schema.columns if c.role in ("id", "target")]
-    if not checks:
-        return ValidationReport(rows=rows)
-    only = DatasetSchema(
-        columns=[c.model_copy(update={"min": None, "max": None, "values": None}) for c in checks]
-    )
-    validator = Validator(only)
-    file = pq.ParquetFile(staged)
-    for batch in file.iter_batches(batch_size=ROW_GROUP, columns=only.names):
-        validator.update(batch)
-    return validator.report()
-
-
-def _merge(a: ValidationReport, b: ValidationReport) -> ValidationReport:
-    seen = {(v.column, v.rule) for v in a.violations}
-    extra: list[Violation] = [v for v in b.violations if (v.column, v.rule) not in seen]
-    violations = sorted(
-        [*a.violations, *extra], key=lambda v: (v.severity != "error", v.column, v.rule)
-    )
-    return ValidationReport(rows=max(a.rows, b.rows), violations=violations)
 
 
 def _failure_message(name: str, uri: str, report: ValidationReport) -> str:

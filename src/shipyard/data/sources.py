@@ -10,9 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Full, Queue
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -29,7 +32,7 @@ from sqlalchemy.exc import (
 
 from shipyard.core.errors import Invalid, NotFound, Unavailable
 
-BLOCK_SIZE = 8 << 20
+BLOCK_SIZE = 2 << 20  # measured: pyarrow's streaming CSV reader is fastest at 1-4 MiB
 SQL_CHUNK = 50_000
 FORMATS = ("csv", "parquet", "jsonl")
 _SUFFIXES = {
@@ -43,6 +46,46 @@ _SUFFIXES = {
     ".ndjson": "jsonl",
     ".json": "jsonl",
 }
+
+
+def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Read ahead on a second thread (parsing releases the GIL), so reading the next block
+    overlaps the caller's work on this one. Errors are re-raised in the caller's thread."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put(("batch", batch), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("end", None))
+        except BaseException as exc:
+            queue.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="shipyard-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                queue.get_nowait()
+            except Empty:
+                thread.join(timeout=0.1)
 
 
 class TypeWiden(Exception):

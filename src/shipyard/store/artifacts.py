@@ -82,12 +82,24 @@ class ArtifactStore:
                 Path(tmp.name).unlink(missing_ok=True)
         return digest
 
-    def put_file(self, path: str | Path, digest: str | None = None) -> str:
-        """Store a local file's bytes; returns the digest. The source file is left in place."""
+    def put_file(self, path: str | Path, digest: str | None = None, *, move: bool = False) -> str:
+        """Store a local file's bytes; returns the digest. With `move=True` a file on the same
+        local filesystem is renamed into place (no copy); otherwise it is left where it is."""
         source = Path(path)
         digest = digest or sha256_file(source)
-        if not self.exists(digest):
-            self._place(source, digest)
+        if self.exists(digest):
+            return digest
+        if move and self.local:
+            target = self.path_of(digest)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with source.open("rb") as fh:
+                os.fsync(fh.fileno())
+            try:
+                os.replace(source, target)
+                return digest
+            except OSError:  # another filesystem: fall back to the copying write
+                pass
+        self._place(source, digest)
         return digest
 
     def _place(self, source: Path, digest: str) -> None:
