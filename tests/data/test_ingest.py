@@ -275,6 +275,18 @@ def test_same_file_twice_is_the_same_version(
     assert [v.id for v in list_versions(ws, "loans")] == [first.version.id]
 
 
+def test_same_file_under_a_new_contract_is_checked_again(
+    workspace: Workspace, loans: Frames, write_file: WriteFile, stores_nothing: NothingStored
+) -> None:
+    frame = loans()
+    path = write_file(frame, "loans.csv")
+    ingest(workspace, path, name="loans", **ROLES)
+    too_strict = {"income": ColumnContract(min=float(frame["income"].max()) + 1)}
+
+    with stores_nothing(workspace), pytest.raises(ValidationFailed, match="income: values outside"):
+        ingest(workspace, path, name="loans", contract=too_strict, **ROLES)
+
+
 def test_same_data_in_other_bytes_is_the_same_version(
     workspace: Workspace, write_text: WriteText, stores_nothing: NothingStored
 ) -> None:

@@ -172,6 +172,9 @@ class Lineage(Record):
     source_digest: str | None = None
     parent: str | None = None
     steps: list[CleaningStep] = Field(default_factory=list)
+    contract: dict[str, Any] = Field(
+        default_factory=dict, description="The contract declared for this ingest (plain data)."
+    )
 
 
 class Dataset(Record):

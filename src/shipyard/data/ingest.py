@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -90,7 +91,8 @@ def ingest(
     roles = _roles(ws, name, Roles(target, id, time, tuple(sensitive)))
     contract = dict(contract or {})
     source_digest = sha256_file(src.uri) if src.format != "sql" else None
-    same = _same_source(ws, name, source_digest, steps)
+    declared = {c: v.model_dump(mode="json", exclude_defaults=True) for c, v in contract.items()}
+    same = _same_source(ws, name, source_digest, steps, declared)
     if same is not None:
         return IngestResult(same, created=False)
     previous = _previous_schema(ws, name)
@@ -124,6 +126,7 @@ def ingest(
             query=src.query,
             source_digest=source_digest,
             steps=steps_done,
+            contract=declared,
         )
         ws.artifacts.put_file(staged, digest, move=True)
         version = _commit(ws, name, roles, digest, schema, profile, report, lineage, schema_types)
@@ -464,9 +467,13 @@ def _roles(ws: Workspace, name: str, given: Roles) -> Roles:
 
 
 def _same_source(
-    ws: Workspace, name: str, source_digest: str | None, steps: Sequence[CleaningStep]
+    ws: Workspace,
+    name: str,
+    source_digest: str | None,
+    steps: Sequence[CleaningStep],
+    contract: dict[str, Any],
 ) -> DatasetVersion | None:
-    """A version made from the same source bytes with the same cleaning: nothing to redo."""
+    """A version made from the same source bytes, cleaning and contract: nothing to redo."""
     if source_digest is None:
         return None
     wanted = [s.model_dump(exclude={"rows_changed"}) for s in steps]
@@ -475,7 +482,8 @@ def _same_source(
         for row in rows:
             lineage = Lineage.model_validate(row.lineage)
             done = [st.model_dump(exclude={"rows_changed"}) for st in lineage.steps]
-            if lineage.source_digest == source_digest and done == wanted:
+            same_contract = lineage.contract == contract
+            if lineage.source_digest == source_digest and done == wanted and same_contract:
                 return to_record(row)
     return None
 
