@@ -15,7 +15,7 @@ Everything else is under the capability packages (`shipyard.data`, `shipyard.tra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shipyard.train.tracking import (
     active_run,

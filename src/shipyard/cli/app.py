@@ -23,8 +23,9 @@ from rich.text import Text
 from rich.traceback import Traceback
 from typer.core import TyperGroup
 
-from shipyard.cli import _output, audit, data, runs, tokens, workspace
+from shipyard.cli import _output, audit, data, models, runs, tokens, workspace
 from shipyard.cli._output import State
+from shipyard.cli.train import train
 from shipyard.core.errors import ShipyardError
 
 
@@ -52,7 +53,9 @@ app.command()(workspace.init)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(data.app, name="data")
+app.command()(train)
 app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
 
 
 def _version(value: bool) -> None:

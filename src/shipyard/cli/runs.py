@@ -98,7 +98,8 @@ def show(
     head = Text.assemble(
         (run.id, "bold"),
         f"  {run.experiment} / {run.name or '-'}  status {run.status.value}\n",
-        f"started {_output.when(run.started_at)}  ended {_output.when(run.ended_at)}  by {run.created_by}\n",
+        f"started {_output.when(run.started_at)}  ended {_output.when(run.ended_at)}  by "
+        f"{run.created_by}\n",
         f"seed {run.seed}  git {run.git_commit or '-'}  parent {run.parent_id or '-'}",
         *([f"\nnote: {run.note}"] if run.note else []),
     )

@@ -47,7 +47,8 @@ def train(
             )
         except KeyboardInterrupt:
             _output.err_console().print(
-                "interrupted: the trials that finished are recorded (`shipyard runs ls`); no model was registered."
+                "interrupted: the trials that finished are recorded (`shipyard runs ls`); no "
+                "model was registered."
             )
             raise
     if json:
@@ -148,7 +149,8 @@ def _view(o: TrainOutcome) -> RenderableType:
     m = o.model
     if m.status.value == "rejected":
         verdict = Text(
-            f"Registered {m.ref} as REJECTED: it failed {len(m.failed_gates)} gate(s) and can never "
+            f"Registered {m.ref} as REJECTED: it failed {len(m.failed_gates)} gate(s) and can "
+            "never "
             "be champion.",
             style="bold red",
         )

@@ -24,7 +24,8 @@ def import_estimator(path: str) -> type:
     module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise Invalid(
-            f"estimator {path!r} is not an import path; write e.g. sklearn.linear_model.LogisticRegression."
+            f"estimator {path!r} is not an import path; write e.g. "
+            "sklearn.linear_model.LogisticRegression."
         )
     try:
         module = importlib.import_module(module_name)
@@ -46,8 +47,8 @@ def import_estimator(path: str) -> type:
 def accepted_params(cls: type) -> set[str]:
     try:
         return set(cls().get_params(deep=False))
-    except Exception:  # noqa: BLE001 - fall back to the constructor's signature
-        sig = inspect.signature(cls.__init__)
+    except Exception:
+        sig = inspect.signature(cls)
         return {n for n in sig.parameters if n != "self"}
 
 
@@ -63,11 +64,13 @@ def check_candidate(candidate: Candidate) -> type:
     for name, space in candidate.params.items():
         if isinstance(space, ParamRange) and not space.low < space.high:
             raise Invalid(
-                f"{candidate.estimator} parameter {name!r}: low ({space.low}) must be below high ({space.high})."
+                f"{candidate.estimator} parameter {name!r}: low ({space.low}) must be below "
+                f"high ({space.high})."
             )
         if isinstance(space, ParamRange) and space.log and space.low <= 0:
             raise Invalid(
-                f"{candidate.estimator} parameter {name!r}: a log range needs low > 0, got {space.low}."
+                f"{candidate.estimator} parameter {name!r}: a log range needs low > 0, got "
+                f"{space.low}."
             )
         if isinstance(space, list) and not space:
             raise Invalid(

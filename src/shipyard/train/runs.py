@@ -29,8 +29,9 @@ _OPS = {
 }
 
 
-def _record(row: RunRow, metrics: dict[str, float], artifacts: list[RunArtifact]) -> Run:
-    return Run(
+def _record(row: Any, metrics: dict[str, float], artifacts: list[RunArtifact]) -> Run:
+    # Rows come from our own table, already typed: skip validation (it dominated searches).
+    return Run.model_construct(
         id=row.id,
         experiment=row.experiment,
         name=row.name,
@@ -53,19 +54,20 @@ def _record(row: RunRow, metrics: dict[str, float], artifacts: list[RunArtifact]
 
 def get_run(ws: Workspace, run_id: str) -> Run:
     with ws.db.read() as s:
-        row = s.get(RunRow, run_id)
+        row = s.execute(select(RunRow.__table__).where(RunRow.id == run_id)).first()
         if row is None:
             raise NotFound(f"run {run_id!r} does not exist; `shipyard runs ls` lists runs.")
         return _load(s, [row])[0]
 
 
-def _load(s: Session, rows: Sequence[RunRow]) -> list[Run]:
+def _load(s: Session, rows: Sequence[Any]) -> list[Run]:
     ids = [r.id for r in rows]
     metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
     artifacts: dict[str, list[RunArtifact]] = {i: [] for i in ids}
     for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-        for m in s.scalars(select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))):
-            metrics[m.run_id][m.key] = m.value
+        latest = select(LatestMetricRow.run_id, LatestMetricRow.key, LatestMetricRow.value)
+        for run_id, key, value in s.execute(latest.where(LatestMetricRow.run_id.in_(chunk))):
+            metrics[run_id][key] = value
         for a in s.scalars(select(RunArtifactRow).where(RunArtifactRow.run_id.in_(chunk))):
             artifacts[a.run_id].append(RunArtifact(name=a.name, digest=a.digest, size=a.size))
     return [_record(r, metrics[r.id], artifacts[r.id]) for r in rows]
@@ -75,7 +77,7 @@ def search_runs(
     ws: Workspace,
     *,
     experiment: str | None = None,
-    filter: str | None = None,  # noqa: A002
+    filter: str | None = None,
     order_by: str | None = None,
     parent_id: str | None = None,
     top_level: bool = False,
@@ -84,7 +86,7 @@ def search_runs(
     """Runs matching `filter`: clauses joined by `and`, e.g.
     "metrics.auc > 0.8 and params.model = 'lgbm' and status = 'finished'".
     `order_by`: "metrics.auc desc", "started_at" (default newest first)."""
-    query = select(RunRow)
+    query = select(RunRow.__table__)
     conditions: list[ColumnElement[bool]] = []
     if experiment:
         conditions.append(RunRow.experiment == experiment)
@@ -100,7 +102,7 @@ def search_runs(
     if limit:
         query = query.limit(limit)
     with ws.db.read() as s:
-        return _load(s, list(s.scalars(query)))
+        return _load(s, list(s.execute(query)))
 
 
 def _split(text: str | None) -> list[str]:
@@ -134,8 +136,8 @@ def _condition(text: str) -> ColumnElement[bool]:
         return RunRow.id.in_(sub)
     if match["kind"] in ("params", "tags"):
         column = RunRow.params if match["kind"] == "params" else RunRow.tags
-        return op(column[match["key"]].as_string(), value)  # type: ignore[no-any-return]
-    return op(getattr(RunRow, match["field"]), value)  # type: ignore[no-any-return]
+        return op(column[match["key"]].as_string(), value)
+    return op(getattr(RunRow, match["field"]), value)
 
 
 def _order(query: Any, order_by: str | None) -> Any:

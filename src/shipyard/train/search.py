@@ -103,7 +103,7 @@ def score_trial(problem: Problem, trial: TrialSpec) -> TrialResult:
         # scikit-learn scorers return losses negated; keep the metric's own units.
         sign = 1.0 if problem.higher_is_better else -1.0
         result.scores = [float(s) * sign for s in scores]
-    except Exception as exc:  # noqa: BLE001 - a failed configuration is a result, not a crash
+    except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         result.scores = []
         last = traceback.extract_tb(exc.__traceback__)[-1:]
@@ -136,7 +136,7 @@ _WORKER_PROBLEM: Problem | None = None
 
 
 def _init_worker(problem: Problem) -> None:
-    global _WORKER_PROBLEM  # noqa: PLW0603 - one problem per worker process, set once
+    global _WORKER_PROBLEM
     _WORKER_PROBLEM = problem
 
 

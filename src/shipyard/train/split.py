@@ -31,11 +31,13 @@ def holdout(
         raise Invalid(f"the dataset has {len(frame)} rows; training needs at least 20.")
     if time:
         ordered = frame.sort_values(time, kind="stable")
-        cut = int(round(len(ordered) * (1 - test_size)))
+        cut = round(len(ordered) * (1 - test_size))
         train, test = ordered.iloc[:cut], ordered.iloc[cut:]
         how = (
-            f"time-ordered on {time!r}: trained on {len(train):,} rows up to {train[time].iloc[-1]}, "
-            f"tested on the {len(test):,} later rows ({test[time].iloc[0]} to {test[time].iloc[-1]})"
+            f"time-ordered on {time!r}: trained on {len(train):,} rows up to "
+            f"{train[time].iloc[-1]}, "
+            f"tested on the {len(test):,} later rows ({test[time].iloc[0]} to "
+            f"{test[time].iloc[-1]})"
         )
         return Split(train, test, how)
     stratify = frame[target] if task == "classification" and target else None
@@ -63,16 +65,19 @@ def check_target(frame: pd.DataFrame, target: str | None, task: str, cv: int) ->
         return
     if not target:
         raise Invalid(
-            f"a {task} model needs a target: set data.target in shipyard.yaml (or --target at ingest)."
+            f"a {task} model needs a target: set data.target in shipyard.yaml (or --target at "
+            "ingest)."
         )
     if target not in frame.columns:
         raise Invalid(
-            f"the target column {target!r} is not in the dataset; its columns are {list(frame.columns)}."
+            f"the target column {target!r} is not in the dataset; its columns are "
+            f"{list(frame.columns)}."
         )
     y = frame[target]
     if y.isna().any():
         raise Invalid(
-            f"the target {target!r} has {int(y.isna().sum()):,} missing values; drop or fill them at ingest."
+            f"the target {target!r} has {int(y.isna().sum()):,} missing values; drop or fill "
+            "them at ingest."
         )
     if task == "classification":
         counts = y.value_counts()
@@ -89,5 +94,6 @@ def check_target(frame: pd.DataFrame, target: str | None, task: str, cv: int) ->
             )
     elif task == "regression" and not pd.api.types.is_numeric_dtype(y):
         raise Invalid(
-            f"a regression target must be numeric; {target!r} is {y.dtype}. Use task: classification?"
+            f"a regression target must be numeric; {target!r} is {y.dtype}. Use task: "
+            "classification?"
         )

@@ -14,6 +14,8 @@ so nothing a call has acknowledged is lost when the process exits normally or by
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import importlib.metadata
 import json
 import secrets
@@ -25,9 +27,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -37,6 +39,7 @@ from shipyard.store import audit
 from shipyard.store.tables import LatestMetricRow, MetricRow, RunArtifactRow, RunRow
 from shipyard.store.workspace import Workspace
 
+_METRICS = cast(Table, MetricRow.__table__)
 FLUSH_SECONDS = 1.0
 FLUSH_ITEMS = 10_000
 PACKAGES = (
@@ -114,7 +117,7 @@ class RunLogger:
             self._tags.update({_check_key(k, "tag"): str(v) for k, v in tags.items()})
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> str:
-        """Store a file's bytes in the artifact store now; its row is written with the next flush."""
+        """Store a file's bytes (content-addressed) and record it on the run."""
         file = Path(path)
         if not file.is_file():
             raise NotFound(f"artifact file {str(file)!r} does not exist.")
@@ -169,7 +172,7 @@ class RunLogger:
                     row.tags = {**row.tags, **tags}
             if metrics:
                 s.execute(
-                    insert(MetricRow),
+                    insert(_METRICS),  # Core, not ORM: several times faster in bulk
                     [
                         {"run_id": self.run_id, "key": k, "value": v, "step": st, "at": at}
                         for k, v, st, at in metrics
@@ -186,10 +189,9 @@ class RunLogger:
         while not self._closed:
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
-            try:
+            # A failed background write keeps its rows for the next attempt; close() raises.
+            with contextlib.suppress(Exception):
                 self.flush()
-            except Exception:  # noqa: BLE001 - retried by the next flush; end() raises it
-                continue
 
     def close(self) -> None:
         self._closed = True
@@ -235,31 +237,44 @@ def _flush_all() -> None:
     for logger in list(_OPEN):
         try:
             logger.close()
-        except Exception:  # noqa: BLE001, S112 - best effort at interpreter exit
+        except Exception:  # noqa: S112 - best effort at interpreter exit
             continue
 
 
 # -- runs ---------------------------------------------------------------------------------------
 
 
-def _git_commit() -> str | None:
+@functools.cache
+def _git_commit(cwd: str) -> str | None:
+    """The commit of the working directory's repository (once per directory and process)."""
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=cwd,
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def package_versions() -> dict[str, str]:
-    out = {}
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    out = []
     for name in PACKAGES:
         try:
-            out[name] = importlib.metadata.version(name)
+            out.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a result (read once per process)."""
+    return dict(_versions())
 
 
 def create_run(
@@ -287,7 +302,7 @@ def create_run(
                 parent_id=parent_id,
                 dataset_version_id=dataset_version_id,
                 seed=seed,
-                git_commit=_git_commit() if capture_env else None,
+                git_commit=_git_commit(str(Path.cwd())) if capture_env else None,
                 packages=package_versions() if capture_env else {},
                 params={k: _param_value(v) for k, v in (params or {}).items()},
                 tags={k: str(v) for k, v in (tags or {}).items()},

@@ -68,7 +68,8 @@ def check_spec(spec: ProjectSpec) -> str:
     task = spec.train.task
     if task == "clustering":
         raise Invalid(
-            "task: clustering is not supported by `shipyard train` yet; use classification or regression."
+            "task: clustering is not supported by `shipyard train` yet; use classification or "
+            "regression."
         )
     if not spec.train.candidates:
         raise Invalid(
@@ -172,7 +173,10 @@ def train(
         _log_outcome(ws, run_id, best, report, metric)
         status = RunStatus.interrupted if outcome.interrupted else RunStatus.finished
         if outcome.interrupted:
-            note = f"interrupted after {len(outcome.trials)} of {n_trials} trials; the best so far was kept"
+            note = (
+                f"interrupted after {len(outcome.trials)} of {n_trials} trials; "
+                "the best so far was kept"
+            )
         return TrainResult(
             run_id,
             dataset,
