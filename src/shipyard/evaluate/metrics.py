@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 from shipyard.core.errors import Invalid
@@ -69,7 +70,7 @@ def check_metric(task: str, name: str) -> str:
 
 def positive_class(labels: Sequence[Any]) -> Any:
     """The positive class of a binary problem: the second of the sorted labels."""
-    return _sorted(labels)[-1]
+    return sorted_labels(labels)[-1]
 
 
 def compute(
@@ -89,7 +90,7 @@ def compute(
     ``y_true`` has one class, R² of one row) is left out too. Clustering needs ``X``, numeric.
 
     >>> compute("classification", [0, 1, 1], [0, 1, 0], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-    {'accuracy': 0.666..., ..., 'roc_auc': 1.0, 'log_loss': 0.37...}
+    {'accuracy': 0.666..., 'balanced_accuracy': 0.75, ..., 'roc_auc': 1.0, 'log_loss': 0.414...}
     """
     _check_task(task)
     if task == "clustering":
@@ -110,23 +111,45 @@ def compute(
 def _classification(
     y_true: np.ndarray, y_pred: np.ndarray, y_score: Any, labels: Sequence[Any] | None
 ) -> dict[str, float]:
-    classes = list(labels) if labels is not None else _sorted(np.union1d(y_true, y_pred))
+    classes = list(labels) if labels is not None else sorted_labels(_unique(y_true, y_pred))
+    # Integer codes: sklearn sorts labels many times over, and sorting strings is slow.
+    truth, pred = encode(y_true, classes, what="y_true"), encode(y_pred, classes, what="y_pred")
+    codes = list(range(len(classes)))
     out = {
-        "accuracy": skm.accuracy_score(y_true, y_pred),
-        "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
+        "accuracy": skm.accuracy_score(truth, pred),
+        "balanced_accuracy": _balanced_accuracy(truth, pred),
     }
     if len(classes) <= 2:
-        pos = positive_class(classes)
-        avg: dict[str, Any] = {"average": "binary", "pos_label": pos}
+        avg: dict[str, Any] = {"average": "binary", "pos_label": _positive_code(classes)}
     else:
-        avg = {"average": "macro", "labels": classes}
-    out["precision"] = skm.precision_score(y_true, y_pred, zero_division=0, **avg)
-    out["recall"] = skm.recall_score(y_true, y_pred, zero_division=0, **avg)
-    out["f1"] = skm.f1_score(y_true, y_pred, zero_division=0, **avg)
-    if y_score is not None:
-        scores = _score_matrix(y_score, len(classes))
-        out.update(_probability_metrics(y_true, scores, classes))
+        avg = {"average": "macro", "labels": codes}
+    out["precision"] = skm.precision_score(truth, pred, zero_division=0, **avg)
+    out["recall"] = skm.recall_score(truth, pred, zero_division=0, **avg)
+    out["f1"] = skm.f1_score(truth, pred, zero_division=0, **avg)
+    if y_score is not None and len(classes) >= 2:
+        scores = _score_matrix(y_score, classes)
+        out.update(_probability_metrics(truth, scores, classes))
     return {k: float(v) for k, v in out.items()}
+
+
+def encode(values: Any, classes: Sequence[Any], *, what: str = "labels") -> np.ndarray:
+    """Each value's position in ``classes``; `Invalid` if a value is not one of them."""
+    codes = pd.Index(list(classes)).get_indexer(np.asarray(values))
+    if (codes < 0).any():
+        unknown = sorted({str(v) for v in np.asarray(values)[codes < 0]})[:5]
+        raise Invalid(
+            f"{what} holds label(s) {', '.join(map(repr, unknown))} that are not among the "
+            f"classes {', '.join(map(repr, map(str, classes)))}; pass labels= with every class."
+        )
+    return codes
+
+
+def _unique(*arrays: np.ndarray) -> list[Any]:
+    return list(pd.unique(np.concatenate([np.asarray(a, dtype=object) for a in arrays])))
+
+
+def _positive_code(classes: Sequence[Any]) -> int:
+    return list(classes).index(positive_class(classes))
 
 
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -138,30 +161,32 @@ def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def _probability_metrics(
-    y_true: np.ndarray, scores: np.ndarray, classes: list[Any]
+    truth: np.ndarray, scores: np.ndarray, classes: list[Any]
 ) -> dict[str, float]:
+    """ROC-AUC and log loss from codes (positions in ``classes``) and one column per class."""
     out: dict[str, float] = {}
-    present = set(np.unique(y_true).tolist())
+    codes = list(range(len(classes)))
+    present = len(np.unique(truth))
     if len(classes) <= 2:
-        if len(present) == 2:
-            pos = positive_class(classes)
-            out["roc_auc"] = skm.roc_auc_score(y_true == pos, scores[:, -1])
-    elif present == set(classes):
+        if present == 2:
+            pos = _positive_code(classes)
+            out["roc_auc"] = skm.roc_auc_score(truth == pos, scores[:, pos])
+    elif present == len(classes):
         out["roc_auc"] = skm.roc_auc_score(
-            y_true, scores, multi_class="ovr", average="macro", labels=classes
+            truth, scores, multi_class="ovr", average="macro", labels=codes
         )
-    if present <= set(classes):
-        out["log_loss"] = skm.log_loss(y_true, scores, labels=classes)
+    out["log_loss"] = skm.log_loss(truth, scores, labels=codes)
     return out
 
 
-def _score_matrix(y_score: Any, n_classes: int) -> np.ndarray:
+def _score_matrix(y_score: Any, classes: list[Any]) -> np.ndarray:
     scores = np.asarray(y_score, dtype=float)
-    if scores.ndim == 1 and n_classes <= 2:
-        scores = np.column_stack([1.0 - scores, scores])
-    if scores.ndim != 2 or scores.shape[1] != max(n_classes, 2):
+    if scores.ndim == 1 and len(classes) == 2:  # the positive class's probability
+        pos = _positive_code(classes)
+        scores = np.column_stack([1.0 - scores, scores] if pos == 1 else [scores, 1.0 - scores])
+    if scores.ndim != 2 or scores.shape[1] != len(classes):
         raise Invalid(
-            f"y_score has shape {scores.shape} but there are {n_classes} classes; pass "
+            f"y_score has shape {scores.shape} but there are {len(classes)} classes; pass "
             "predict_proba output with one column per class, in the order of `labels`."
         )
     return scores
@@ -190,7 +215,7 @@ def _clustering(labels: Any, X: Any, *, seed: int = 0) -> dict[str, float]:
     return {"silhouette": float(value)}
 
 
-def _sorted(values: Any) -> list[Any]:
+def sorted_labels(values: Any) -> list[Any]:
     items = list(np.asarray(values).tolist()) if not isinstance(values, list) else list(values)
     try:
         return sorted(items)
@@ -200,9 +225,7 @@ def _sorted(values: Any) -> list[Any]:
 
 def _check_task(task: str) -> None:
     if task not in _CATALOGUE:
-        raise Invalid(
-            f"task {task!r} is not known; choose one of {', '.join(_CATALOGUE)}."
-        )
+        raise Invalid(f"task {task!r} is not known; choose one of {', '.join(_CATALOGUE)}.")
 
 
 # -- cross-validation ---------------------------------------------------------------------------

@@ -26,8 +26,14 @@ class TrainOutcome:
 
 
 def train_and_register(
-    ws: Workspace, spec: ProjectSpec, *, dataset: str | None = None, on_trial: OnTrial | None = None,
-    executor: Executor | None = None, trials: int | None = None, description: str | None = None,
+    ws: Workspace,
+    spec: ProjectSpec,
+    *,
+    dataset: str | None = None,
+    on_trial: OnTrial | None = None,
+    executor: Executor | None = None,
+    trials: int | None = None,
+    description: str | None = None,
 ) -> TrainOutcome:
     """Search, refit the best, evaluate on held-out data, apply the gates and register the model.
 
@@ -39,35 +45,64 @@ def train_and_register(
     try:
         version = get_version(ws, ref)
     except NotFound as exc:
-        raise NotFound(f"{exc.message} Ingest the data first: `shipyard data ingest` (reads shipyard.yaml).") from exc
+        raise NotFound(
+            f"{exc.message} Ingest the data first: `shipyard data ingest` (reads shipyard.yaml)."
+        ) from exc
     result = train(ws, spec, version, on_trial=on_trial, executor=executor, trials=trials)
     target = result.target
     sample = result.split.test.head(GATE_SAMPLE)
     gates = check_gates(
-        spec.gates, result.report, model=result.pipeline, sample=sample[result.plan.features],
-        target=sample[target] if target else None, base_dir=spec.base_dir,
+        spec.gates,
+        result.report,
+        model=result.pipeline,
+        sample=sample[result.plan.features],
+        target=sample[target] if target else None,
+        base_dir=spec.base_dir,
         sensitive=list(result.dataset.sensitive),
     )
     classes = [str(c) for c in getattr(result.pipeline, "classes_", [])] or None
-    signature = signature_from_schema(version.schema_, result.plan.features, task=spec.train.task, classes=classes)
-    profile = Profile(rows=version.profile.rows,
-                      columns=[c for c in version.profile.columns if c.name in result.plan.features])
+    signature = signature_from_schema(
+        version.schema_, result.plan.features, task=spec.train.task, classes=classes
+    )
+    profile = Profile(
+        rows=version.profile.rows,
+        columns=[c for c in version.profile.columns if c.name in result.plan.features],
+    )
     md, html = model_card(
-        name=spec.project, version_ref=f"{spec.project}@next", task=spec.train.task,
-        description=description or f"{spec.train.task} model for {spec.project}, trained by `shipyard train`.",
-        dataset_ref=version.ref, rows_train=len(result.split.train), rows_test=len(result.split.test),
-        features=result.plan.features, target=target, metrics=result.report.metrics, report=result.report,
+        name=spec.project,
+        version_ref=f"{spec.project}@next",
+        task=spec.train.task,
+        description=description
+        or f"{spec.train.task} model for {spec.project}, trained by `shipyard train`.",
+        dataset_ref=version.ref,
+        rows_train=len(result.split.train),
+        rows_test=len(result.split.test),
+        features=result.plan.features,
+        target=target,
+        metrics=result.report.metrics,
+        report=result.report,
         gates=gates,
     )
     documents: dict[str, bytes | str] = {
         "evaluation.json": json.dumps(result.report.model_dump(mode="json"), indent=1),
-        "evaluation.html": report_html(result.report, title=f"{spec.project}: evaluation on {version.ref}"),
+        "evaluation.html": report_html(
+            result.report, title=f"{spec.project}: evaluation on {version.ref}"
+        ),
         "card.md": md,
         "card.html": html,
     }
     model = register(
-        ws, spec.project, result.pipeline, task=spec.train.task, signature=signature, run_id=result.run_id,
-        dataset_version_id=version.id, metrics=result.report.metrics, gates=gates,
-        profile=profile.model_dump(mode="json"), documents=documents, description=description,
+        ws,
+        spec.project,
+        result.pipeline,
+        task=spec.train.task,
+        signature=signature,
+        run_id=result.run_id,
+        dataset_version_id=version.id,
+        metrics=result.report.metrics,
+        gates=gates,
+        profile=profile.model_dump(mode="json"),
+        documents=documents,
+        description=description,
     )
     return TrainOutcome(result, gates, model)
