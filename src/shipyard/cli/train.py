@@ -125,7 +125,7 @@ def _view(o: TrainOutcome) -> RenderableType:
     )
     failed = [t for t in r.trials if not t.ok]
     metrics = _output.table(
-        "Held-out metrics of the best (refit on all training rows)",
+        "Held-out metrics (best, refit)",
         ["METRIC", "VALUE"],
         [(k, f"{v:.4f}") for k, v in r.report.metrics.items() if isinstance(v, float | int)],
     )

@@ -43,12 +43,38 @@ train:
   metric: roc_auc
   candidates:
     - estimator: sklearn.linear_model.LogisticRegression
-      params: {C: {low: 0.01, high: 10, log: true}}
+      params: {C: {low: 0.01, high: 10, log: true}, max_iter: 500}
     - estimator: lightgbm.LGBMClassifier
-      params: {n_estimators: [100, 300], learning_rate: {low: 0.02, high: 0.3, log: true}}
+      params:
+        n_estimators: [100, 200]
+        num_leaves: [31, 63]
+        learning_rate: {low: 0.03, high: 0.3, log: true}
   search: {trials: 8, cv: 3}
 gates:
-  - roc_auc >= 0.60
+  - roc_auc >= 0.65                  # a model below this is registered as rejected
+  - log_loss <= 0.60
+  - tests: checks/predictions.py     # plain test functions that get the model and held-out rows
+"""
+
+CHECKS = """\
+\"\"\"Prediction tests: `shipyard train` runs them as gates on held-out rows.\"\"\"
+
+
+def test_probabilities_are_probabilities(model, data):
+    p = model.predict_proba(data)[:, 1]
+    assert ((p >= 0) & (p <= 1)).all(), "a probability outside [0, 1]"
+
+
+def test_same_input_same_answer(model, data):
+    assert (model.predict_proba(data) == model.predict_proba(data.copy())).all()
+
+
+def test_a_thunderstorm_makes_lateness_more_likely(model, data):
+    calm = data.assign(precip=0.0, visib=10.0, wind_speed=5.0)
+    storm = data.assign(precip=0.5, visib=1.0, wind_speed=25.0)
+    calm_p = model.predict_proba(calm)[:, 1].mean()
+    storm_p = model.predict_proba(storm)[:, 1].mean()
+    assert storm_p > calm_p, f"storm {storm_p:.3f} is not above calm {calm_p:.3f}"
 """
 
 
@@ -109,6 +135,8 @@ def main() -> None:
         rows = sum(1 for _ in path.open()) - 1
         console.print(f"  {path.relative_to(OUT)}  {rows:,} rows ({name})")
     (OUT / "shipyard.yaml").write_text(SPEC)
+    (OUT / "checks").mkdir()
+    (OUT / "checks" / "predictions.py").write_text(CHECKS)
     broken_copy(paths["q4"], OUT / "data" / "flights-2013-q4-export.csv")
     console.print(
         "  shipyard.yaml (the project spec), data/flights-2013-q4-export.csv (a messy export)"
@@ -121,14 +149,29 @@ def main() -> None:
     run("data", "ingest")
     run("data", "ingest")  # the same bytes again: a no-op
 
-    step("4. Check July-September against the contract before using it")
+    step("4. Train: search two model families, evaluate on later held-out flights, apply the gates")
+    run("train", "--dataset", "flights@1")
+    run("runs", "ls", "--limit", "3")
+    run("models", "alias", "flights-delay@1", "champion")
+    run(
+        "models",
+        "card",
+        "flights-delay@champion",
+        "--html",
+        "model-card.html",
+        "--report",
+        "evaluation.html",
+    )
+    console.print("[dim]wrote demo-output/model-card.html and demo-output/evaluation.html (plots)")
+
+    step("5. Check July-September against the contract before using it")
     run("data", "validate", "data/flights-2013-q3.csv", "--against", "flights")
 
-    step("5. Ingest it as the next version and see what moved")
+    step("6. Ingest it as the next version and see what moved")
     run("data", "ingest", "data/flights-2013-q3.csv", "--name", "flights")
     run("data", "diff", "flights@1", "flights@2", "--top", "8")
 
-    step("6. A messy export is refused with the reason, and nothing is stored")
+    step("7. A messy export is refused with the reason, and nothing is stored")
     run("data", "ingest", "data/flights-2013-q4-export.csv", "--name", "flights", expect=6)
     console.print("[dim]Cleaning it (recorded in the version's lineage, replayable):")
     run(
@@ -144,13 +187,13 @@ def main() -> None:
         "distance=median",
     )
 
-    step("7. The dataset, one version in detail, and its profile")
+    step("8. The dataset, one version in detail, and its profile")
     run("data", "ls")
     run("data", "show", "flights")
     run("data", "show", "flights@3")
     run("data", "profile", "flights@latest")
 
-    step("8. Every change is in the hash-chained audit log")
+    step("9. Every change is in the hash-chained audit log")
     run("audit", "log", "--limit", "8")
     run("audit", "verify")
 

@@ -10,7 +10,7 @@ from shipyard.core.records import GateResult, ModelVersion, Profile
 from shipyard.core.spec import ProjectSpec
 from shipyard.data import get_version
 from shipyard.evaluate import check_gates, model_card, report_html, validate_gates
-from shipyard.registry import register, signature_from_schema
+from shipyard.registry import list_models, list_versions, register, signature_from_schema
 from shipyard.store.workspace import Workspace
 from shipyard.train import TrainResult, check_spec, train
 from shipyard.train.search import Executor, OnTrial
@@ -70,7 +70,7 @@ def train_and_register(
     )
     md, html = model_card(
         name=spec.project,
-        version_ref=f"{spec.project}@next",
+        version_ref=_next_ref(ws, spec.project),
         task=spec.train.task,
         description=description
         or f"{spec.train.task} model for {spec.project}, trained by `shipyard train`.",
@@ -82,6 +82,7 @@ def train_and_register(
         metrics=result.report.metrics,
         report=result.report,
         gates=gates,
+        period=result.split.how,
     )
     documents: dict[str, bytes | str] = {
         "evaluation.json": json.dumps(result.report.model_dump(mode="json"), indent=1),
@@ -106,3 +107,9 @@ def train_and_register(
         description=description,
     )
     return TrainOutcome(result, gates, model)
+
+
+def _next_ref(ws: Workspace, name: str) -> str:
+    """The reference the model is about to get (for its card; registration assigns it)."""
+    count = len(list_versions(ws, name)) if name in list_models(ws) else 0
+    return f"{name}@{count + 1}"

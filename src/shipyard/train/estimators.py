@@ -115,10 +115,12 @@ def suggest(trial: optuna.Trial, candidates: list[Candidate]) -> tuple[Candidate
 def make_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
     cls = import_estimator(path)
     accepted = accepted_params(cls)
+    # The defaults are known keyword arguments of those libraries (LightGBM takes them through
+    # **kwargs, so they are not in get_params()); the spec's own params win over them.
     full = {
         k: v for prefix, d in _DEFAULTS.items() if path.startswith(prefix) for k, v in d.items()
     }
     if "random_state" in accepted:
         full["random_state"] = seed
     full.update(params)
-    return cls(**{k: v for k, v in full.items() if k in accepted})
+    return cls(**full)
