@@ -73,7 +73,7 @@ def train_and_register(
         version_ref=_next_ref(ws, spec.project),
         task=spec.train.task,
         description=description
-        or f"{spec.train.task} model for {spec.project}, trained by `shipyard train`.",
+        or f"{spec.train.task.capitalize()} model of project {spec.project}.",
         dataset_ref=version.ref,
         rows_train=len(result.split.train),
         rows_test=len(result.split.test),
