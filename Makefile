@@ -34,6 +34,7 @@ check: lint test
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/tracking.py
+	$(PY) benchmarks/training.py
 
 clean:
 	rm -rf $(VENV) .shipyard demo-output bench-output .pytest_cache .mypy_cache .ruff_cache

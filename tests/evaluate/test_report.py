@@ -222,7 +222,7 @@ def test_multiclass_report() -> None:
     assert report.calibration.brier == pytest.approx(skm.brier_score_loss(y_test, proba))
     assert report.fairness == {}
     assert "fairness measures are computed for binary classification only" in report.notes
-    assert report.importance_method.startswith("shap.LinearExplainer")
+    assert report.importance_method.startswith("linear SHAP")
 
 
 # -- explanations -------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_shap_ranks_signal_over_noise_on_original_columns(
 @pytest.mark.parametrize(
     ("estimator", "method"),
     [
-        (LogisticRegression(max_iter=500), "shap.LinearExplainer"),
+        (LogisticRegression(max_iter=500), "linear SHAP"),
         (
             RandomForestClassifier(n_estimators=30, max_depth=5, random_state=0),
             "shap.TreeExplainer",

@@ -4,7 +4,7 @@ Which explainer runs depends on the final estimator:
 
 - tree ensembles (LightGBM, XGBoost, scikit-learn forests and boosting): ``TreeExplainer`` on
   the preprocessed data;
-- linear models (anything with ``coef_``): ``LinearExplainer`` on the preprocessed data;
+- linear models (anything with ``coef_``): exact linear SHAP, coef * (x - mean), in numpy;
 - anything else, or preprocessing whose outputs cannot be traced to input columns: Kernel
   SHAP over the whole model (``predict_proba`` or ``predict``) on at most 50 rows.
 
@@ -38,7 +38,6 @@ from shipyard.evaluate.metrics import MetricScorer
 AGNOSTIC_ROWS = 50
 BACKGROUND_ROWS = 25
 KERNEL_SAMPLES = 128
-LINEAR_BACKGROUND = 100
 
 
 def feature_importance(
@@ -78,7 +77,6 @@ def feature_importance(
 def _shap(
     model: Any, sample: pd.DataFrame, *, task: str, seed: int
 ) -> tuple[dict[str, float], str]:
-    shap = _import_shap()
     prep, final = split_pipeline(model)
     columns = [str(c) for c in sample.columns]
     origins: list[str] | None = columns
@@ -87,6 +85,10 @@ def _shap(
         origins = origin_columns(prep, columns)
         if origins is not None:
             data = _dense(prep.transform(sample))
+    if origins is not None and hasattr(final, "coef_") and hasattr(final, "intercept_"):
+        values = _linear_shap(final, data)
+        return _by_origin(values, origins), f"linear SHAP, coef * (x - mean) on {len(sample)} rows"
+    shap = _import_shap()
     explainer = _model_explainer(shap, final, data) if origins is not None else None
     if explainer is None or origins is None:
         return _agnostic(shap, model, sample, task=task, seed=seed)
@@ -94,11 +96,25 @@ def _shap(
     return values, f"shap.{type(explainer).__name__} on {len(sample)} rows"
 
 
+def _linear_shap(final: Any, data: Any) -> np.ndarray:
+    """Exact SHAP values of a linear model with independent features: coef * (x - E[x]).
+
+    What shap's LinearExplainer computes, without importing shap (0.2-0.3 s per process);
+    the background mean is the explained rows' own mean.
+    """
+    coef = np.atleast_2d(np.asarray(final.coef_, dtype=float))
+    X = np.asarray(data, dtype=float)
+    if coef.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"coef_ has {coef.shape[1]} columns but the model receives {X.shape[1]} inputs"
+        )
+    centred = X - X.mean(axis=0)
+    values = centred[:, :, np.newaxis] * coef.T[np.newaxis, :, :]
+    return values[:, :, 0] if coef.shape[0] == 1 else values
+
+
 def _model_explainer(shap: ModuleType, final: Any, data: Any) -> Any | None:
-    """A TreeExplainer or LinearExplainer for the final estimator, or None for other models."""
-    if hasattr(final, "coef_") and hasattr(final, "intercept_"):
-        background = shap.maskers.Independent(data, max_samples=LINEAR_BACKGROUND)
-        return shap.LinearExplainer(final, background)
+    """A TreeExplainer for the final estimator, or None for other models."""
     # A wrapper that is not a known estimator but exposes its booster (the registry's
     # NativeLightGBM) is explained through the booster.
     for candidate in (final, getattr(final, "booster_", None)):

@@ -81,8 +81,9 @@ def compute(
     X: Any = None,
     *,
     labels: Sequence[Any] | None = None,
+    only: str | None = None,
 ) -> dict[str, float]:
-    """Every metric of ``task`` that the inputs allow, as ``{name: value}``.
+    """Every metric of ``task`` that the inputs allow (or just ``only``), as ``{name: value}``.
 
     ``y_score`` holds class probabilities (``predict_proba``), one column per label in
     ``labels`` order (default: the sorted labels of ``y_true`` and ``y_pred``); without it,
@@ -105,28 +106,34 @@ def compute(
         raise Invalid("no rows to evaluate: y_true is empty.")
     if task == "regression":
         return _regression(y_true.astype(float), y_pred.astype(float))
-    return _classification(y_true, y_pred, y_score, labels)
+    return _classification(y_true, y_pred, y_score, labels, only)
 
 
 def _classification(
-    y_true: np.ndarray, y_pred: np.ndarray, y_score: Any, labels: Sequence[Any] | None
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    y_score: Any,
+    labels: Sequence[Any] | None,
+    only: str | None = None,
 ) -> dict[str, float]:
     classes = list(labels) if labels is not None else sorted_labels(_unique(y_true, y_pred))
     # Integer codes: sklearn sorts labels many times over, and sorting strings is slow.
     truth, pred = encode(y_true, classes, what="y_true"), encode(y_pred, classes, what="y_pred")
     codes = list(range(len(classes)))
-    out = {
-        "accuracy": skm.accuracy_score(truth, pred),
-        "balanced_accuracy": _balanced_accuracy(truth, pred),
-    }
     if len(classes) <= 2:
         avg: dict[str, Any] = {"average": "binary", "pos_label": _positive_code(classes)}
     else:
         avg = {"average": "macro", "labels": codes}
-    out["precision"] = skm.precision_score(truth, pred, zero_division=0, **avg)
-    out["recall"] = skm.recall_score(truth, pred, zero_division=0, **avg)
-    out["f1"] = skm.f1_score(truth, pred, zero_division=0, **avg)
-    if y_score is not None and len(classes) >= 2:
+    label_metrics: dict[str, Any] = {
+        "accuracy": lambda: skm.accuracy_score(truth, pred),
+        "balanced_accuracy": lambda: _balanced_accuracy(truth, pred),
+        "precision": lambda: skm.precision_score(truth, pred, zero_division=0, **avg),
+        "recall": lambda: skm.recall_score(truth, pred, zero_division=0, **avg),
+        "f1": lambda: skm.f1_score(truth, pred, zero_division=0, **avg),
+    }
+    # `only`: one metric (a CV fold's score), computed exactly as in the full report.
+    out = {k: f() for k, f in label_metrics.items() if only is None or k == only}
+    if y_score is not None and len(classes) >= 2 and (only is None or only not in label_metrics):
         scores = _score_matrix(y_score, classes)
         out.update(_probability_metrics(truth, scores, classes))
     return {k: float(v) for k, v in out.items()}
@@ -260,7 +267,7 @@ class MetricScorer:
                 scores = estimator.predict_proba(X)
         elif self.task == "clustering":
             X = _model_space(estimator, X)
-        values = compute(self.task, y, prediction, scores, X, labels=labels)
+        values = compute(self.task, y, prediction, scores, X, labels=labels, only=self.name)
         if self.name not in values:
             raise Invalid(
                 f"metric {self.name!r} is undefined on this fold "
