@@ -23,8 +23,10 @@ from rich.text import Text
 from rich.traceback import Traceback
 from typer.core import TyperGroup
 
-from shipyard.cli import _output, audit, data, models, runs, tokens, workspace
+from shipyard.cli import _output, audit, data, endpoints, flags, models, runs, tokens, workspace
 from shipyard.cli._output import State
+from shipyard.cli.predict import predict
+from shipyard.cli.serve import serve
 from shipyard.cli.train import train
 from shipyard.core.errors import ShipyardError
 
@@ -56,6 +58,10 @@ app.add_typer(data.app, name="data")
 app.command()(train)
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(flags.app, name="flags")
+app.command()(predict)
+app.command()(serve)
 
 
 def _version(value: bool) -> None:

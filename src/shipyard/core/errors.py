@@ -3,14 +3,17 @@
     ShipyardError                    500 / exit 1   something went wrong inside Shipyard
      ├── Invalid                     422 / exit 2   the input is wrong: a value, a file, a spec key
      │    ├── SpecError              422 / exit 2   shipyard.yaml does not parse or validate
-     │    └── ValidationFailed       422 / exit 6   data broke its contract (carries the report)
+     │    ├── ValidationFailed       422 / exit 6   data broke its contract (carries the report)
+     │    └── TooLarge               413 / exit 2   a request or file is over its size limit
      ├── NotFound                    404 / exit 3   a name, version, run or file does not exist
      │    └── NotInitialised         404 / exit 3   no workspace at SHIPYARD_HOME
      ├── Conflict                    409 / exit 4   the action clashes with what is stored
      ├── Unauthorized                401 / exit 5   no credentials, or unknown/revoked ones
      ├── Forbidden                   403 / exit 5   the credentials lack the role
+     ├── NotSupported                501 / exit 2   a feature that exists but is not available here
      ├── Integrity                   500 / exit 7   stored bytes or records fail their check
      └── Unavailable                 503 / exit 8   a service (database, URL) cannot be reached
+          └── RateLimited            429 / exit 8   too many requests; `details["retry_after"]` s
 
 HTTP status and CLI exit code are class attributes, read in exactly one place each (the REST
 error handler and the CLI's error handler). Every message says what was received, what was
@@ -53,6 +56,10 @@ class ValidationFailed(Invalid):
     exit_code = 6
 
 
+class TooLarge(Invalid):
+    http_status = 413
+
+
 class NotFound(ShipyardError):
     http_status = 404
     exit_code = 3
@@ -77,6 +84,11 @@ class Forbidden(ShipyardError):
     exit_code = 5
 
 
+class NotSupported(ShipyardError):
+    http_status = 501
+    exit_code = 2
+
+
 class Integrity(ShipyardError):
     exit_code = 7
 
@@ -86,6 +98,12 @@ class Unavailable(ShipyardError):
     exit_code = 8
 
 
+class RateLimited(Unavailable):
+    """Over a rate limit; `details["retry_after"]` says after how many seconds to retry."""
+
+    http_status = 429
+
+
 __all__ = [
     "Conflict",
     "Forbidden",
@@ -93,8 +111,11 @@ __all__ = [
     "Invalid",
     "NotFound",
     "NotInitialised",
+    "NotSupported",
+    "RateLimited",
     "ShipyardError",
     "SpecError",
+    "TooLarge",
     "Unauthorized",
     "Unavailable",
     "ValidationFailed",

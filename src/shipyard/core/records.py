@@ -321,6 +321,129 @@ class ModelVersion(Record):
         return [g for g in self.gates if not g.passed]
 
 
+# -- endpoints ----------------------------------------------------------------------------------
+
+CanaryState = Literal["running", "promoted", "rolled_back", "stopped"]
+
+
+class Challenger(Record):
+    """A version that answers `weight` percent of an endpoint's requests (A/B test)."""
+
+    version_id: str
+    ref: str
+    weight: float = Field(description="Share of traffic, in percent (0-100).")
+
+
+class ShadowTarget(Record):
+    """A version without a traffic share: a shadow (sees a copy of requests) or the pin."""
+
+    version_id: str
+    ref: str
+
+
+class Canary(Record):
+    """A version ramping up through `steps` (percent of traffic), guarded by `guard`."""
+
+    version_id: str
+    ref: str
+    steps: list[int] = Field(description="Traffic percent at each step, increasing.")
+    step: int = Field(default=0, description="Index into `steps` of the current step.")
+    state: CanaryState = "running"
+    guard: dict[str, float] = Field(
+        default_factory=dict,
+        description="Limits: error_rate (0-1), p99_ms, agreement (0-1), min_requests.",
+    )
+    reason: str | None = Field(default=None, description="Why it stopped or rolled back.")
+
+    @property
+    def percent(self) -> int:
+        """The share of traffic the canary gets now (0 unless it is running)."""
+        return self.steps[self.step] if self.state == "running" else 0
+
+
+class Endpoint(Record):
+    """Routing for one served endpoint. Every change makes a new `revision`.
+
+    The champion answers whatever the canary and the challengers do not take; shadows see a
+    copy of every request off the critical path; the `pin` flag (`pinned`) overrides it all.
+    """
+
+    name: str
+    champion_id: str
+    champion_ref: str
+    challengers: list[Challenger] = Field(default_factory=list)
+    shadows: list[ShadowTarget] = Field(default_factory=list)
+    canary: Canary | None = None
+    flags: dict[str, str] = Field(default_factory=dict)
+    pinned: ShadowTarget | None = Field(
+        default=None, description="The version the `pin` flag names, resolved."
+    )
+    revision: int
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str | None = None
+
+    def targets(self) -> dict[str, str]:
+        """Every version this endpoint can send traffic to, version id → ref (load these)."""
+        out = {self.champion_id: self.champion_ref}
+        out.update({c.version_id: c.ref for c in self.challengers})
+        out.update({s.version_id: s.ref for s in self.shadows})
+        if self.canary is not None and self.canary.state == "running":
+            out[self.canary.version_id] = self.canary.ref
+        if self.pinned is not None:
+            out[self.pinned.version_id] = self.pinned.ref
+        return out
+
+
+class Prediction(Record):
+    """One logged prediction: one row of one request, answered by one version."""
+
+    request_id: str
+    endpoint: str
+    version_id: str
+    at: datetime
+    latency_ms: float
+    shadow: bool = False
+    row: int = Field(default=0, description="Position of the row in its request.")
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any]
+
+
+class LabelledPrediction(Record):
+    """A logged prediction joined with the ground-truth label fed back for it."""
+
+    request_id: str
+    row: int
+    version_id: str
+    shadow: bool
+    at: datetime
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any]
+    label: Any
+    labelled_at: datetime
+
+
+class FeedbackResult(Record):
+    matched: int
+    unknown: int
+    unknown_ids: list[str] = Field(
+        default_factory=list, description="The first 20 request ids that matched no prediction."
+    )
+
+
+class ScoreResult(Record):
+    """What a batch scoring job wrote."""
+
+    source: str
+    out: str
+    model_ref: str
+    version_id: str
+    rows: int
+    chunks: int
+    seconds: float
+
+
 # -- references ---------------------------------------------------------------------------------
 
 NAME_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")

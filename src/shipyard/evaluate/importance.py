@@ -86,8 +86,8 @@ def _shap(
         if origins is not None:
             data = _dense(prep.transform(sample))
     if origins is not None and hasattr(final, "coef_") and hasattr(final, "intercept_"):
-        values = _linear_shap(final, data)
-        return _by_origin(values, origins), f"linear SHAP, coef * (x - mean) on {len(sample)} rows"
+        linear = _linear_shap(final, data)
+        return _by_origin(linear, origins), f"linear SHAP, coef * (x - mean) on {len(sample)} rows"
     shap = _import_shap()
     explainer = _model_explainer(shap, final, data) if origins is not None else None
     if explainer is None or origins is None:

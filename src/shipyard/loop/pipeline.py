@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from shipyard.core.errors import NotFound
 from shipyard.core.records import GateResult, ModelVersion, Profile
 from shipyard.core.spec import ProjectSpec
-from shipyard.data import get_version
+from shipyard.data import get_dataset, get_version
 from shipyard.evaluate import check_gates, model_card, report_html, validate_gates
 from shipyard.registry import list_models, list_versions, register, signature_from_schema
 from shipyard.store.workspace import Workspace
@@ -40,7 +40,7 @@ def train_and_register(
     A model that fails a gate is registered with status `rejected` (and can never be champion).
     """
     check_spec(spec)
-    validate_gates(spec.gates, spec.train.task)
+    validate_gates(spec.gates, spec.train.task, base_dir=spec.base_dir)
     ref = dataset or f"{spec.dataset_name}@latest"
     try:
         version = get_version(ws, ref)
@@ -48,6 +48,10 @@ def train_and_register(
         raise NotFound(
             f"{exc.message} Ingest the data first: `shipyard data ingest` (reads shipyard.yaml)."
         ) from exc
+    # Slice and fairness gates name the dataset's sensitive columns: check them before training,
+    # so a gate that can never be checked does not leave a finished run and no model behind.
+    sensitive = list(get_dataset(ws, version.dataset).sensitive)
+    validate_gates(spec.gates, spec.train.task, sensitive=sensitive, base_dir=spec.base_dir)
     result = train(ws, spec, version, on_trial=on_trial, executor=executor, trials=trials)
     target = result.target
     sample = result.split.test.head(GATE_SAMPLE)

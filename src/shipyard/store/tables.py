@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -209,3 +210,51 @@ class ModelAliasRow(Base):
     version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class EndpointRow(Base):
+    """An endpoint's routing (champion, challengers, shadows, canary, flags) as one document.
+
+    `revision` grows by one on every change, so a server polls it to reload cheaply.
+    """
+
+    __tablename__ = "endpoints"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[dict[str, Any]]
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class PredictionRow(Base):
+    """One row of one request as answered by one version (shadow copies included)."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_endpoint_at", "endpoint", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(index=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    shadow: Mapped[bool] = mapped_column(Boolean)
+    row: Mapped[int] = mapped_column(Integer)
+    inputs: Mapped[dict[str, Any] | None]
+    outputs: Mapped[dict[str, Any]]
+
+
+class FeedbackRow(Base):
+    """A ground-truth label for one row of a logged request."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    row: Mapped[int] = mapped_column(Integer)
+    label: Mapped[Any] = mapped_column(JSON)
+    at: Mapped[datetime]

@@ -37,10 +37,17 @@ def import_estimator(path: str) -> type:
     cls = getattr(module, attr, None)
     if cls is None:
         close = [n for n in dir(module) if n.lower() == attr.lower()]
-        hint = f" Did you mean {module_name}.{close[0]}?" if close else ""
+        hint = (
+            f" Did you mean {module_name}.{close[0]}?"
+            if close
+            else " Check the class name and the module it is in."
+        )
         raise Invalid(f"estimator {path!r} does not import: {module_name} has no {attr!r}.{hint}")
     if not inspect.isclass(cls) or not hasattr(cls, "fit"):
-        raise Invalid(f"{path!r} is not an estimator class with a fit() method.")
+        raise Invalid(
+            f"{path!r} is not an estimator class with a fit() method; name a scikit-learn "
+            "compatible estimator, e.g. sklearn.linear_model.LogisticRegression."
+        )
     return cls
 
 
@@ -70,11 +77,12 @@ def check_candidate(candidate: Candidate) -> type:
         if isinstance(space, ParamRange) and space.log and space.low <= 0:
             raise Invalid(
                 f"{candidate.estimator} parameter {name!r}: a log range needs low > 0, got "
-                f"{space.low}."
+                f"{space.low}; raise low or drop log: true."
             )
         if isinstance(space, list) and not space:
             raise Invalid(
-                f"{candidate.estimator} parameter {name!r}: the list of choices is empty."
+                f"{candidate.estimator} parameter {name!r}: the list of choices is empty; "
+                "list at least one value or leave the parameter out."
             )
     return cls
 

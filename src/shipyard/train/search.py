@@ -289,6 +289,13 @@ def record_trial(
         )
         for step, value in enumerate(result.scores):
             s.add(MetricRow(run_id=run_id, key=f"{key}_fold", value=value, step=step, at=now))
+        if result.scores:  # every key with a history has a latest value, as RunLogger keeps it
+            last = len(result.scores) - 1
+            s.add(
+                LatestMetricRow(
+                    run_id=run_id, key=f"{key}_fold", value=result.scores[last], step=last, at=now
+                )
+            )
         latest = {"fit_seconds": result.seconds}
         if result.ok:
             latest.update({key: result.score, f"{key}_std": result.std})
