@@ -217,7 +217,7 @@ def _limitations(
 ) -> _Section:
     section = _Section("Limitations")
     found = section.bullets
-    when = f" from {period}" if period else ""
+    when = f" ({period})" if period else ""
     found.append(
         f"Evaluated on a held-out split of {rows_test:,} rows of {dataset_ref}{when}; how it "
         "does on later or differently distributed data is not measured here, so monitor "

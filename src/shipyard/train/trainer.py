@@ -25,7 +25,7 @@ from shipyard.evaluate import EvaluationReport, check_metric, evaluate_model
 from shipyard.store.workspace import Workspace
 from shipyard.train.estimators import check_candidate, make_estimator
 from shipyard.train.preprocess import FeaturePlan, build_pipeline, plan_features
-from shipyard.train.search import Executor, OnTrial, Problem, TrialResult, search
+from shipyard.train.search import Executor, OnTrial, Problem, SearchOutcome, TrialResult, search
 from shipyard.train.split import Split, check_target, folds, holdout
 from shipyard.train.tracking import RunLogger, create_run, end_run
 
@@ -141,6 +141,7 @@ def train(
         tags={"dataset": version.ref, "kind": "search"},
     )
     status, note = RunStatus.failed, None
+    outcome: SearchOutcome | None = None
     try:
         outcome = search(
             ws,
@@ -192,7 +193,13 @@ def train(
             time.perf_counter() - started,
         )
     except KeyboardInterrupt:
-        status, note = RunStatus.interrupted, "interrupted before any trial finished"
+        status = RunStatus.interrupted
+        note = (
+            "interrupted before any trial finished"
+            if outcome is None
+            else f"interrupted after the search ({len(outcome.trials)} trials), while the best "
+            "was refitted and evaluated"
+        )
         raise
     except Exception as exc:
         note = f"{type(exc).__name__}: {exc}"[:2000]

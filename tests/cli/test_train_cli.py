@@ -1,0 +1,287 @@
+"""`shipyard train`, `shipyard runs` and `shipyard models` end to end: a real project in the
+test's working directory, real training, real exit codes (through `main()`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from projects import FEATURES, write_project
+from shipyard.cli.app import main
+from shipyard.train import search
+from shipyard.train.search import Problem, TrialResult, TrialSpec
+
+UNREACHABLE = "roc_auc >= 0.999"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def sy(tmp_path: Path) -> Any:
+    """`sy("train")` runs `shipyard --home <tmp>/ws train` in the project directory (the cwd)."""
+
+    def run(*args: str) -> Result:
+        code: Any = None
+        with CliRunner().isolation(env={"COLUMNS": "200"}) as (out, err, _):
+            try:
+                main(["--home", str(tmp_path / "ws"), *args])
+            except SystemExit as exc:
+                code = exc.code
+            sys.stdout.flush()  # as the interpreter does at exit (`models card` writes raw text)
+            sys.stderr.flush()
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+        assert isinstance(code, int), f"main() must exit with an int code, got {code!r}"
+        return Result(code, stdout, stderr)
+
+    return run
+
+
+def _ready(sy: Any, tmp_path: Path, **options: Any) -> None:
+    """A workspace, a project in the working directory and its data ingested."""
+    write_project(tmp_path, **options)
+    assert sy("init", "--json").exit_code == 0
+    ingested = sy("data", "ingest", "--json")
+    assert ingested.exit_code == 0, ingested.stderr
+
+
+@pytest.fixture
+def trained(sy: Any, tmp_path: Path) -> dict[str, Any]:
+    """`shipyard train --json` on a fresh project: its output."""
+    _ready(sy, tmp_path, gates=["roc_auc >= 0.6"])
+    result = sy("train", "--json")
+    assert result.exit_code == 0, result.stderr
+    data: dict[str, Any] = result.json()
+    return data
+
+
+# -- shipyard train -----------------------------------------------------------------------------
+
+
+def test_train_prints_the_leaderboard_the_gates_and_the_registered_ref(
+    sy: Any, tmp_path: Path
+) -> None:
+    _ready(sy, tmp_path, trials=3, gates=["roc_auc >= 0.6"])
+
+    result = sy("train")
+
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "Trained on customers@1 (160 rows)" in out
+    assert "3 trials, metric roc_auc" in out
+    assert "split: time-ordered on 'signed_at'" in out
+    assert f"features (4): {', '.join(FEATURES)}" in out
+    assert "Leaderboard (cross-validated roc_auc, top 10 of 3)" in out
+    rows = re.findall(
+        r"^ *(\d) +(\d) +(LogisticRegression|DecisionTreeClassifier) +\w+=\S+ +(0\.\d{4}) ",
+        out,
+        flags=re.MULTILINE,
+    )
+    assert [r[0] for r in rows] == ["1", "2", "3"]
+    assert sorted(r[1] for r in rows) == ["0", "1", "2"]
+    assert [r[3] for r in rows] == sorted((r[3] for r in rows), reverse=True)
+    assert "Held-out metrics" in out
+    assert re.search(r"^ *roc_auc +0\.\d{4} *$", out, flags=re.MULTILINE)
+    assert "Gates" in out and "roc_auc >= 0.6" in out and "pass" in out
+    assert "Registered churn@1 (skops, status candidate)" in out
+    assert "Next: shipyard models alias churn@1 champion" in out
+
+
+def test_train_json_has_the_leaderboard_the_model_and_the_gates(
+    sy: Any, trained: dict[str, Any]
+) -> None:
+    assert trained["dataset"] == "customers@1"
+    assert trained["metric"] == "roc_auc"
+    assert trained["features"] == FEATURES
+    assert trained["interrupted"] is False
+    assert trained["failed_trials"] == []
+    board = trained["leaderboard"]
+    assert len(board) == 4
+    assert [t["score"] for t in board] == sorted((t["score"] for t in board), reverse=True)
+    assert {t["trial"] for t in board} == {0, 1, 2, 3}
+    assert all(t["run_id"].startswith("run_") for t in board)
+    assert trained["model"]["model"] == "churn"
+    assert trained["model"]["version"] == 1
+    assert trained["model"]["status"] == "candidate"
+    assert trained["model"]["run_id"] == trained["run_id"]
+    assert [(g["gate"], g["passed"]) for g in trained["gates"]] == [("roc_auc >= 0.6", True)]
+    assert trained["test_metrics"]["roc_auc"] > 0.6
+
+
+def test_train_before_the_data_is_ingested_exits_3_and_says_how(sy: Any, tmp_path: Path) -> None:
+    write_project(tmp_path)
+    assert sy("init", "--json").exit_code == 0
+
+    result = sy("train")
+
+    assert result.exit_code == 3
+    assert "error: dataset 'customers' does not exist (no datasets are stored yet)." in (
+        result.stderr
+    )
+    assert "Ingest the data first: `shipyard data ingest`" in result.stderr
+    assert sy("runs", "ls", "--json").json() == []
+
+
+def test_train_with_a_bad_estimator_exits_2_and_records_nothing(sy: Any, tmp_path: Path) -> None:
+    bad = {"estimator": "sklearn.ensemble.RandomForestClassifer"}
+    _ready(sy, tmp_path, candidates=[bad])
+
+    result = sy("train")
+
+    assert result.exit_code == 2
+    assert (
+        "error: estimator 'sklearn.ensemble.RandomForestClassifer' does not import: "
+        "sklearn.ensemble has no 'RandomForestClassifer'." in result.stderr
+    )
+    as_json = sy("train", "--json")
+    assert as_json.exit_code == 2
+    assert as_json.json()["error"] == "Invalid"
+    assert sy("runs", "ls", "--trials", "--json").json() == []
+    assert sy("models", "ls", "--json").json() == []
+
+
+def test_a_bad_gate_exits_2_before_training(sy: Any, tmp_path: Path) -> None:
+    _ready(sy, tmp_path, gates=["roc_auc >>= 0.5"])
+
+    result = sy("train")
+
+    assert result.exit_code == 2
+    assert "error: gate 'roc_auc >>= 0.5' is not of the form METRIC OP NUMBER" in result.stderr
+    assert sy("runs", "ls", "--trials", "--json").json() == []
+
+
+def test_ctrl_c_during_train_exits_130_and_leaves_the_run_interrupted(
+    sy: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ready(sy, tmp_path)
+
+    def ctrl_c(problem: Problem, trial: TrialSpec) -> TrialResult:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, "score_trial", ctrl_c)
+
+    result = sy("train")
+
+    assert result.exit_code == 130
+    assert "interrupted: the trials that finished are recorded" in result.stderr
+    (run,) = sy("runs", "ls", "--json").json()
+    assert run["status"] == "interrupted"
+    assert run["note"] == "interrupted before any trial finished"
+    assert sy("models", "ls", "--json").json() == []
+
+
+# -- shipyard runs ------------------------------------------------------------------------------
+
+
+def test_runs_ls_show_and_compare(sy: Any, tmp_path: Path, trained: dict[str, Any]) -> None:
+    run_id = trained["run_id"]
+    trial_ids = [t["run_id"] for t in trained["leaderboard"]]
+
+    listed = sy("runs", "ls")
+    assert listed.exit_code == 0, listed.stderr
+    assert run_id in listed.stdout and "finished" in listed.stdout
+    assert "TEST_ACCURACY" in listed.stdout
+    assert not any(t in listed.stdout for t in trial_ids)  # trials only with --trials
+    assert [r["id"] for r in sy("runs", "ls", "--json").json()] == [run_id]
+    with_trials = {r["id"] for r in sy("runs", "ls", "--trials", "--json").json()}
+    assert with_trials == {run_id, *trial_ids}
+    best = sy("runs", "ls", "--trials", "--order-by", "metrics.cv_roc_auc desc", "--json")
+    # The best trial, tied with the search run (which records the best trial's score).
+    assert {r["id"] for r in best.json()[:2]} == {trial_ids[0], run_id}
+
+    shown = sy("runs", "show", run_id)
+    assert shown.exit_code == 0, shown.stderr
+    assert f"{run_id}  churn / train customers@1  status finished" in shown.stdout
+    assert "best.estimator" in shown.stdout
+    assert "test_roc_auc" in shown.stdout
+    assert "evaluation.json" in shown.stdout
+    assert "4 child runs (trials)" in shown.stdout
+    as_json = sy("runs", "show", run_id, "--json").json()
+    assert as_json["run"]["params"]["metric"] == "roc_auc"
+    assert sorted(as_json["children"]) == sorted(trial_ids)
+
+    plot = tmp_path / "compare.png"
+    compared = sy("runs", "compare", trial_ids[0], trial_ids[1], "--plot", str(plot))
+    assert compared.exit_code == 0, compared.stderr
+    assert "Runs side by side" in compared.stdout
+    assert "param estimator" in compared.stdout and "metric cv_roc_auc" in compared.stdout
+    assert f"metric histories: {plot}" in compared.stdout
+    assert plot.read_bytes()[:8] == PNG
+
+    missing = sy("runs", "show", "run_nope")
+    assert missing.exit_code == 3
+    assert "run 'run_nope' does not exist; `shipyard runs ls` lists runs." in missing.stderr
+
+
+# -- shipyard models ----------------------------------------------------------------------------
+
+
+def test_models_ls_show_alias_and_card(sy: Any, tmp_path: Path, trained: dict[str, Any]) -> None:
+    listed = sy("models", "ls")
+    assert listed.exit_code == 0, listed.stderr
+    assert "churn@1" in listed.stdout and "candidate" in listed.stdout
+    assert [v["version"] for v in sy("models", "ls", "--json").json()] == [1]
+
+    shown = sy("models", "show", "churn@1")
+    assert shown.exit_code == 0, shown.stderr
+    for column in FEATURES:
+        assert column in shown.stdout
+    assert "output: class ['no', 'yes']" in shown.stdout
+    assert "roc_auc >= 0.6" in shown.stdout
+
+    aliased = sy("models", "alias", "churn@1", "champion")
+    assert aliased.exit_code == 0, aliased.stderr
+    assert "churn@champion → churn@1" in aliased.stdout
+    assert sy("models", "show", "churn@champion", "--json").json()["aliases"] == ["champion"]
+
+    html, report = tmp_path / "card.html", tmp_path / "report.html"
+    card = sy("models", "card", "churn@champion", "--html", str(html), "--report", str(report))
+    assert card.exit_code == 0, card.stderr
+    assert card.stdout.startswith("# Model card: churn (churn@1)")
+    assert "customers@1" in card.stdout
+    assert f"wrote {html}" in card.stderr and f"wrote {report}" in card.stderr
+    card_html = html.read_text()
+    assert card_html.startswith("<!DOCTYPE html>") and "churn@1" in card_html
+    report_html = report.read_text()
+    assert report_html.startswith("<!DOCTYPE html>")
+    assert report_html.count('<img src="data:image/png;base64,') >= 2
+
+    unknown = sy("models", "show", "churn@7")
+    assert unknown.exit_code == 3
+    assert "churn has versions 1 to 1" in unknown.stderr
+
+
+def test_aliasing_a_rejected_model_as_champion_exits_4_naming_the_gate(
+    sy: Any, tmp_path: Path
+) -> None:
+    _ready(sy, tmp_path, trials=2, gates=[UNREACHABLE])
+
+    trained = sy("train")
+    assert trained.exit_code == 0, trained.stderr
+    assert "FAIL" in trained.stdout
+    assert "Registered churn@1 as REJECTED: it failed 1 gate(s)" in trained.stdout
+
+    result = sy("models", "alias", "churn@1", "champion")
+
+    assert result.exit_code == 4
+    assert (
+        "error: churn@1 cannot become champion: it was rejected because it failed its gates: "
+        "roc_auc >= 0.999 (got 0." in result.stderr
+    )
+    assert "rejected" in sy("models", "ls").stdout
+    assert sy("models", "show", "churn@1", "--json").json()["aliases"] == []
