@@ -90,8 +90,8 @@ def test_limitations_are_derived_from_the_evaluation(
     markdown, _ = _card(loans_report, gates, period="2024-01 to 2024-03")
     limitations = markdown.split("## Limitations\n", 1)[1]
     assert (
-        f"- Evaluated on a held-out split of {loans_report.rows:,} rows of loans@7 from "
-        "2024-01 to 2024-03; how it does on later or differently distributed data is not "
+        f"- Evaluated on a held-out split of {loans_report.rows:,} rows of loans@7 "
+        "(2024-01 to 2024-03); how it does on later or differently distributed data is not "
         "measured here" in limitations
     )
     column, row = loans_report.worst_slice("f1") or ("", None)
