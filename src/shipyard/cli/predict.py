@@ -1,0 +1,56 @@
+"""`shipyard predict`: score a CSV or Parquet file with a registered model (batch scoring)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from shipyard.cli import _output
+from shipyard.serve.batch import score_file
+
+
+def predict(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A CSV, TSV or Parquet file to score.")],
+    model: Annotated[
+        str,
+        typer.Option("--model", metavar="REF", help="NAME@N or NAME@ALIAS, e.g. credit@champion."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="PATH", help="Where to write: .parquet, .csv or .tsv."),
+    ],
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", metavar="COL", help="Copy a column through, e.g. an id (repeat)."),
+    ] = None,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="Rows scored at a time (bounds memory).")
+    ] = 50_000,
+    json: _output.JsonFlag = False,
+) -> None:
+    """Score every row of FILE with a model and write the predictions to --out."""
+    with _output.workspace(ctx) as ws, _output.progress(disable=json) as bar:
+        task = bar.add_task(f"scoring {file.name} with {model}", total=None)
+
+        def on_chunk(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = score_file(
+            ws, file, model, out, chunk_rows=chunk_rows, progress=on_chunk, keep=keep or []
+        )
+    if json:
+        _output.print_json(result)
+        return
+    rate = result.rows / result.seconds if result.seconds else 0.0
+    _output.console().print(
+        Text.assemble(
+            ("✓ ", "green"),
+            f"scored {result.rows:,} rows with ",
+            (result.model_ref, "bold"),
+            f" in {result.seconds:.1f} s ({rate:,.0f} rows/s) → {result.out}",
+        )
+    )

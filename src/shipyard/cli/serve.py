@@ -1,0 +1,101 @@
+"""`shipyard serve`: serve every endpoint of the workspace over HTTP (uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shipyard.cli import _output
+from shipyard.core.errors import Invalid
+from shipyard.core.spec import ServeSpec, load_spec
+from shipyard.serve.endpoints import list_endpoints
+from shipyard.serve.limits import DEFAULT_MAX_BODY
+
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (0: any free one).")
+    ] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Server processes sharing the port.")
+    ] = 1,
+    spec: Annotated[
+        Path,
+        typer.Option("--spec", help="Project spec whose `serve:` section gives the defaults."),
+    ] = Path("shipyard.yaml"),
+    max_batch: Annotated[
+        int | None, typer.Option("--max-batch", min=1, help="Rows per micro-batch (spec: 64).")
+    ] = None,
+    max_wait_ms: Annotated[
+        float | None,
+        typer.Option("--max-wait-ms", min=0, help="Longest wait to fill a batch (spec: 2)."),
+    ] = None,
+    max_body: Annotated[
+        int, typer.Option("--max-body", min=1, help="Largest request body in bytes (413 above).")
+    ] = DEFAULT_MAX_BODY,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, help="Most rows per request (422 above).")
+    ] = 10_000,
+    rate: Annotated[
+        float,
+        typer.Option("--rate", min=0, help="Requests a second per token (429 above; 0: no limit)."),
+    ] = 1000.0,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = "info",
+) -> None:
+    """Serve every endpoint over HTTP: /v1 predict and feedback, OIP v2, metrics, health."""
+    if log_level not in _LEVELS:
+        raise Invalid(f"--log-level {log_level!r}: choose one of {', '.join(_LEVELS)}.")
+    defaults = load_spec(spec).serve if spec.is_file() else ServeSpec()
+    with _output.workspace(ctx) as ws:  # fails here, clearly, if there is no workspace
+        names = [e.name for e in list_endpoints(ws)]
+    settings = _output.settings(ctx)
+    options: dict[str, Any] = {
+        "max_batch": max_batch or defaults.max_batch,
+        "max_wait_ms": defaults.max_wait_ms if max_wait_ms is None else max_wait_ms,
+        "max_body": max_body,
+        "max_rows": max_rows,
+        "rate": rate or None,
+    }
+    _logging(log_level)
+    from shipyard.serve.server import run  # uvicorn and starlette load only for this command
+
+    err = _output.err_console()
+
+    def on_listen(url: str) -> None:
+        served = ", ".join(names) if names else "none yet (new ones are picked up live)"
+        sys.stdout.write(f"Shipyard serving on {url}\n")
+        sys.stdout.flush()
+        err.print(
+            f"endpoints: {served}; workers {workers}, max_batch {options['max_batch']}, "
+            f"max_wait {options['max_wait_ms']:g} ms. Ctrl-C stops (in-flight requests finish).",
+            markup=False,
+            highlight=False,
+        )
+
+    run(
+        settings,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level if log_level in ("debug", "warning", "error") else "warning",
+        app_options=options,
+        on_listen=on_listen,
+    )
+
+
+def _logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("shipyard")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())

@@ -1,0 +1,84 @@
+"""Serving: endpoints, request validation, fast prediction (DESIGN.md section 3, serve/).
+
+The HTTP app (`create_app`, `ServeOptions`) and its runner (`run`) load Starlette and uvicorn,
+so they are imported on first use: `from shipyard.serve import create_app` works, while
+`shipyard.serve.batch` or `endpoints` alone do not pay for a web stack.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shipyard.serve.batch import score_file
+from shipyard.serve.endpoints import (
+    advance_canary,
+    create_endpoint,
+    get_endpoint,
+    list_endpoints,
+    promote_canary,
+    revisions,
+    rollback_canary,
+    set_champion,
+    set_flags,
+    set_route,
+    stop_canary,
+)
+from shipyard.serve.fastpath import Output, Predictor, compile_predictor
+from shipyard.serve.inputs import Batch, InputError, decode, from_oip, to_columns
+from shipyard.serve.predlog import PredictionLog, labelled, read_predictions, record_feedback
+from shipyard.serve.router import CanaryGuard, Choice, Decision, Router, WindowStats
+
+if TYPE_CHECKING:
+    from shipyard.serve.app import create_app
+    from shipyard.serve.runtime import ServeOptions
+    from shipyard.serve.server import run
+
+_LAZY = {
+    "create_app": "shipyard.serve.app",
+    "ServeOptions": "shipyard.serve.runtime",
+    "run": "shipyard.serve.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'shipyard.serve' has no attribute {name!r}")
+
+
+__all__ = [
+    "Batch",
+    "CanaryGuard",
+    "Choice",
+    "Decision",
+    "InputError",
+    "Output",
+    "PredictionLog",
+    "Predictor",
+    "Router",
+    "ServeOptions",
+    "WindowStats",
+    "advance_canary",
+    "compile_predictor",
+    "create_app",
+    "create_endpoint",
+    "decode",
+    "from_oip",
+    "get_endpoint",
+    "labelled",
+    "list_endpoints",
+    "promote_canary",
+    "read_predictions",
+    "record_feedback",
+    "revisions",
+    "rollback_canary",
+    "run",
+    "score_file",
+    "set_champion",
+    "set_flags",
+    "set_route",
+    "stop_canary",
+    "to_columns",
+]

@@ -1,0 +1,605 @@
+"""Endpoints: which model versions answer a served endpoint, and how traffic is split.
+
+One implementation behind the CLI, the REST API and the SDK. An endpoint has a champion,
+challengers with traffic weights (A/B), shadows that see a copy of traffic, at most one canary
+ramping through steps, and flags. Versions are resolved from references ("credit-risk@champion")
+when they are set, so an alias that moves later does not move traffic. A version rejected by
+its gates, or archived, is refused in every role.
+
+Every change bumps the endpoint's `revision` (a server polls `revisions()` and reloads only what
+changed) and writes an audit event with the routing before and after, in one transaction.
+
+    >>> create_endpoint(ws, "credit", "credit-risk@champion")
+    >>> set_route(ws, "credit", challengers=[("credit-risk@4", 10)], canary="credit-risk@5")
+    >>> advance_canary(ws, "credit").canary.percent
+    50
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shipyard.core.errors import Conflict, Invalid, NotFound
+from shipyard.core.records import (
+    Canary,
+    Challenger,
+    Endpoint,
+    ModelStatus,
+    ModelVersion,
+    ShadowTarget,
+    check_name,
+)
+from shipyard.registry import get_version
+from shipyard.serve.router import check_guard
+from shipyard.store import audit
+from shipyard.store.tables import EndpointRow
+from shipyard.store.workspace import Workspace
+
+DEFAULT_STEPS = (10, 50, 100)
+ON_OFF = ("on", "off")
+# Flag name → allowed values (None: a model version reference).
+FLAGS: dict[str, tuple[str, ...] | None] = {
+    "explain": ON_OFF,
+    "log_inputs": ON_OFF,
+    "pin": None,
+    "strict_ranges": ON_OFF,
+}
+
+Config = dict[str, Any]
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def get_endpoint(ws: Workspace, name: str) -> Endpoint:
+    """An endpoint's current routing."""
+    with ws.db.read() as s:
+        row = s.get(EndpointRow, name)
+        if row is None:
+            raise _unknown(s, name)
+        return to_record(row)
+
+
+def list_endpoints(ws: Workspace) -> list[Endpoint]:
+    """Every endpoint, by name."""
+    with ws.db.read() as s:
+        return [to_record(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))]
+
+
+def revisions(ws: Workspace) -> dict[str, int]:
+    """Endpoint name → revision: one cheap query a server polls to see what changed."""
+    with ws.db.read() as s:
+        rows = s.execute(select(EndpointRow.name, EndpointRow.revision))
+        return {name: revision for name, revision in rows}
+
+
+# -- creating and routing -----------------------------------------------------------------------
+
+
+def create_endpoint(ws: Workspace, name: str, model_ref: str) -> Endpoint:
+    """A new endpoint whose champion is the version `model_ref` names now.
+
+    >>> create_endpoint(ws, "credit", "credit-risk@champion").champion_ref
+    'credit-risk@3'
+    """
+    check_name(name, what="endpoint name")
+    version = _servable(ws, name, model_ref, "champion")
+    config: Config = {
+        "champion": _target(version),
+        "challengers": [],
+        "shadows": [],
+        "canary": None,
+        "flags": {},
+        "pinned": None,
+    }
+    now = datetime.now(UTC)
+    try:
+        with ws.db.write() as s:
+            if s.get(EndpointRow, name) is not None:
+                raise _exists(name)
+            row = EndpointRow(
+                name=name,
+                config=config,
+                revision=1,
+                created_at=now,
+                created_by=ws.actor,
+                updated_at=now,
+                updated_by=ws.actor,
+            )
+            s.add(row)
+            s.flush()
+            audit.append(
+                s,
+                actor=ws.actor,
+                action="endpoint.create",
+                object_type="endpoint",
+                object_id=name,
+                before=None,
+                after="1",
+                details={"before": None, "after": config, "revision": 1},
+            )
+            return to_record(row)
+    except IntegrityError as exc:  # created by someone else between the check and the insert
+        raise _exists(name) from exc
+
+
+def set_champion(ws: Workspace, name: str, model_ref: str) -> Endpoint:
+    """Make `model_ref` the champion; it leaves the challengers, shadows and canary if there.
+
+    >>> set_champion(ws, "credit", "credit-risk@4").champion_ref
+    'credit-risk@4'
+    """
+    version = _servable(ws, name, model_ref, "champion")
+
+    def change(config: Config) -> None:
+        _check_beside(name, version, _others(config), "champion")
+        config["champion"] = _target(version)
+        _drop_version(config, version.id, reason=f"made champion by {ws.actor}")
+
+    return _update(ws, name, "endpoint.champion", change)
+
+
+def set_route(
+    ws: Workspace,
+    name: str,
+    *,
+    challengers: Sequence[tuple[str, float]] = (),
+    shadows: Sequence[str] = (),
+    canary: str | None = None,
+    steps: Sequence[int] = DEFAULT_STEPS,
+    guard: Mapping[str, float] | None = None,
+) -> Endpoint:
+    """Set who besides the champion gets traffic: the route becomes exactly what is given.
+
+    Challenger weights are percent of all traffic (at most 100 together); shadows get a copy
+    of every request; the canary starts at `steps[0]` percent and is judged by `guard`
+    (error_rate, p99_ms, agreement, min_requests). Re-sending the running canary with the same
+    steps keeps its current step.
+
+        >>> set_route(ws, "credit", challengers=[("credit-risk@4", 20)],
+        ...           shadows=["credit-risk@6"], canary="credit-risk@5",
+        ...           steps=[10, 50, 100], guard={"error_rate": 0.01, "p99_ms": 50})
+    """
+    weights = [(ref, _weight(ref, w)) for ref, w in challengers]
+    total = sum(w for _, w in weights)
+    if total > 100 + 1e-9:
+        raise Invalid(
+            f"challenger weights add up to {total:g}%, more than 100%; lower them (the "
+            "champion answers whatever is left)."
+        )
+    ramp = _steps(steps)
+    limits = check_guard(guard)
+    chosen = [
+        *((_servable(ws, name, ref, "challenger"), "challenger") for ref, _ in weights),
+        *((_servable(ws, name, ref, "shadow"), "shadow") for ref in shadows),
+        *(((_servable(ws, name, canary, "canary"), "canary"),) if canary is not None else ()),
+    ]
+    roles: dict[str, str] = {}
+    for version, role in chosen:
+        if version.id in roles:
+            raise Invalid(
+                f"{version.ref} is given twice (as {roles[version.id]} and as {role}); a "
+                "version takes one role on an endpoint."
+            )
+        roles[version.id] = role
+    new_challengers = [
+        {**_target(v), "weight": w}
+        for (v, _), (_, w) in zip(chosen[: len(weights)], weights, strict=True)
+    ]
+    new_shadows = [_target(v) for v, role in chosen if role == "shadow"]
+    canary_version = chosen[-1][0] if canary is not None else None
+
+    def change(config: Config) -> None:
+        champion_id = config["champion"]["version_id"]
+        for version, role in chosen:
+            if version.id == champion_id:
+                raise Invalid(
+                    f"{version.ref} is the champion of endpoint {name!r}; it cannot also be a "
+                    f"{role}. Choose another version, or change the champion first."
+                )
+            _check_beside(name, version, [config["champion"]], role)
+        config["challengers"] = new_challengers
+        config["shadows"] = new_shadows
+        if canary_version is None:
+            config["canary"] = None
+            return
+        old = config.get("canary")
+        keep = (
+            old is not None
+            and old["state"] == "running"
+            and old["version_id"] == canary_version.id
+            and old["steps"] == ramp
+        )
+        config["canary"] = {
+            **_target(canary_version),
+            "steps": ramp,
+            "step": old["step"] if keep and old else 0,
+            "state": "running",
+            "guard": limits,
+            "reason": None,
+        }
+
+    return _update(ws, name, "endpoint.route", change)
+
+
+def set_flags(ws: Workspace, name: str, flags: Mapping[str, str | None]) -> Endpoint:
+    """Set flags (None removes one): explain, log_inputs, strict_ranges (on|off), pin (REF).
+
+    `pin` sends all traffic to one version, whatever the route says: a kill switch.
+
+        >>> set_flags(ws, "credit", {"explain": "on", "pin": "credit-risk@2"}).flags
+        {'explain': 'on', 'pin': 'credit-risk@2'}
+    """
+    updates: dict[str, str | None] = {}
+    pinned: ModelVersion | None = None
+    for key, raw in flags.items():
+        allowed = FLAGS.get(key, ())
+        if key not in FLAGS:
+            raise Invalid(
+                f"flag {key!r} is not known; the flags are {', '.join(sorted(FLAGS))} "
+                "(explain, log_inputs and strict_ranges take on|off; pin takes a model version)."
+            )
+        if raw is None:
+            updates[key] = None
+            continue
+        value = str(raw).strip()
+        if allowed is None:
+            pinned = _servable(ws, name, value, "pinned version")
+            value = pinned.ref
+        elif value.lower() not in allowed:
+            raise Invalid(f"flag {key}={raw!r}: expected one of {', '.join(allowed)}.")
+        else:
+            value = value.lower()
+        updates[key] = value
+
+    def change(config: Config) -> None:
+        current: dict[str, str] = dict(config.get("flags") or {})
+        for key, value in updates.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        config["flags"] = current
+        if "pin" in updates:
+            if pinned is not None:
+                _check_beside(name, pinned, [config["champion"]], "pinned version")
+            config["pinned"] = _target(pinned) if pinned is not None else None
+
+    return _update(ws, name, "endpoint.flags", change)
+
+
+# -- the canary ---------------------------------------------------------------------------------
+
+
+def advance_canary(ws: Workspace, name: str, *, expect_step: int | None = None) -> Endpoint:
+    """Move the running canary to its next step; from the last step, promote it.
+
+    `expect_step` makes the call idempotent for several servers judging the same canary: when
+    the canary is no longer running at that step, nothing changes.
+    """
+    if expect_step is not None:
+        current = get_endpoint(ws, name)
+        canary_now = current.canary
+        if canary_now is None or canary_now.state != "running" or canary_now.step != expect_step:
+            return current
+    version = _canary_version(ws, name)
+
+    def change(config: Config) -> str | None:
+        if expect_step is not None:
+            now = config.get("canary")
+            if now is None or now["state"] != "running" or now["step"] != expect_step:
+                return None  # another server moved it meanwhile
+        canary = _running(name, config)
+        if canary["step"] + 1 >= len(canary["steps"]):
+            _promote(config, version, ws.actor)
+            return "endpoint.canary.promote"
+        canary["step"] += 1
+        return "endpoint.canary.step"
+
+    return _update(ws, name, None, change)
+
+
+def promote_canary(ws: Workspace, name: str) -> Endpoint:
+    """Make the running canary the champion (the old champion stops serving)."""
+    version = _canary_version(ws, name)
+
+    def change(config: Config) -> None:
+        _running(name, config)
+        _promote(config, version, ws.actor)
+
+    return _update(ws, name, "endpoint.canary.promote", change)
+
+
+def rollback_canary(ws: Workspace, name: str, reason: str) -> Endpoint:
+    """Stop sending traffic to the canary because it failed (`reason` is kept and audited).
+
+    Rolling back a canary that was already rolled back changes nothing, so several servers
+    may act on the same failed guard.
+    """
+    why = _reason(reason)
+
+    def change(config: Config) -> None:
+        canary = config.get("canary")
+        if canary is not None and canary["state"] == "rolled_back":
+            return
+        canary = _running(name, config)
+        canary["state"], canary["reason"] = "rolled_back", why
+
+    return _update(ws, name, "endpoint.canary.rollback", change, details={"reason": why})
+
+
+def stop_canary(ws: Workspace, name: str, reason: str | None = None) -> Endpoint:
+    """Stop the canary without judging it (it keeps no traffic)."""
+    why = _reason(reason) if reason else f"stopped by {ws.actor}"
+
+    def change(config: Config) -> None:
+        canary = _running(name, config)
+        canary["state"], canary["reason"] = "stopped", why
+
+    return _update(ws, name, "endpoint.canary.stop", change, details={"reason": why})
+
+
+def _canary_version(ws: Workspace, name: str) -> ModelVersion:
+    """The running canary's version, re-checked: it may have been archived since it started."""
+    canary = get_endpoint(ws, name).canary
+    _running(name, {"canary": canary.model_dump() if canary else None})
+    assert canary is not None
+    return _servable(ws, name, canary.ref, "champion")
+
+
+def _promote(config: Config, version: ModelVersion, actor: str) -> None:
+    canary = config["canary"]
+    if canary["version_id"] != version.id:
+        raise Conflict(
+            f"the canary changed to {canary['ref']} while {version.ref} was being promoted; "
+            "look at the endpoint again and repeat if it should still happen."
+        )
+    config["champion"] = _target(version)
+    canary["state"], canary["reason"] = "promoted", f"promoted by {actor}"
+    _drop_version(config, version.id, reason=None)
+
+
+def _running(name: str, config: Config) -> dict[str, Any]:
+    canary: dict[str, Any] | None = config.get("canary")
+    if canary is None:
+        raise Conflict(
+            f"endpoint {name!r} has no canary; start one with "
+            f"`shipyard endpoints route {name} --canary MODEL@N`."
+        )
+    if canary["state"] != "running":
+        why = f": {canary['reason']}" if canary.get("reason") else ""
+        raise Conflict(
+            f"the canary {canary['ref']} of endpoint {name!r} is {canary['state']}{why}; it "
+            f"is not running. Start a new one with `shipyard endpoints route {name} --canary "
+            "MODEL@N`."
+        )
+    return canary
+
+
+# -- the one write path -------------------------------------------------------------------------
+
+
+def _update(
+    ws: Workspace,
+    name: str,
+    action: str | None,
+    change: Callable[[Config], str | None],
+    *,
+    details: Mapping[str, Any] | None = None,
+) -> Endpoint:
+    """Apply `change` to a copy of the stored routing under a row lock; audit and bump it.
+
+    `change` raises to refuse (nothing is written), and may return the audit action to use.
+    When the routing comes out the same, nothing is written and the revision stays.
+    """
+    with ws.db.write() as s:
+        row = s.scalars(
+            select(EndpointRow).where(EndpointRow.name == name).with_for_update()
+        ).first()
+        if row is None:
+            raise _unknown(s, name)
+        before: Config = row.config
+        after = copy.deepcopy(before)
+        chosen = change(after) or action
+        if after == before or chosen is None:
+            return to_record(row)
+        row.config = after
+        row.revision += 1
+        row.updated_at = datetime.now(UTC)
+        row.updated_by = ws.actor
+        s.flush()
+        audit.append(
+            s,
+            actor=ws.actor,
+            action=chosen,
+            object_type="endpoint",
+            object_id=name,
+            before=str(row.revision - 1),
+            after=str(row.revision),
+            details={
+                **(details or {}),
+                "revision": row.revision,
+                "before": before,
+                "after": after,
+            },
+        )
+        return to_record(row)
+
+
+# -- checks -------------------------------------------------------------------------------------
+
+
+def _servable(ws: Workspace, endpoint: str, ref: str, role: str) -> ModelVersion:
+    """The version `ref` names, if it may serve; Conflict naming the failed gates if not."""
+    version = get_version(ws, ref)
+    if version.status == ModelStatus.rejected:
+        failed = version.failed_gates
+        why = (
+            "it failed its gates: "
+            + "; ".join(
+                f"{g.gate} (got {g.value:.4g})" if g.value is not None else g.gate for g in failed
+            )
+            if failed
+            else "its status was set to rejected by hand"
+        )
+        raise Conflict(
+            f"{version.ref} cannot be the {role} of endpoint {endpoint!r}: it was rejected "
+            f"because {why}. A rejected version is never deployed; train a better model or "
+            "choose a version that passed its gates (`shipyard models ls`)."
+        )
+    if version.status == ModelStatus.archived:
+        raise Conflict(
+            f"{version.ref} cannot be the {role} of endpoint {endpoint!r}: it is archived. "
+            "Restore it to candidate first, or choose another version (`shipyard models ls`)."
+        )
+    return version
+
+
+def _check_beside(
+    endpoint: str, version: ModelVersion, others: Sequence[Mapping[str, Any]], role: str
+) -> None:
+    """Every version of an endpoint answers the same requests: same inputs, same output."""
+    for other in others:
+        signature = other.get("signature")
+        if not signature:
+            continue
+        theirs = {c["name"]: c["dtype"] for c in signature["inputs"]}
+        ours = {c.name: c.dtype for c in version.signature.inputs}
+        problems = []
+        if missing := sorted(set(ours) - set(theirs)):
+            problems.append(f"it needs columns {other['ref']} does not take: {missing}")
+        if extra := sorted(set(theirs) - set(ours)):
+            problems.append(f"it lacks columns {other['ref']} takes: {extra}")
+        problems += [
+            f"column {c!r} is {ours[c]}, not {theirs[c]}"
+            for c in sorted(set(ours) & set(theirs))
+            if ours[c] != theirs[c]
+        ]
+        if signature["output"] != version.signature.output:
+            problems.append(f"it outputs {version.signature.output!r}, not {signature['output']!r}")
+        if problems:
+            where = f" of endpoint {endpoint!r}" if endpoint else ""
+            raise Conflict(
+                f"{version.ref} cannot be the {role}{where} beside {other['ref']}: "
+                f"{'; '.join(problems)}. Every version of an endpoint takes the same "
+                "requests: take that version off the route first, or serve this one on "
+                "another endpoint."
+            )
+
+
+def _weight(ref: str, raw: float) -> float:
+    try:
+        weight = float(raw)
+    except (TypeError, ValueError):
+        raise Invalid(f"challenger {ref}: weight {raw!r} is not a number.") from None
+    if not math.isfinite(weight) or not 0 < weight <= 100:
+        raise Invalid(
+            f"challenger {ref}: weight {raw!r} must be a percent of traffic above 0 and at "
+            "most 100 (e.g. 10)."
+        )
+    return weight
+
+
+def _steps(steps: Sequence[int]) -> list[int]:
+    ramp = list(steps)
+    valid = bool(ramp) and all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 < p <= 100 for p in ramp
+    )
+    if not valid or any(b <= a for a, b in itertools.pairwise(ramp)):
+        raise Invalid(
+            f"canary steps {ramp} must be increasing whole percents from 1 to 100 (e.g. 10,50,100)."
+        )
+    return ramp
+
+
+def _reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise Invalid("give a reason (a few words on why), so the audit log can say why.")
+    return text[:500]
+
+
+# -- plain data ⇄ records -----------------------------------------------------------------------
+
+
+def _target(version: ModelVersion) -> dict[str, Any]:
+    """What the routing keeps of a version: its id, ref and input signature."""
+    return {
+        "version_id": version.id,
+        "ref": version.ref,
+        "signature": {
+            "inputs": [{"name": c.name, "dtype": c.dtype} for c in version.signature.inputs],
+            "output": version.signature.output,
+        },
+    }
+
+
+def _others(config: Config) -> list[dict[str, Any]]:
+    found = [*config["challengers"], *config["shadows"]]
+    canary = config.get("canary")
+    if canary is not None and canary["state"] == "running":
+        found.append(canary)
+    if config.get("pinned"):
+        found.append(config["pinned"])
+    return found
+
+
+def _drop_version(config: Config, version_id: str, *, reason: str | None) -> None:
+    config["challengers"] = [c for c in config["challengers"] if c["version_id"] != version_id]
+    config["shadows"] = [c for c in config["shadows"] if c["version_id"] != version_id]
+    canary = config.get("canary")
+    if reason and canary and canary["state"] == "running" and canary["version_id"] == version_id:
+        canary["state"], canary["reason"] = "promoted", reason
+
+
+def to_record(row: EndpointRow) -> Endpoint:
+    c = row.config
+    canary = c.get("canary")
+    pinned = c.get("pinned")
+    return Endpoint(
+        name=row.name,
+        champion_id=c["champion"]["version_id"],
+        champion_ref=c["champion"]["ref"],
+        challengers=[
+            Challenger(version_id=x["version_id"], ref=x["ref"], weight=x["weight"])
+            for x in c.get("challengers", [])
+        ],
+        shadows=[
+            ShadowTarget(version_id=x["version_id"], ref=x["ref"]) for x in c.get("shadows", [])
+        ],
+        canary=Canary.model_validate({k: v for k, v in canary.items() if k != "signature"})
+        if canary
+        else None,
+        flags=dict(c.get("flags") or {}),
+        pinned=ShadowTarget(version_id=pinned["version_id"], ref=pinned["ref"]) if pinned else None,
+        revision=row.revision,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+def _unknown(s: Session, name: str) -> NotFound:
+    names = list(s.scalars(select(EndpointRow.name).order_by(EndpointRow.name).limit(20)))
+    known = f"known endpoints: {', '.join(names)}" if names else "there are no endpoints yet"
+    return NotFound(
+        f"endpoint {name!r} does not exist ({known}). "
+        "`shipyard endpoints create NAME --model MODEL@N` makes one."
+    )
+
+
+def _exists(name: str) -> Conflict:
+    return Conflict(
+        f"endpoint {name!r} already exists; change its champion with `shipyard endpoints "
+        f"champion {name} MODEL@N`, or choose another name."
+    )

@@ -1,0 +1,258 @@
+"""The /v1 routes (predict, feedback, endpoints), health, readiness and metrics.
+
+Every prediction, /v1 or /v2, goes through `answer()`: route the request (sticky by the
+`X-Shipyard-Key` header when given), validate its rows against the answering version's
+signature, wait for the micro-batcher, and `respond()` with the bookkeeping (log, canary,
+shadows) scheduled after the response is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shipyard.core.errors import Invalid, NotSupported
+from shipyard.core.records import Endpoint, Signature
+from shipyard.serve.endpoints import get_endpoint, list_endpoints
+from shipyard.serve.fastpath import Output
+from shipyard.serve.inputs import Batch, decode, to_columns
+from shipyard.serve.limits import read_body
+from shipyard.serve.models import ServedModel
+from shipyard.serve.predlog import record_feedback
+from shipyard.serve.responses import dumps, json_response
+from shipyard.serve.router import Choice
+from shipyard.serve.runtime import MakeBatch, Route, Runtime
+
+KEY_HEADER = "x-shipyard-key"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_NO_EXPLAIN = (
+    "per-row explanations are not available from this server yet (SHAP values per request "
+    "are not wired into serving); the model's global feature importance is in its evaluation "
+    "report (`shipyard models show`)."
+)
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(12)
+
+
+# -- the prediction path shared by /v1 and /v2 --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    request_id: str
+    choice: Choice
+    served: ServedModel
+    batch: Batch
+    output: Output
+    started: float
+
+
+async def answer(request: Request, route: Route, make_batch: MakeBatch, started: float) -> Answer:
+    """Route, validate and predict one request; errors propagate to the error handler."""
+    rt = runtime(request)
+    request_id = new_request_id()
+    choice = route.router.choose(request.headers.get(KEY_HEADER), request_id=request_id)
+    request.state.model = choice.primary_ref
+    rt.in_flight += 1
+    try:
+        served = route.primary(choice)
+        batch = make_batch(served.signature)
+        alone = rt.in_flight == 1 and served.batcher.may_inline(batch)
+        if alone:
+            # Requests that arrived with this one exist as tasks that have not run yet: yield
+            # once so they reach the batcher too. Only if none did is this request alone.
+            await asyncio.sleep(0)
+            alone = rt.in_flight == 1
+        output = await served.batcher.predict(batch, alone=alone)
+    except Exception as exc:
+        rt.failed(route, choice, exc)
+        raise
+    finally:
+        rt.in_flight -= 1
+    return Answer(request_id, choice, served, batch, output, started)
+
+
+def respond(
+    request: Request, route: Route, result: Answer, body: bytes, make_batch: MakeBatch
+) -> Response:
+    """The 200 response; metrics now, logging and shadows once it is sent."""
+    rt = runtime(request)
+    ref = result.served.ref
+    seconds = time.perf_counter() - result.started
+    rt.metrics.requests.labels(route.name, ref, "200").inc()
+    rt.metrics.latency.labels(route.name, ref).observe(seconds)
+    rt.metrics.rows.labels(route.name, ref, "false").inc(result.batch.n)
+    task = BackgroundTask(
+        rt.after,
+        route,
+        result.choice,
+        result.served,
+        result.request_id,
+        result.batch,
+        result.output,
+        seconds * 1000.0,
+        make_batch,
+    )
+    return Response(
+        body,
+        200,
+        {"x-request-id": result.request_id},
+        media_type="application/json",
+        background=task,
+    )
+
+
+# -- /v1 ----------------------------------------------------------------------------------------
+
+
+async def predict(request: Request) -> Response:
+    """POST /v1/endpoints/{name}/predict: {"rows": [...]} or {"columns": {...}}."""
+    started = time.perf_counter()
+    rt = runtime(request)
+    route = rt.route(request.path_params["name"])
+    if request.query_params.get("explain", "").lower() in _TRUE:
+        raise NotSupported(_NO_EXPLAIN)
+    payload = decode(await read_body(request, rt.options.max_body))
+    strict = route.flag_on("strict_ranges", True)
+    max_rows = rt.options.max_rows
+
+    def make_batch(signature: Signature) -> Batch:
+        return to_columns(signature, payload, max_rows=max_rows, strict_ranges=strict)
+
+    result = await answer(request, route, make_batch, started)
+    out = result.output
+    data: dict[str, Any] = {
+        "request_id": result.request_id,
+        "endpoint": route.name,
+        "model": result.served.ref,
+        "predictions": out.labels,
+    }
+    if out.probabilities is not None:
+        data["probabilities"] = out.probabilities
+        data["classes"] = out.classes
+    if result.batch.warnings:
+        data["warnings"] = result.batch.warnings
+    if route.flag_on("explain", False):
+        data["explanations"] = None
+        data["explanations_unavailable"] = _NO_EXPLAIN
+    return respond(request, route, result, dumps(data), make_batch)
+
+
+async def feedback(request: Request) -> Response:
+    """POST /v1/endpoints/{name}/feedback: ground-truth labels for earlier request ids.
+
+    {"items": [{"request_id": "…", "label": "yes", "row": 0}, …]} or
+    {"request_ids": ["…", …], "labels": ["yes", …]} → {"matched": n, "unknown": m, …}
+    """
+    rt = runtime(request)
+    name = request.path_params["name"]
+    items = _feedback_items(decode(await read_body(request, rt.options.max_body)))
+    log = rt.prediction_log
+    ws = rt.ws
+
+    def record() -> Any:
+        log.flush()  # predictions answered a moment ago must be found
+        return record_feedback(ws, name, items)
+
+    result = await anyio.to_thread.run_sync(record)
+    return json_response(result.model_dump(mode="json"))
+
+
+def _feedback_items(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    if "items" in payload:
+        items = payload["items"]
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise Invalid(
+                "'items' must be a list of objects such as "
+                '{"request_id": "…", "label": "yes"} (optionally with "row").'
+            )
+        return items
+    ids, labels = payload.get("request_ids"), payload.get("labels")
+    if not isinstance(ids, list) or not isinstance(labels, list):
+        keys = ", ".join(map(repr, list(payload)[:5])) or "no keys"
+        raise Invalid(
+            'send {"items": [{"request_id": "…", "label": …}]} or {"request_ids": [...], '
+            f'"labels": [...]}}; the body has {keys}.'
+        )
+    if len(ids) != len(labels):
+        raise Invalid(
+            f"{len(ids)} request_ids but {len(labels)} labels; send one label per request id."
+        )
+    return [{"request_id": r, "label": label} for r, label in zip(ids, labels, strict=True)]
+
+
+async def list_all(request: Request) -> Response:
+    """GET /v1/endpoints: every endpoint's routing and what this server serves of it."""
+    rt = runtime(request)
+    endpoints = await anyio.to_thread.run_sync(list_endpoints, rt.ws)
+    return json_response({"endpoints": [_view(rt, e) for e in endpoints]})
+
+
+async def show(request: Request) -> Response:
+    """GET /v1/endpoints/{name}."""
+    rt = runtime(request)
+    name = request.path_params["name"]
+    endpoint = await anyio.to_thread.run_sync(get_endpoint, rt.ws, name)
+    return json_response(_view(rt, endpoint))
+
+
+def _view(rt: Runtime, endpoint: Endpoint) -> dict[str, Any]:
+    data = endpoint.model_dump(mode="json")
+    route = rt.routes.get(endpoint.name)
+    problem = rt.problems.get(endpoint.name)
+    serving: dict[str, Any] = {"ready": route is not None}
+    if route is not None:
+        serving.update(
+            revision=route.revision,
+            models={m.version_id: m.ref for m in route.models.values()},
+            shares=route.router.shares(),
+        )
+    if problem is not None:
+        serving["problem"] = f"revision {problem.revision} is not served: {problem.why}"
+    data["serving"] = serving
+    return data
+
+
+# -- health, readiness, metrics -----------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    """GET /health: the process is up (open: for load balancers and liveness probes)."""
+    return json_response({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """GET /ready: 200 when every endpoint has loaded models, else 503 saying which has not.
+
+    An endpoint whose newest revision failed to load keeps serving the previous one: it counts
+    as ready, with the problem shown, so replicas are not all pulled out of rotation at once.
+    """
+    rt = runtime(request)
+    endpoints: dict[str, dict[str, Any]] = {
+        name: {"ready": True, "revision": r.revision} for name, r in rt.routes.items()
+    }
+    for name, problem in rt.problems.items():
+        state = endpoints.setdefault(name, {"ready": False})
+        state["problem"] = f"revision {problem.revision} is not served: {problem.why}"
+    return json_response({"ready": rt.ready, "endpoints": endpoints}, 200 if rt.ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: Prometheus text format."""
+    body, content_type = runtime(request).metrics.render()
+    return Response(body, 200, media_type=content_type)

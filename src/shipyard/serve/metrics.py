@@ -1,0 +1,111 @@
+"""Prometheus metrics of one serving app, in a registry of its own (no process globals).
+
+Labels: `endpoint` and `model` (the version ref that answered, e.g. "credit-risk@3"); requests
+refused before a model was chosen (401, 404, 413, …) carry model="".
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+)
+_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000)
+
+
+class Metrics:
+    """The app's counters and histograms, and their Prometheus text rendering."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "shipyard_requests",
+            "Prediction requests answered, by endpoint, model version and HTTP status.",
+            ["endpoint", "model", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "shipyard_request_latency_seconds",
+            "Time from reading the request to the response, by endpoint and model version.",
+            ["endpoint", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "shipyard_errors",
+            "Failed prediction requests, by endpoint, model version and error class.",
+            ["endpoint", "model", "error"],
+            registry=r,
+        )
+        self.rows = Counter(
+            "shipyard_predicted_rows",
+            "Rows predicted, by endpoint and model version (shadow copies included).",
+            ["endpoint", "model", "shadow"],
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "shipyard_batch_rows",
+            "Rows per micro-batch sent to a model version.",
+            ["model"],
+            buckets=_ROW_BUCKETS,
+            registry=r,
+        )
+        self.batch_requests = Histogram(
+            "shipyard_batch_requests",
+            "Requests merged into one micro-batch, by model version.",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "shipyard_shadow_errors",
+            "Shadow predictions that failed (never visible to clients).",
+            ["endpoint", "model"],
+            registry=r,
+        )
+        self.shadows_dropped = Counter(
+            "shipyard_shadows_dropped",
+            "Shadow copies not sent because too many were already in flight.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.models_loaded = Gauge(
+            "shipyard_models_loaded", "Model versions loaded and compiled.", registry=r
+        )
+        self.route_reloads = Counter(
+            "shipyard_route_reloads",
+            "Endpoint routing changes applied without a restart.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.canary_rollbacks = Counter(
+            "shipyard_canary_rollbacks",
+            "Canaries rolled back automatically by their guard.",
+            ["endpoint"],
+            registry=r,
+        )
+
+    def render(self) -> tuple[bytes, str]:
+        """(body, content type) in the Prometheus text format."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,103 @@
+"""JSON responses, and the one place where an exception becomes an HTTP status.
+
+    ShipyardError      → its class's `http_status` (core/errors.py), body `to_dict()`
+    HTTPException      → Starlette's own status (unknown route 404, wrong method 405)
+    anything else      → 500, logged with its traceback, no internals in the body
+
+Under /v2 (the Open Inference Protocol) the body is `{"error": "<message>", ...}`, the shape
+OIP clients read. 401 answers carry `WWW-Authenticate`, 429 answers `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shipyard.core.errors import RateLimited, ShipyardError
+from shipyard.serve.limits import retry_after_header
+
+log = logging.getLogger("shipyard.serve")
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_HTTP_NAMES = {404: "NotFound", 405: "MethodNotAllowed", 400: "BadRequest"}
+
+
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data, option=_OPTIONS, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # NumPy arrays orjson does not take natively (object, str)
+        return value.tolist()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(dumps(data), status, headers, media_type="application/json")
+
+
+async def error_response(request: Request, exc: Exception) -> Response:
+    """The HTTP answer for any exception a route raised (registered for every class)."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, ShipyardError):
+        status, payload = exc.http_status, exc.to_dict()
+        if isinstance(exc, RateLimited):
+            headers["retry-after"] = retry_after_header(float(exc.details.get("retry_after", 1)))
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+        headers.update(exc.headers or {})
+        payload = {
+            "error": _HTTP_NAMES.get(status, "HTTPError"),
+            "message": _http_message(request, status, str(exc.detail)),
+            "details": {},
+        }
+    else:
+        status = 500
+        log.error(
+            "unexpected error on %s %s",
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        payload = {
+            "error": "InternalError",
+            "message": f"unexpected {type(exc).__name__} on the server; the server log has the "
+            "details. Retry, and report it if it persists.",
+            "details": {},
+        }
+    if status == 401:
+        headers["www-authenticate"] = 'Bearer realm="shipyard"'
+    kind = payload["error"]
+    if request.url.path.startswith("/v2"):
+        payload = {"error": payload["message"], "type": kind, "details": payload["details"]}
+    metrics = getattr(request.app.state, "metrics", None)
+    runtime = getattr(request.app.state, "runtime", None)
+    if metrics is not None and runtime is not None:
+        # Only served names become labels: unknown ones would let clients grow the series.
+        name = str(request.path_params.get("name", ""))
+        endpoint = name if name in runtime.routes else ""
+        model = str(getattr(request.state, "model", ""))
+        metrics.requests.labels(endpoint, model, str(status)).inc()
+        metrics.errors.labels(endpoint, model, kind).inc()
+    return Response(dumps(payload), status, headers, media_type="application/json")
+
+
+def _http_message(request: Request, status: int, detail: str) -> str:
+    if status == 404:
+        return (
+            f"no route {request.method} {request.url.path}; the API has /health, /ready, "
+            "/metrics, /v1/endpoints[/NAME[/predict|/feedback]] and /v2/models/NAME[/infer]."
+        )
+    if status == 405:
+        return f"{request.method} is not allowed on {request.url.path} ({detail})."
+    return detail

@@ -1,0 +1,318 @@
+"""The app's parts on their own: token cache, rate limiter, micro-batcher, exports, responses."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from serve_cases import add, fit, frame
+
+import shipyard.serve
+from shipyard.core.errors import Forbidden, Invalid, RateLimited, Unauthorized
+from shipyard.core.records import Role
+from shipyard.registry import load_model
+from shipyard.security import create_token, revoke_token
+from shipyard.serve import auth
+from shipyard.serve.auth import PREDICT, READ, TokenCache, bearer_secret
+from shipyard.serve.batcher import MicroBatcher, concat, split
+from shipyard.serve.fastpath import Output, Predictor, compile_predictor
+from shipyard.serve.inputs import Batch, to_columns
+from shipyard.serve.limits import RateLimiter, retry_after_header
+from shipyard.store.workspace import Workspace
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- tokens -------------------------------------------------------------------------------------
+
+
+def test_token_cache_trusts_a_lookup_for_ttl_then_sees_the_revocation(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, secret = create_token(workspace, "svc", Role.predictor)
+    lookups: list[str] = []
+    real = auth.authenticate
+
+    def counting(ws: Workspace, given: str | None) -> Any:
+        lookups.append("x")
+        return real(ws, given)
+
+    monkeypatch.setattr(auth, "authenticate", counting)
+    clock = Clock()
+    cache = TokenCache(workspace, ttl=1.0, clock=clock)
+    header = f"Bearer {secret}"
+
+    async def scenario() -> None:
+        many = await asyncio.gather(*(cache.token(header) for _ in range(20)))
+        assert {t.id for t in many} == {token.id}
+        assert len(lookups) == 1  # concurrent misses share one look-up
+        revoke_token(workspace, token.id)
+        clock.now += 0.9
+        assert (await cache.token(header)).id == token.id  # still trusted within the ttl
+        clock.now += 0.2
+        with pytest.raises(Unauthorized, match="revoked"):
+            await cache.token(header)
+        with pytest.raises(Unauthorized, match="revoked"):
+            await cache.token(header)  # the refusal is cached too
+        assert len(lookups) == 2
+
+    asyncio.run(scenario())
+
+
+def test_unknown_tokens_are_cached_as_refusals(workspace: Workspace) -> None:
+    cache = TokenCache(workspace, ttl=1.0, clock=Clock())
+
+    async def scenario() -> None:
+        for _ in range(3):
+            with pytest.raises(Unauthorized, match="not known"):
+                await cache.token("Bearer shp_made-up")
+
+    asyncio.run(scenario())
+    assert len(cache._entries) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "pattern"),
+    [
+        (None, "no API token"),
+        ("", "no API token"),
+        ("Token abc", "scheme 'Token'"),
+        ("Bearer", "no token after 'Bearer'"),
+    ],
+)
+def test_bearer_header_errors(header: str | None, pattern: str) -> None:
+    with pytest.raises(Unauthorized, match=pattern):
+        bearer_secret(header)
+    assert bearer_secret("bearer  shp_abc ") == "shp_abc"
+
+
+def test_access_names_the_roles_it_admits(workspace: Workspace) -> None:
+    viewer, _ = create_token(workspace, "v", Role.viewer)
+    deployer, _ = create_token(workspace, "d", Role.deployer)
+    PREDICT.check(deployer)
+    READ.check(deployer)
+    with pytest.raises(Forbidden, match=r"role 'viewer'.* needs one of deployer, admin, predictor"):
+        PREDICT.check(viewer)
+
+
+# -- rate limits --------------------------------------------------------------------------------
+
+
+def test_rate_limiter_is_a_token_bucket_per_key() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=2.0, burst=3, clock=clock)
+    for _ in range(3):
+        limiter.check("a")
+    with pytest.raises(RateLimited, match=r"retry after 0\.50 s") as caught:
+        limiter.check("a")
+    assert caught.value.details["retry_after"] == pytest.approx(0.5)
+    assert retry_after_header(caught.value.details["retry_after"]) == "1"
+    limiter.check("b")  # another token has its own bucket
+    clock.now += 0.5
+    limiter.check("a")
+    with pytest.raises(Invalid, match="positive"):
+        RateLimiter(rate=0)
+
+
+# -- micro-batching -----------------------------------------------------------------------------
+
+
+class Recording:
+    """A real predictor that records each call's rows and can be made slow."""
+
+    def __init__(self, predictor: Predictor, delay: float = 0.0) -> None:
+        self.predictor = predictor
+        self.delay = delay
+        self.calls: list[int] = []
+        self.lock = threading.Lock()
+
+    def predict(self, batch: Batch) -> Output:
+        with self.lock:
+            self.calls.append(batch.n)
+        time.sleep(self.delay)
+        return self.predictor.predict(batch)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor, Any]:
+    from app_harness import workspace_settings
+
+    from shipyard.security import init_workspace
+
+    ws, _, _ = init_workspace(workspace_settings(tmp_path_factory.mktemp("batcher") / "ws"))
+    try:
+        version = add(ws, fit(1.0))
+        model = load_model(ws, version.ref)
+    finally:
+        ws.close()
+    return compile_predictor(model), model
+
+
+def batches(model: Any, sizes: list[int], seed: int = 3) -> list[Batch]:
+    X, _ = frame(sum(sizes), seed)
+    out, start = [], 0
+    for size in sizes:
+        rows = X.iloc[start : start + size].to_dict("records")
+        out.append(to_columns(model.signature, {"rows": rows}))
+        start += size
+    return out
+
+
+def test_concurrent_requests_are_merged_and_answered_with_their_own_rows(
+    served: tuple[Predictor, Any],
+) -> None:
+    predictor, model = served
+    slow = Recording(predictor, delay=0.05)
+    parts = batches(model, [1] + [2] * 10)
+
+    async def scenario() -> list[Output]:
+        batcher = MicroBatcher(slow, name="m", max_batch=64, max_wait_ms=2)  # type: ignore[arg-type]
+        batcher.start()
+        first = asyncio.ensure_future(batcher.predict(parts[0]))
+        while not slow.calls:  # the first request is being predicted, alone
+            await asyncio.sleep(0.001)
+        rest = await asyncio.gather(*(batcher.predict(b) for b in parts[1:]))
+        outputs = [await first, *rest]
+        await batcher.close()
+        return outputs
+
+    outputs = asyncio.run(scenario())
+    assert slow.calls == [1, 20]  # the ten that waited went in one batch
+    for batch, output in zip(parts, outputs, strict=True):
+        alone = predictor.predict(batch)
+        np.testing.assert_array_equal(output.labels, alone.labels)
+        np.testing.assert_allclose(output.probabilities, alone.probabilities, rtol=1e-12)
+
+
+def test_batches_stay_within_max_batch_rows(served: tuple[Predictor, Any]) -> None:
+    predictor, model = served
+    slow = Recording(predictor, delay=0.02)
+    parts = batches(model, [3] * 12 + [20])
+
+    async def scenario() -> list[Output]:
+        batcher = MicroBatcher(slow, name="m", max_batch=8, max_wait_ms=1)  # type: ignore[arg-type]
+        batcher.start()
+        outputs = await asyncio.gather(*(batcher.predict(b) for b in parts))
+        await batcher.close()
+        return outputs
+
+    outputs = asyncio.run(scenario())
+    assert sum(slow.calls) == 56
+    assert max(c for c in slow.calls if c != 20) <= 8  # the 20-row request runs alone
+    assert 20 in slow.calls
+    assert [o.labels.shape[0] for o in outputs] == [b.n for b in parts]
+
+
+def test_a_lone_request_does_not_wait_for_company(served: tuple[Predictor, Any]) -> None:
+    predictor, model = served
+    (part,) = batches(model, [1])
+
+    async def scenario() -> None:
+        # With a 60 s max wait, a lingering batcher would time out here.
+        batcher = MicroBatcher(predictor, name="m", max_batch=64, max_wait_ms=60_000)
+        batcher.start()
+        for _ in range(3):
+            await asyncio.wait_for(batcher.predict(part, alone=True), timeout=20)
+        await asyncio.wait_for(batcher.predict(part), timeout=20)  # others in flight: queued
+        await batcher.close()
+        # The first call, of unknown cost, goes to the model's thread; cheap ones after it are
+        # predicted at once, without a thread hop, while the caller says it is alone.
+        assert batcher.calls == {"thread": 2, "inline": 2}
+
+    asyncio.run(scenario())
+
+
+def test_inline_predictions_can_be_turned_off(served: tuple[Predictor, Any]) -> None:
+    predictor, model = served
+    (part,) = batches(model, [1])
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(predictor, name="m", inline_ms=0)
+        batcher.start()
+        for _ in range(3):
+            await batcher.predict(part, alone=True)
+        await batcher.close()
+        assert batcher.calls == {"thread": 3, "inline": 0}
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_request_does_not_fail_the_others_in_its_batch(
+    served: tuple[Predictor, Any],
+) -> None:
+    predictor, model = served
+    slow = Recording(predictor, delay=0.03)
+    good = batches(model, [1, 2, 2])
+    bad = Batch(n=1, columns={"income": np.array([1.0])})  # lacks the other columns
+
+    async def scenario() -> list[Any]:
+        batcher = MicroBatcher(slow, name="m", max_batch=64, max_wait_ms=2)  # type: ignore[arg-type]
+        batcher.start()
+        first = asyncio.ensure_future(batcher.predict(good[0]))
+        while not slow.calls:
+            await asyncio.sleep(0.001)
+        results = await asyncio.gather(
+            batcher.predict(good[1]),
+            batcher.predict(bad),
+            batcher.predict(good[2]),
+            return_exceptions=True,
+        )
+        await first
+        await batcher.close()
+        return results
+
+    ok1, failed, ok2 = asyncio.run(scenario())
+    assert isinstance(failed, Invalid) and "no column" in failed.message
+    assert isinstance(ok1, Output) and ok1.labels.shape == (2,)
+    assert isinstance(ok2, Output) and ok2.labels.shape == (2,)
+
+
+def test_close_answers_what_is_queued_then_refuses(served: tuple[Predictor, Any]) -> None:
+    predictor, model = served
+    parts = batches(model, [1] * 5)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(Recording(predictor, 0.01), name="m")  # type: ignore[arg-type]
+        batcher.start()
+        pending = [asyncio.ensure_future(batcher.predict(b)) for b in parts]
+        await asyncio.sleep(0)
+        await batcher.close()
+        assert all(p.done() and not p.exception() for p in pending)
+        with pytest.raises(Exception, match="being unloaded"):
+            await batcher.predict(parts[0])
+
+    asyncio.run(scenario())
+
+
+def test_concat_and_split_round_trip(served: tuple[Predictor, Any]) -> None:
+    predictor, model = served
+    parts = batches(model, [2, 3, 1])
+    merged = concat(parts)
+    assert merged.n == 6
+    pieces = split(predictor.predict(merged), [2, 3, 1])
+    for part, piece in zip(parts, pieces, strict=True):
+        assert isinstance(piece, Output)
+        np.testing.assert_allclose(piece.probabilities, predictor.predict(part).probabilities)
+
+
+# -- the package --------------------------------------------------------------------------------
+
+
+def test_public_names() -> None:
+    assert {"create_app", "ServeOptions", "run"} <= set(shipyard.serve.__all__)
+    for name in shipyard.serve.__all__:
+        assert getattr(shipyard.serve, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        shipyard.serve.nothing  # noqa: B018

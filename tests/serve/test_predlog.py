@@ -1,0 +1,238 @@
+"""The prediction log on SQLite and PostgreSQL: buffered writes, reading back, feedback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from serve_cases import add
+from sklearn.pipeline import Pipeline
+from sqlalchemy import func, select
+
+from shipyard.core.errors import Invalid, NotFound, Unavailable
+from shipyard.core.records import ModelVersion
+from shipyard.serve.endpoints import create_endpoint
+from shipyard.serve.predlog import PredictionLog, labelled, read_predictions, record_feedback
+from shipyard.store.tables import PredictionRow
+from shipyard.store.workspace import Workspace
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ws(any_workspace: Workspace, pipelines: dict[str, Pipeline]) -> Workspace:
+    add(any_workspace, pipelines["a"])
+    create_endpoint(any_workspace, "credit", "credit-risk@1")
+    create_endpoint(any_workspace, "other", "credit-risk@1")
+    return any_workspace
+
+
+@pytest.fixture
+def version(ws: Workspace) -> ModelVersion:
+    from shipyard.registry import get_version
+
+    return get_version(ws, "credit-risk@1")
+
+
+def rows(request_id: str, version_id: str, n: int = 1, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "request_id": request_id,
+            "endpoint": "credit",
+            "version_id": version_id,
+            "latency_ms": 1.5,
+            "row": i,
+            "inputs": {"income": 1000.0 + i, "grade": "A"},
+            "outputs": {"label": "yes", "probability": 0.8},
+            **extra,
+        }
+        for i in range(n)
+    ]
+
+
+def stored(ws: Workspace) -> int:
+    with ws.db.read() as s:
+        return int(s.scalar(select(func.count()).select_from(PredictionRow)) or 0)
+
+
+def test_nothing_acknowledged_is_lost_from_four_threads(
+    ws: Workspace, version: ModelVersion
+) -> None:
+    log = PredictionLog(ws, flush_seconds=0.02)
+    accepted = [0] * 4
+
+    def work(t: int) -> None:
+        for i in range(5_000):
+            accepted[t] += log.append(rows(f"t{t}-{i}", version.id))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    assert sum(accepted) == 20_000
+    assert (log.written, log.dropped, log.pending) == (20_000, 0, 0)
+    assert stored(ws) == 20_000
+    ids = {p.request_id for p in read_predictions(ws, "credit")}
+    assert len(ids) == 20_000
+
+
+def test_a_full_buffer_refuses_rows_and_says_so(ws: Workspace, version: ModelVersion) -> None:
+    log = PredictionLog(ws, flush_seconds=60, max_buffer=10)
+    assert log.append(rows("a", version.id, n=8)) == 8
+    assert log.append(rows("b", version.id, n=3)) == 0  # would exceed 10: refused whole
+    assert log.append(rows("c", version.id, n=2)) == 2
+    assert (log.pending, log.dropped) == (10, 3)
+    log.close()
+    assert log.append(rows("d", version.id)) == 0  # closed: not acknowledged
+    assert stored(ws) == 10
+    assert sorted({p.request_id for p in read_predictions(ws, "credit")}) == ["a", "c"]
+
+
+def test_a_failed_write_keeps_the_rows(
+    ws: Workspace, version: ModelVersion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = PredictionLog(ws, flush_seconds=60)
+    log.append(rows("r1", version.id, n=3))
+    real = ws.db.write
+
+    @contextmanager
+    def broken() -> Iterator[Any]:
+        raise RuntimeError("database is down")
+        yield
+
+    monkeypatch.setattr(ws.db, "write", broken)
+    with pytest.raises(
+        Unavailable, match=r"could not write 3 predictions to the log \(database is down\)"
+    ):
+        log.flush()
+    log.append(rows("r2", version.id, n=2))
+    assert log.pending == 5
+    monkeypatch.setattr(ws.db, "write", real)
+    log.close()
+    assert stored(ws) == 5
+    assert [p.request_id for p in read_predictions(ws, "credit")] == ["r1"] * 3 + ["r2"] * 2
+
+
+def test_rows_need_the_identifying_keys(ws: Workspace) -> None:
+    with PredictionLog(ws) as log, pytest.raises(Invalid, match=r"lacks outputs, version_id"):
+        log.append([{"request_id": "r", "endpoint": "credit"}])
+
+
+def test_bad_rows_are_left_out_not_blocking_the_rest(ws: Workspace, version: ModelVersion) -> None:
+    with PredictionLog(ws, flush_seconds=60) as log:
+        log.append(rows("ok", version.id))
+        log.append(rows("x" * 500, version.id))  # too long to store
+        log.append(rows("naive", version.id, at=datetime(2025, 1, 1)))
+    assert log.rejected == 2
+    assert [p.request_id for p in read_predictions(ws, "credit")] == ["ok"]
+
+
+def test_numpy_values_are_stored_as_plain_json(ws: Workspace, version: ModelVersion) -> None:
+    with PredictionLog(ws) as log:
+        log.append(
+            rows(
+                "np",
+                version.id,
+                at=T0,
+                inputs={"income": np.float64(12.5), "flags": np.array([1, 2]), "gap": float("nan")},
+                outputs={"label": np.str_("yes"), "probabilities": np.array([0.2, 0.8])},
+                shadow=True,
+            )
+        )
+    [p] = read_predictions(ws, "credit")
+    assert p.inputs == {"income": 12.5, "flags": [1, 2], "gap": None}
+    assert p.outputs == {"label": "yes", "probabilities": [0.2, 0.8]}
+    assert (p.at, p.shadow, p.latency_ms, p.version_id, p.endpoint) == (
+        T0,
+        True,
+        1.5,
+        version.id,
+        "credit",
+    )
+
+
+def test_read_predictions_by_time_and_limit(ws: Workspace, version: ModelVersion) -> None:
+    with PredictionLog(ws) as log:
+        for minute in range(10):
+            log.append(rows(f"m{minute}", version.id, at=T0 + timedelta(minutes=minute)))
+        log.append([{**rows("elsewhere", version.id)[0], "endpoint": "other"}])
+    window = read_predictions(
+        ws, "credit", since=T0 + timedelta(minutes=3), until=T0 + timedelta(minutes=6)
+    )
+    assert [p.request_id for p in window] == ["m3", "m4", "m5"]
+    assert [p.request_id for p in read_predictions(ws, "credit", limit=2)] == ["m0", "m1"]
+    assert [p.request_id for p in read_predictions(ws, "other")] == ["elsewhere"]
+    with pytest.raises(
+        NotFound, match=r"endpoint 'nope' does not exist \(known endpoints: credit, other\)"
+    ):
+        read_predictions(ws, "nope")
+
+
+# -- feedback -----------------------------------------------------------------------------------
+
+
+def test_feedback_counts_unknown_ids_and_joins_the_latest_label(
+    ws: Workspace, version: ModelVersion
+) -> None:
+    with PredictionLog(ws) as log:
+        log.append(rows("r1", version.id, n=2, at=T0))
+        log.append(rows("r1", "mv_shadow", n=2, at=T0, shadow=True))
+        log.append(rows("r2", version.id, at=T0 + timedelta(minutes=1)))
+        log.append(rows("r3", version.id, at=T0 + timedelta(minutes=2)))
+
+    result = record_feedback(
+        ws,
+        "credit",
+        [
+            {"request_id": "r1", "row": 0, "label": "no"},
+            {"request_id": "r1", "row": 1, "label": "yes"},
+            {"request_id": "r2", "label": "yes"},
+            {"request_id": "r1", "row": 5, "label": "no"},  # no such row
+            *({"request_id": f"ghost-{i}", "label": "no"} for i in range(25)),
+        ],
+    )
+    assert (result.matched, result.unknown) == (3, 26)
+    assert result.unknown_ids == ["r1", *(f"ghost-{i}" for i in range(19))]
+    correction = record_feedback(ws, "credit", [{"request_id": "r2", "label": "no"}])
+    assert (correction.matched, correction.unknown, correction.unknown_ids) == (1, 0, [])
+
+    joined = labelled(ws, "credit")
+    assert [(j.request_id, j.row, j.shadow, j.label) for j in joined] == [
+        ("r1", 0, False, "no"),
+        ("r1", 1, False, "yes"),
+        ("r1", 0, True, "no"),
+        ("r1", 1, True, "yes"),
+        ("r2", 0, False, "no"),  # the correction replaced "yes"
+    ]
+    assert joined[0].outputs == {"label": "yes", "probability": 0.8}
+    assert joined[0].inputs == {"income": 1000.0, "grade": "A"}
+    later = labelled(ws, "credit", since=T0 + timedelta(seconds=30))
+    assert [j.request_id for j in later] == ["r2"]
+    assert labelled(ws, "credit", until=T0 + timedelta(seconds=30))[0].request_id == "r1"
+    assert record_feedback(ws, "other", [{"request_id": "r1", "label": "no"}]).unknown == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "pattern"),
+    [
+        ({"label": "yes"}, r"feedback item 0: request_id None must be the id a prediction"),
+        ({"request_id": "r1"}, r"feedback item 0 \(request r1\) has no 'label'"),
+        ({"request_id": "r1", "row": -1, "label": 1}, r"row -1 must be the row's position"),
+        ({"request_id": "r1", "row": "2", "label": 1}, r"row '2' must be"),
+    ],
+)
+def test_feedback_items_are_checked(ws: Workspace, item: dict[str, Any], pattern: str) -> None:
+    with pytest.raises(Invalid, match=pattern):
+        record_feedback(ws, "credit", [item])
+
+
+def test_feedback_for_an_unknown_endpoint(ws: Workspace) -> None:
+    with pytest.raises(NotFound, match=r"endpoint 'nope' does not exist"):
+        record_feedback(ws, "nope", [{"request_id": "r1", "label": "no"}])
