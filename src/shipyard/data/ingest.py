@@ -30,6 +30,7 @@ from shipyard.core.records import (
     DatasetVersion,
     DType,
     Lineage,
+    Profile,
     ValidationReport,
     check_name,
 )
@@ -515,7 +516,7 @@ def _commit(
     roles: Roles,
     digest: str,
     schema: DatasetSchema,
-    profile: object,
+    profile: Profile,
     report: ValidationReport,
     lineage: Lineage,
     types: dict[str, DType],
@@ -549,10 +550,10 @@ def _commit(
                 version=version,
                 content_hash=digest,
                 artifact=digest,
-                rows=profile.rows,  # type: ignore[attr-defined]
+                rows=profile.rows,
                 columns=len(types),
                 schema=schema.model_dump(mode="json"),
-                profile=profile.model_dump(mode="json"),  # type: ignore[attr-defined]
+                profile=profile.model_dump(mode="json"),
                 validation=report.model_dump(mode="json"),
                 lineage=lineage.model_dump(mode="json"),
                 parent_id=parent,
