@@ -22,6 +22,7 @@ import pytest
 from app_harness import Running, records, running, start, tokens_for, wait_for, workspace_settings
 from lightgbm import LGBMClassifier
 from serve_cases import FEATURES, add, fit, frame, prep, signature
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from starlette.routing import Route
 
@@ -215,23 +216,99 @@ def test_unknown_route_and_method(world: World) -> None:
     assert wrong.status_code == 405 and wrong.json()["error"] == "MethodNotAllowed"
 
 
-def test_explain_is_501_until_per_row_explanations_exist(world: World) -> None:
+@pytest.mark.parametrize(("endpoint", "model"), [("credit", "a"), ("boosted", "lgbm")])
+def test_explain_true_gives_each_row_its_shap_values(
+    world: World, endpoint: str, model: str
+) -> None:
+    X = rows(6)
+    X.loc[X.index[3], "score"] = 250.0  # an extreme score: the reason for row 3's answer
     with world.client() as c:
-        r = c.post("/v1/endpoints/credit/predict?explain=true", json={"rows": records(rows(1))})
+        r = c.post(f"/v1/endpoints/{endpoint}/predict?explain=true", json={"rows": records(X)})
+        plain = c.post(f"/v1/endpoints/{endpoint}/predict", json={"rows": records(X)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["explanations"]) == len(X)
+    for row in body["explanations"]:
+        assert [set(item) for item in row] == [{"feature", "value", "contribution"}] * 5
+        assert sorted(item["feature"] for item in row) == sorted(FEATURES)  # grade, not grade_B
+    assert body["explanations"][3][0]["feature"] == "score"
+    assert {i["feature"]: i["value"] for i in body["explanations"][0]}["income"] is None
+    # Five columns, top five: the contributions and base_value add up to the raw output.
+    pipeline = world.pipelines[model]
+    raw = pipeline.predict(X, raw_score=True) if model == "lgbm" else pipeline.decision_function(X)
+    sums = [sum(item["contribution"] for item in row) for row in body["explanations"]]
+    np.testing.assert_allclose(np.array(sums) + body["base_value"], raw, atol=1e-6)
+    assert body["explained_output"].startswith("log-odds of class 'yes'")
+    np.testing.assert_allclose(body["probabilities"], pipeline.predict_proba(X), rtol=1e-9)
+    assert plain.status_code == 200 and "explanations" not in plain.json()
+
+
+def _unexplainable(world: World, name: str) -> str:
+    """An endpoint serving a KNN pipeline: compiled, but without a per-row explainer."""
+    X, y = frame(300, 8)
+    pipeline = Pipeline([("prep", prep()), ("model", KNeighborsClassifier())]).fit(X, y)
+    version = register(
+        world.ws, f"{name}-model", pipeline, task="classification", signature=signature()
+    )
+    create_endpoint(world.ws, name, version.ref)
+    world.wait_revision(name, 1)
+    return name
+
+
+def test_explain_true_on_a_model_without_explanations_is_501_with_the_reason(
+    world: World,
+) -> None:
+    name = _unexplainable(world, "neighbours")
+    with world.client() as c:
+        r = c.post(f"/v1/endpoints/{name}/predict?explain=true", json={"rows": records(rows(2))})
+        bad = c.post(f"/v1/endpoints/{name}/predict?explain=maybe", json={"rows": []})
     assert r.status_code == 501
     assert r.json()["error"] == "NotSupported"
-    assert "not available" in r.json()["message"]
+    assert "final estimator is a KNeighborsClassifier" in r.json()["message"]
+    assert "skops model" in r.json()["message"]
+    assert bad.status_code == 422 and "explain='maybe' is not understood" in bad.json()["message"]
 
 
-def test_explain_flag_answers_and_says_explanations_are_unavailable(world: World) -> None:
-    name = world.endpoint("explained")
-    set_flags(world.ws, name, {"explain": "on"})
-    world.wait_revision(name, 2)
+def test_the_explain_flag_explains_and_says_why_when_it_cannot(world: World) -> None:
+    explained = world.endpoint("explained")
+    set_flags(world.ws, explained, {"explain": "on"})
+    world.wait_revision(explained, 2)
+    unexplained = _unexplainable(world, "neighbours-flagged")
+    set_flags(world.ws, unexplained, {"explain": "on"})
+    world.wait_revision(unexplained, 2)
     with world.client() as c:
-        r = c.post(f"/v1/endpoints/{name}/predict", json={"rows": records(rows(2))})
-    assert r.status_code == 200
-    assert r.json()["explanations"] is None
-    assert "not available" in r.json()["explanations_unavailable"]
+        on = c.post(f"/v1/endpoints/{explained}/predict", json={"rows": records(rows(2))})
+        off = c.post(
+            f"/v1/endpoints/{explained}/predict?explain=false", json={"rows": records(rows(2))}
+        )
+        knn = c.post(f"/v1/endpoints/{unexplained}/predict", json={"rows": records(rows(2))})
+    assert on.status_code == 200 and len(on.json()["explanations"]) == 2
+    assert isinstance(on.json()["base_value"], float)
+    assert off.status_code == 200 and "explanations" not in off.json()
+    assert knn.status_code == 200 and knn.json()["explanations"] is None
+    assert len(knn.json()["predictions"]) == 2
+    assert "KNeighborsClassifier" in knn.json()["explanations_unavailable"]
+
+
+def test_oip_infer_refuses_explain_with_501_pointing_to_v1(world: World) -> None:
+    tensors = [
+        {
+            "name": k,
+            "shape": [1],
+            "datatype": "BYTES" if k == "grade" else "FP64",
+            "data": ["A" if k == "grade" else 1.0],
+        }
+        for k in FEATURES
+    ]
+    with world.client() as c:
+        query = c.post("/v2/models/credit/infer?explain=true", json={"inputs": tensors})
+        parameter = c.post(
+            "/v2/models/credit/infer",
+            json={"inputs": tensors, "parameters": {"explain": True}},
+        )
+    for r in (query, parameter):
+        assert r.status_code == 501 and r.json()["type"] == "NotSupported"
+        assert "/v1/endpoints/credit/predict?explain=true" in r.json()["error"]
 
 
 # -- auth ---------------------------------------------------------------------------------------

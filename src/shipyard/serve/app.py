@@ -8,6 +8,8 @@ Routes (every one but /health and /v2/health/live needs `Authorization: Bearer <
     GET  /health                          open      liveness
     GET  /ready                           any role  every endpoint's models loaded (else 503)
     GET  /metrics                         viewer    Prometheus
+    GET  /openapi.json                    viewer    the OpenAPI 3.1 description (serve.openapi)
+    GET  /docs                            viewer    the same as an HTML page, no external assets
     GET  /v1/endpoints                    viewer    routing of every endpoint, and what is served
     GET  /v1/endpoints/{name}             viewer
     POST /v1/endpoints/{name}/predict     predictor {"rows": [...]} or {"columns": {...}}
@@ -42,7 +44,7 @@ from starlette.routing import Route as HttpRoute
 from shipyard.core.errors import ShipyardError
 from shipyard.core.settings import Settings
 from shipyard.core.spec import ServeSpec
-from shipyard.serve import handlers, oip
+from shipyard.serve import handlers, oip, openapi
 from shipyard.serve.auth import ANY, PREDICT, READ, Access
 from shipyard.serve.limits import DEFAULT_MAX_BODY
 from shipyard.serve.metrics import Metrics
@@ -68,6 +70,7 @@ def protected(access: Access, handler: Endpoint) -> Endpoint:
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
+    endpoint.access = access  # type: ignore[attr-defined]  # read by serve.openapi
     return endpoint
 
 
@@ -77,6 +80,8 @@ def routes() -> list[HttpRoute]:
         HttpRoute("/health", handlers.health, methods=get),
         HttpRoute("/ready", protected(ANY, handlers.ready), methods=get),
         HttpRoute("/metrics", protected(READ, handlers.metrics), methods=get),
+        HttpRoute("/openapi.json", protected(READ, openapi.document), methods=get),
+        HttpRoute("/docs", protected(READ, openapi.docs), methods=get),
         HttpRoute("/v1/endpoints", protected(READ, handlers.list_all), methods=get),
         HttpRoute("/v1/endpoints/{name}", protected(READ, handlers.show), methods=get),
         HttpRoute(
@@ -149,4 +154,5 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.options = options
+    app.state.openapi = openapi.DocumentCache()
     return app

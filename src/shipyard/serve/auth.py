@@ -34,6 +34,11 @@ class Access:
     needs: tuple[Role, ...]
     what: str
 
+    @property
+    def roles(self) -> list[str]:
+        """Every role whose tokens pass, such as ['predictor', 'deployer', 'admin']."""
+        return _holders(self.needs)
+
     def check(self, token: Token) -> None:
         for role in self.needs:
             try:

@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from shipyard.serve.inputs import Batch
 
 log = logging.getLogger("shipyard.serve")
 _CONCURRENT_S = 0.1  # after a merged batch, traffic counts as concurrent for this long
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -111,6 +113,19 @@ class MicroBatcher:
         self._pending.append(_Item(batch, future))
         self._wakeup.set()
         return await future
+
+    async def call(self, fn: Callable[[Batch], T], batch: Batch) -> T:
+        """`fn(batch)` on the model's own thread, on its own, never merged into a batch.
+
+        For work one request asks for beyond the prediction (per-row explanations): it queues
+        behind the batch running there, and keeps the event loop and the cores it may use free.
+        """
+        if self._closed:
+            raise Unavailable(
+                f"model {self.name} is being unloaded (the endpoint's routing changed or the "
+                "server is stopping); retry the request."
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, batch)
 
     async def close(self) -> None:
         """Stop taking requests, answer the queued ones, then stop the worker and its thread."""

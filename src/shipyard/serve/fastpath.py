@@ -18,7 +18,9 @@ itself on probe rows that cover every category, a missing value in every column 
 category: any difference and the predictor falls back.
 
 Any other pipeline falls back to building a DataFrame and calling the pipeline: correct,
-slower. `Predictor.fast` says which, `Predictor.reason` why.
+slower. `Predictor.fast` says which, `Predictor.reason` why. A compiled predictor also keeps
+its final `estimator` and the matrix's `layout` (which request column each matrix column came
+from), which `shipyard.serve.explain` needs to put SHAP values back on the request's columns.
 
     >>> predictor = compile_predictor(model)
     >>> predictor.fast, predictor.reason
@@ -65,13 +67,41 @@ class Output:
     classes: list[str] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The compiled matrix's columns, as seen from the request's columns.
+
+    `origins[j]` is the request column that matrix column j encodes: a number's own column, or
+    the categorical column a one-hot column belongs to. `reference` is one fixed encoded row, a
+    typical input built from the fitted preprocessing alone: every number at its training mean
+    (0 once scaled; the training median, scaled, where the scaler does not centre; 0 where
+    nothing was fitted) and every one-hot block spread evenly over its columns (the training
+    frequencies of categories are not stored, so each counts the same).
+    """
+
+    origins: tuple[str, ...]
+    reference: np.ndarray
+
+
 class Predictor:
     """Predicts a `Batch`; built by `compile_predictor`.
 
-    `fast` is True when the pipeline was compiled to NumPy, `reason` says how or why not.
+    `fast` is True when the pipeline was compiled to NumPy, `reason` says how or why not,
+    `flavor` is the registry flavor of the model it was built from. A compiled predictor has
+    its final `estimator` and the matrix's `layout`; a fallback one has None for both.
     """
 
-    __slots__ = ("_estimate", "_prep", "classes", "fast", "reason", "threads")
+    __slots__ = (
+        "_estimate",
+        "_prep",
+        "classes",
+        "estimator",
+        "fast",
+        "flavor",
+        "layout",
+        "reason",
+        "threads",
+    )
 
     def __init__(
         self,
@@ -82,11 +112,17 @@ class Predictor:
         threads: int | None,
         estimate: Callable[[Batch], Output],
         prep: _Prep | None = None,
+        flavor: str = "unknown",
+        estimator: Any = None,
+        layout: Layout | None = None,
     ) -> None:
         self.fast = fast
         self.reason = reason
         self.classes = classes
         self.threads = threads
+        self.flavor = flavor
+        self.estimator = estimator
+        self.layout = layout
         self._estimate = estimate
         self._prep = prep
 
@@ -135,6 +171,7 @@ def compile_predictor(
     fallback = _Fallback(model, bools, limit, classes)
     try:
         prep, final = _compile(model.pipeline)
+        layout = prep.layout()
         head = _head(final, classes, limit, threads)
     except _NotCompilable as exc:
         return _fallback_predictor(fallback, classes, threads, str(exc))
@@ -153,6 +190,9 @@ def compile_predictor(
         threads=threads,
         estimate=compiled,
         prep=prep,
+        flavor=model.flavor,
+        estimator=final,
+        layout=layout,
     )
 
 
@@ -165,6 +205,7 @@ def _fallback_predictor(
         classes=classes,
         threads=threads,
         estimate=fallback,
+        flavor=fallback.model.flavor,
     )
 
 
@@ -240,6 +281,25 @@ class _Prep:
                 "and the model's signature."
             ) from None
         return X
+
+    def layout(self) -> Layout:
+        origins = [""] * self.width
+        reference = np.zeros(self.width)
+        for block in self.numeric:
+            end = block.start + len(block.names)
+            origins[block.start : end] = block.names
+            if block.mean is None and block.fill is not None:
+                scale = 1.0 if block.scale is None else block.scale
+                reference[block.start : end] = block.fill / scale
+        for onehot in self.onehot:
+            # Every category (and the infrequent group) has its column in the lookup.
+            columns = sorted({c for c in onehot.lookup.values() if c >= 0})
+            for column in columns:
+                origins[column] = onehot.name
+            reference[columns] = 1.0 / len(columns)
+        if "" in origins:
+            raise _NotCompilable("some of its encoded columns cannot be traced to an input column")
+        return Layout(tuple(origins), reference)
 
     def describe(self) -> str:
         numbers = sum(len(b.names) for b in self.numeric)
@@ -574,4 +634,4 @@ def _probe(prep: _Prep) -> Batch:
     return Batch(n, columns)
 
 
-__all__ = ["PROBE_TOLERANCE", "Output", "Predictor", "compile_predictor"]
+__all__ = ["PROBE_TOLERANCE", "Layout", "Output", "Predictor", "compile_predictor"]

@@ -4,6 +4,20 @@ Every prediction, /v1 or /v2, goes through `answer()`: route the request (sticky
 `X-Shipyard-Key` header when given), validate its rows against the answering version's
 signature, wait for the micro-batcher, and `respond()` with the bookkeeping (log, canary,
 shadows) scheduled after the response is sent.
+
+Per-row explanations (`serve.explain`) are computed only when asked for, after the prediction,
+on the model's own thread and never merged with other requests' batches:
+
+    POST /v1/endpoints/{name}/predict?explain=true      a model that cannot be explained: 501
+    the endpoint's flag explain=on                      such a model answers without them,
+                                                        "explanations_unavailable" saying why
+    ?explain=false                                      none, whatever the flag says
+
+The answer then has, per row, the largest SHAP values on the request's columns, what they add
+up to and where they start from:
+
+    "explanations": [[{"feature": "score", "value": 512.0, "contribution": 0.91}, ...], ...],
+    "base_value": -1.23, "explained_output": "log-odds of class 'yes' (LightGBM TreeSHAP, ...)"
 """
 
 from __future__ import annotations
@@ -12,7 +26,7 @@ import asyncio
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 from starlette.background import BackgroundTask
@@ -22,6 +36,7 @@ from starlette.responses import Response
 from shipyard.core.errors import Invalid, NotSupported
 from shipyard.core.records import Endpoint, Signature
 from shipyard.serve.endpoints import get_endpoint, list_endpoints
+from shipyard.serve.explain import Explainer, Explanations
 from shipyard.serve.fastpath import Output
 from shipyard.serve.inputs import Batch, decode, to_columns
 from shipyard.serve.limits import read_body
@@ -33,11 +48,8 @@ from shipyard.serve.runtime import MakeBatch, Route, Runtime
 
 KEY_HEADER = "x-shipyard-key"
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_NO_EXPLAIN = (
-    "per-row explanations are not available from this server yet (SHAP values per request "
-    "are not wired into serving); the model's global feature importance is in its evaluation "
-    "report (`shipyard models show`)."
-)
+_FALSE = frozenset({"0", "false", "no", "off"})
+Explain = Literal["no", "wanted", "required"]
 
 
 def runtime(request: Request) -> Runtime:
@@ -60,17 +72,32 @@ class Answer:
     batch: Batch
     output: Output
     started: float
+    explanations: Explanations | None = None
+    unexplained: str | None = None  # why explanations that were wanted are missing
 
 
-async def answer(request: Request, route: Route, make_batch: MakeBatch, started: float) -> Answer:
-    """Route, validate and predict one request; errors propagate to the error handler."""
+async def answer(
+    request: Request,
+    route: Route,
+    make_batch: MakeBatch,
+    started: float,
+    *,
+    explain: Explain = "no",
+) -> Answer:
+    """Route, validate and predict one request; errors propagate to the error handler.
+
+    `explain`: "required" fails a model that cannot explain its predictions with NotSupported
+    (501) before predicting; "wanted" answers without explanations and says why.
+    """
     rt = runtime(request)
     request_id = new_request_id()
     choice = route.router.choose(request.headers.get(KEY_HEADER), request_id=request_id)
     request.state.model = choice.primary_ref
     rt.in_flight += 1
+    explanations, unexplained = None, None
     try:
         served = route.primary(choice)
+        explainer, unexplained = _explainer(served, explain)
         batch = make_batch(served.signature)
         alone = rt.in_flight == 1 and served.batcher.may_inline(batch)
         if alone:
@@ -79,12 +106,47 @@ async def answer(request: Request, route: Route, make_batch: MakeBatch, started:
             await asyncio.sleep(0)
             alone = rt.in_flight == 1
         output = await served.batcher.predict(batch, alone=alone)
+        if explainer is not None:
+            try:
+                explanations = await served.batcher.call(explainer, batch)
+            except NotSupported as exc:  # found out on first use (shap refused the model)
+                if explain == "required":
+                    raise
+                unexplained = exc.message
+    except NotSupported:
+        raise  # a feature this version lacks, not a failure to count against it
     except Exception as exc:
         rt.failed(route, choice, exc)
         raise
     finally:
         rt.in_flight -= 1
-    return Answer(request_id, choice, served, batch, output, started)
+    return Answer(request_id, choice, served, batch, output, started, explanations, unexplained)
+
+
+def _explainer(served: ServedModel, explain: Explain) -> tuple[Explainer | None, str | None]:
+    """The version's explainer if explanations are asked for, or why there is none."""
+    if explain == "no":
+        return None, None
+    try:
+        return served.explainer, None
+    except NotSupported as exc:
+        if explain == "required":
+            raise
+        return None, exc.message
+
+
+def _explain_param(request: Request, route: Route) -> Explain:
+    value = request.query_params.get("explain")
+    if value is None:
+        return "wanted" if route.flag_on("explain", False) else "no"
+    if value.lower() in _TRUE:
+        return "required"
+    if value.lower() in _FALSE:
+        return "no"
+    raise Invalid(
+        f"explain={value!r} is not understood; send ?explain=true for per-row explanations "
+        "or ?explain=false for none (true/false, 1/0, yes/no, on/off)."
+    )
 
 
 def respond(
@@ -125,8 +187,7 @@ async def predict(request: Request) -> Response:
     started = time.perf_counter()
     rt = runtime(request)
     route = rt.route(request.path_params["name"])
-    if request.query_params.get("explain", "").lower() in _TRUE:
-        raise NotSupported(_NO_EXPLAIN)
+    explain = _explain_param(request, route)
     payload = decode(await read_body(request, rt.options.max_body))
     strict = route.flag_on("strict_ranges", True)
     max_rows = rt.options.max_rows
@@ -134,7 +195,7 @@ async def predict(request: Request) -> Response:
     def make_batch(signature: Signature) -> Batch:
         return to_columns(signature, payload, max_rows=max_rows, strict_ranges=strict)
 
-    result = await answer(request, route, make_batch, started)
+    result = await answer(request, route, make_batch, started, explain=explain)
     out = result.output
     data: dict[str, Any] = {
         "request_id": result.request_id,
@@ -147,9 +208,13 @@ async def predict(request: Request) -> Response:
         data["classes"] = out.classes
     if result.batch.warnings:
         data["warnings"] = result.batch.warnings
-    if route.flag_on("explain", False):
+    if result.explanations is not None:
+        data["explanations"] = result.explanations.rows
+        data["base_value"] = result.explanations.base_value
+        data["explained_output"] = result.explanations.output
+    elif result.unexplained is not None:
         data["explanations"] = None
-        data["explanations_unavailable"] = _NO_EXPLAIN
+        data["explanations_unavailable"] = result.unexplained
     return respond(request, route, result, dumps(data), make_batch)
 
 

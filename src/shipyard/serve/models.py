@@ -9,6 +9,7 @@ batcher finishes its queue and stops, so a routing change never drops a request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from shipyard.core.errors import Integrity, Invalid
 from shipyard.core.records import Signature
 from shipyard.registry import LoadedModel, get_version, load_model
 from shipyard.serve.batcher import MicroBatcher
+from shipyard.serve.explain import Explainer
 from shipyard.serve.fastpath import Predictor, compile_predictor
 from shipyard.serve.metrics import Metrics
 from shipyard.store.workspace import Workspace
@@ -43,6 +45,11 @@ class ServedModel:
     @property
     def task(self) -> str:
         return self.loaded.task
+
+    @functools.cached_property
+    def explainer(self) -> Explainer:
+        """This version's per-row explainer, built on first use; NotSupported if it has none."""
+        return Explainer(self.predictor)
 
 
 def _load(ws: Workspace, version_id: str, ref: str) -> tuple[LoadedModel, Predictor]:

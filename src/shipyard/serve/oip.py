@@ -13,7 +13,8 @@ Tensors may come as JSON `data` or in the binary tensor extension (the request's
 float tensor is a missing value, as null is in JSON). Outputs are always
 JSON: `label` (BYTES class names for classifiers, FP64 values for regressors, INT64 clusters)
 and, for classifiers, `probabilities` (FP64, [n, classes]); `parameters.request_id` is the id to
-send feedback for.
+send feedback for. Per-row explanations are not part of the protocol: `?explain=true`, or
+`"parameters": {"explain": true}`, is answered 501 pointing to the /v1 route that has them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shipyard.core.errors import Invalid
+from shipyard.core.errors import Invalid, NotSupported
 from shipyard.core.records import Signature
 from shipyard.serve.handlers import answer, respond, runtime
 from shipyard.serve.inputs import Batch, InputError, decode, from_oip
@@ -115,6 +116,7 @@ async def infer(request: Request) -> Response:
     route = rt.route(request.path_params["name"])
     body = await read_body(request, rt.options.max_body)
     payload = _payload(body, request.headers.get(_HEADER_LENGTH))
+    _refuse_explain(request, payload)
     wanted = _requested_outputs(payload)
     strict = route.flag_on("strict_ranges", True)
     max_rows = rt.options.max_rows
@@ -141,6 +143,19 @@ async def infer(request: Request) -> Response:
     if isinstance(payload.get("id"), str):
         data["id"] = payload["id"]
     return respond(request, route, result, dumps(data), make_batch)
+
+
+def _refuse_explain(request: Request, payload: dict[str, Any]) -> None:
+    parameters = payload.get("parameters")
+    asked = request.query_params.get("explain", "").lower() in ("1", "true", "yes", "on") or (
+        isinstance(parameters, dict) and parameters.get("explain") in (True, "true")
+    )
+    if asked:
+        name = request.path_params["name"]
+        raise NotSupported(
+            "per-row explanations are not part of the Open Inference Protocol routes; send the "
+            f"rows to POST /v1/endpoints/{name}/predict?explain=true for SHAP values per row."
+        )
 
 
 # -- tensors ------------------------------------------------------------------------------------

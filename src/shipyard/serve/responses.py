@@ -96,7 +96,8 @@ def _http_message(request: Request, status: int, detail: str) -> str:
     if status == 404:
         return (
             f"no route {request.method} {request.url.path}; the API has /health, /ready, "
-            "/metrics, /v1/endpoints[/NAME[/predict|/feedback]] and /v2/models/NAME[/infer]."
+            "/metrics, /v1/endpoints[/NAME[/predict|/feedback]] and /v2/models/NAME[/infer]; "
+            "GET /openapi.json describes them all."
         )
     if status == 405:
         return f"{request.method} is not allowed on {request.url.path} ({detail})."
