@@ -1,18 +1,28 @@
-"""`shipyard models`: list, show, alias and read the cards of registered models."""
+"""`shipyard models`: list, show, alias, compile to ONNX and read the cards of registered models."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Group, RenderableType
 from rich.text import Text
 
 from shipyard.cli import _output
+from shipyard.core.errors import Invalid
 from shipyard.core.records import ModelVersion, Ref
-from shipyard.registry import get_document, get_version, list_models, list_versions, set_alias
+from shipyard.registry import (
+    compile_onnx,
+    get_document,
+    get_version,
+    list_models,
+    list_versions,
+    set_alias,
+)
 
 app = typer.Typer(help="List, show, alias and document registered models.", no_args_is_help=True)
 
@@ -155,3 +165,52 @@ def card(
     for path in (html, report):
         if path:
             _output.err_console().print(f"wrote {path}")
+
+
+@app.command("onnx")
+def onnx(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version, e.g. credit-risk@3.")],
+    check: Annotated[
+        Path,
+        typer.Option("--check", help="Held-out rows (.csv or .parquet) with the feature columns."),
+    ],
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Largest allowed |ONNX - original| difference.")
+    ] = 1e-5,
+    json: _output.JsonFlag = False,
+) -> None:
+    """Compile a version to ONNX; it is kept only if it matches the original on --check."""
+    rows = _read_rows(check)
+    with _output.workspace(ctx) as ws:
+        result = compile_onnx(ws, ref, rows, tolerance=tolerance)
+    if json:
+        _output.print_json(
+            {
+                "accepted": result.accepted,
+                "max_abs_diff": result.max_abs_diff if math.isfinite(result.max_abs_diff) else None,
+                "rows": result.rows,
+                "reason": result.reason,
+            }
+        )
+        return
+    verdict = Text("accepted", style="green") if result.accepted else Text("rejected", style="red")
+    _output.console().print(
+        Text.assemble(
+            "ONNX ",
+            verdict,
+            f": max |diff| {result.max_abs_diff:.3g} on {result.rows} rows "
+            f"(tolerance {tolerance:g})\n{result.reason}",
+        )
+    )
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise Invalid(
+            f"--check {path} is a {suffix or 'suffix-less'} file; give a .csv or .parquet."
+        )
+    if not path.is_file():
+        raise Invalid(f"--check {path} does not exist; give a .csv or .parquet of held-out rows.")
+    return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)

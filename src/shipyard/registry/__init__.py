@@ -20,12 +20,16 @@ from shipyard.registry.models import (
     set_status,
 )
 from shipyard.registry.native import NativeLightGBM
+from shipyard.registry.onnx import OnnxModel, OnnxResult, compile_onnx, load_onnx
 from shipyard.registry.signature import signature_from_schema
 
 __all__ = [
     "TRUSTED_TYPES",
     "LoadedModel",
     "NativeLightGBM",
+    "OnnxModel",
+    "OnnxResult",
+    "compile_onnx",
     "get_document",
     "get_profile",
     "get_version",
@@ -33,6 +37,7 @@ __all__ = [
     "list_versions",
     "load_bundle",
     "load_model",
+    "load_onnx",
     "parse_ref",
     "register",
     "remove_alias",
