@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/tracking.py
 	$(PY) benchmarks/training.py
+	$(PY) benchmarks/serving/bench.py
 
 clean:
 	rm -rf $(VENV) .shipyard demo-output bench-output .pytest_cache .mypy_cache .ruff_cache

@@ -250,9 +250,9 @@ def serve_step(env: dict[str, str]) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
         log_file.close()
-    console.print(
-        f"  server stopped cleanly (exit {server.returncode}); its log: demo-output/server.log"
-    )
+    graceful = server.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM when done
+    how = "cleanly on SIGTERM, prediction log flushed" if graceful else f"exit {server.returncode}"
+    console.print(f"  server stopped {how}; its log: demo-output/server.log")
 
 
 def broken_copy(source: Path, target: Path) -> None:
