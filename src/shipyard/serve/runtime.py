@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import socket
 import time
@@ -229,6 +230,10 @@ class Runtime:
         )
         self._log = LogWriter(PredictionLog(self._ws))
         await self.refresh()
+        # The ML stack leaves ~230k long-lived objects; a full collection over them took
+        # 150-180 ms under load (measured: benchmarks/serving). Freezing them after start-up
+        # takes them out of every later collection, so the tail latency drops several-fold.
+        gc.freeze()
         self._poller = asyncio.get_running_loop().create_task(self._poll(), name="route poller")
         self.started = True
 
