@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -48,6 +48,7 @@ from shipyard.store.tables import DatasetRow, DatasetVersionRow
 from shipyard.store.workspace import Workspace
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
 ROW_GROUP = 131_072
 
 
@@ -122,7 +123,7 @@ def ingest(
         if existing is not None:
             return IngestResult(existing, created=False)
         lineage = Lineage(
-            source=src.uri if src.format != "sql" else _safe_sql(src.uri),
+            source=src.label,  # the URI, with any database password masked
             format=src.format,
             query=src.query,
             source_digest=source_digest,
@@ -190,9 +191,17 @@ def _stream(
 ) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType], ProfileBuilder]:
     declared_types = {c: ARROW[v.type] for c, v in contract.items() if v.type}
     src.column_types = {**declared_types, **clean.read_types(steps), **src.column_types}
+    return _widening(
+        src, lambda: _stream_once(src, stage, roles, contract, steps, progress, previous)
+    )
+
+
+def _widening(src: Source, read: Callable[[], T]) -> T:
+    """Run a full read of `src`, re-running it with a wider column type each time a later
+    block needs one (ints then floats, a column empty at first)."""
     for _attempt in range(64):
         try:
-            return _stream_once(src, stage, roles, contract, steps, progress, previous)
+            return read()
         except TypeWiden as widen:
             src.column_types[widen.column] = widen.dtype
     raise Invalid(
@@ -346,16 +355,12 @@ def _check_widen(batch: pa.RecordBatch, schema: pa.Schema, src: Source) -> None:
             continue
         if stored == "int64" and now == "float64":
             raise TypeWiden(f.name, pa.float64())
-        if stored == "string" and batch.num_rows and _was_null(f.name, src):
+        if stored == "string" and batch.num_rows:  # first seen all-missing, typed now
             raise TypeWiden(f.name, actual)
         raise Invalid(
             f"{src.label}: column {f.name!r} has mixed types: first {stored}, later {now}. Declare "
             f"its type in the contract or coerce it with `--coerce {f.name}`."
         )
-
-
-def _was_null(name: str, src: Source) -> bool:
-    return name not in src.column_types
 
 
 def _check_columns(
@@ -585,12 +590,6 @@ def _commit(
         ) from exc
 
 
-def _safe_sql(url: str) -> str:
-    from shipyard.data.sources import _safe
-
-    return _safe(url)
-
-
 def validate_file(
     ws: Workspace,
     source: str | Path | Source,
@@ -605,18 +604,15 @@ def validate_file(
     src.column_types = {
         c.name: ARROW[c.dtype] for c in version.schema_.columns if c.dtype in ("string",)
     }
-    validator = Validator(version.schema_)
-    rows = 0
-    for _attempt in range(64):
-        try:
-            validator = Validator(version.schema_)
-            rows = 0
-            for batch in src.batches():
-                validator.update(batch)
-                rows += batch.num_rows
-                if progress:
-                    progress(rows)
-            break
-        except TypeWiden as widen:
-            src.column_types[widen.column] = widen.dtype
-    return validator.report()
+
+    def read() -> ValidationReport:
+        validator = Validator(version.schema_)
+        rows = 0
+        for batch in src.batches():
+            validator.update(batch)
+            rows += batch.num_rows
+            if progress:
+                progress(rows)
+        return validator.report()
+
+    return _widening(src, read)

@@ -115,7 +115,7 @@ class Source:
     @property
     def label(self) -> str:
         """How messages name the source: a SQL URL without its password."""
-        return _safe(self.uri) if self.format == "sql" else self.uri
+        return mask_password(self.uri) if self.format == "sql" else self.uri
 
     @property
     def size(self) -> int | None:
@@ -311,7 +311,7 @@ def _jsonl_batches(source: Source) -> Iterator[pa.RecordBatch]:
 
 def _sql_batches(source: Source) -> Iterator[pa.RecordBatch]:
     assert source.query is not None
-    safe_url = _safe(source.uri)
+    safe_url = mask_password(source.uri)
     try:
         engine = create_engine(source.uri)
     except (ArgumentError, NoSuchModuleError) as exc:
@@ -356,5 +356,6 @@ def _sql_batches(source: Source) -> Iterator[pa.RecordBatch]:
         engine.dispose()
 
 
-def _safe(url: str) -> str:
+def mask_password(url: str) -> str:
+    """A URL with its password replaced by ***, for messages and lineage."""
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,15 +37,3 @@ def jensen_shannon(
         return float(np.sum(a[mask] * np.log2(a[mask] / b[mask])))
 
     return float(np.sqrt(max(0.0, (_kl(p, m) + _kl(q, m)) / 2)))
-
-
-def align_categories(
-    reference: Mapping[str, int], current: Mapping[str, int]
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Counts of both sides over the union of their categories."""
-    keys = sorted(set(reference) | set(current))
-    return (
-        keys,
-        np.array([reference.get(k, 0) for k in keys], dtype=np.float64),
-        np.array([current.get(k, 0) for k in keys], dtype=np.float64),
-    )

@@ -213,6 +213,34 @@ class Runtime:
         """Started, and every endpoint has a route (a failed newer revision keeps the old one)."""
         return self.started and all(name in self.routes for name in self.problems)
 
+    def _record(
+        self,
+        endpoint: str,
+        version_id: str,
+        request_id: str,
+        latency_ms: float,
+        output: Output,
+        batch: Batch,
+        *,
+        shadow: bool,
+        log_inputs: bool,
+    ) -> None:
+        """One answer onto the prediction log (a queue append; written off the hot path)."""
+        if self._log is None:
+            return
+        self._log.put(
+            Entry(
+                request_id=request_id,
+                endpoint=endpoint,
+                version_id=version_id,
+                at=datetime.now(UTC),
+                latency_ms=latency_ms,
+                shadow=shadow,
+                output=output,
+                inputs=batch if log_inputs else None,
+            )
+        )
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -370,19 +398,16 @@ class Runtime:
     ) -> None:
         """Record an answered request and send its shadow copies (runs after the response)."""
         log_inputs = route.flag_on("log_inputs", True)
-        if self._log is not None:
-            self._log.put(
-                Entry(
-                    request_id=request_id,
-                    endpoint=route.name,
-                    version_id=served.version_id,
-                    at=datetime.now(UTC),
-                    latency_ms=latency_ms,
-                    shadow=False,
-                    output=output,
-                    inputs=batch if log_inputs else None,
-                )
-            )
+        self._record(
+            route.name,
+            served.version_id,
+            request_id,
+            latency_ms,
+            output,
+            batch,
+            shadow=False,
+            log_inputs=log_inputs,
+        )
         if choice.role == "canary" and route.window is not None:
             route.window.answered(latency_ms)
         for version_id in choice.shadows:
@@ -432,16 +457,13 @@ class Runtime:
         self.metrics.rows.labels(route.name, served.ref, "true").inc(batch.n)
         if compare is not None and route.window is not None:
             route.window.compare(compare.labels, output.labels)
-        if self._log is not None:
-            self._log.put(
-                Entry(
-                    request_id=request_id,
-                    endpoint=route.name,
-                    version_id=served.version_id,
-                    at=datetime.now(UTC),
-                    latency_ms=latency_ms,
-                    shadow=True,
-                    output=output,
-                    inputs=batch if log_inputs else None,
-                )
-            )
+        self._record(
+            route.name,
+            served.version_id,
+            request_id,
+            latency_ms,
+            output,
+            batch,
+            shadow=True,
+            log_inputs=log_inputs,
+        )
