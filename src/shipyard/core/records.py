@@ -491,3 +491,188 @@ class Ref(Record):
         if self.version is not None:
             return f"{self.name}@{self.version}"
         return f"{self.name}@{self.alias or 'latest'}"
+
+
+# -- monitoring ---------------------------------------------------------------------------------
+
+DriftKind = Literal["numeric", "categorical"]
+DriftTest = Literal["wasserstein", "psi", "ks", "jensen_shannon", "chi2"]
+
+
+class FeatureDrift(Record):
+    """How one column (or the model's output) moved from the reference to the current data.
+
+    `test` and `threshold` are what decided `drifted` (an effect size, never a p-value alone);
+    `scores` holds every statistic computed for the column (p-values under `*_pvalue`).
+    `bins`, `reference_share` and `current_share` describe both distributions on the same bins
+    (the reference's histogram edges, or its categories plus `(other)`), for plots.
+    """
+
+    column: str
+    kind: DriftKind
+    test: DriftTest
+    score: float
+    threshold: float
+    drifted: bool
+    scores: dict[str, float] = Field(default_factory=dict)
+    reference_rows: int
+    current_rows: int
+    missing_reference: float = Field(description="Share of missing values in the reference.")
+    missing_current: float
+    missing_drifted: bool = False
+    new_categories: dict[str, int] = Field(
+        default_factory=dict, description="Categories the reference never had, with counts."
+    )
+    importance: float | None = Field(
+        default=None, description="The feature's share of the model's global importance."
+    )
+    bins: list[str] = Field(default_factory=list)
+    reference_share: list[float] = Field(default_factory=list)
+    current_share: list[float] = Field(default_factory=list)
+
+
+class MultivariateDrift(Record):
+    """A domain classifier told reference rows from current rows this well (ROC-AUC)."""
+
+    auc: float
+    threshold: float
+    drifted: bool
+    rows: int = Field(description="Rows per side the classifier was trained and tested on.")
+    top_features: dict[str, float] = Field(
+        default_factory=dict, description="Features that drive the separation, importance share."
+    )
+
+
+class DriftReport(Record):
+    reference: str = Field(description="What the reference was (a dataset or model version).")
+    current: str
+    reference_rows: int
+    current_rows: int
+    features: list[FeatureDrift] = Field(default_factory=list)
+    prediction: FeatureDrift | None = None
+    multivariate: MultivariateDrift | None = None
+    drifted_share: float = Field(
+        default=0.0,
+        description="Importance share of the drifted features (the share of features when the "
+        "model's importance is not known).",
+    )
+    drifted: bool = False
+    ignored_columns: list[str] = Field(
+        default_factory=list, description="Current columns the reference does not have."
+    )
+    note: str | None = Field(default=None, description="Why nothing was judged, when so.")
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [f.column for f in self.features if f.drifted]
+
+
+class WindowPerformance(Record):
+    """Model quality on the labelled predictions of one window."""
+
+    start: datetime
+    end: datetime
+    labelled: int
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class Decay(Record):
+    metric: str
+    registered: float = Field(description="The metric on the held-out data at registration.")
+    current: float
+    drop: float = Field(description="How much worse than registered (positive = worse).")
+    threshold: float
+    labelled: int
+    decayed: bool
+
+
+class SloResult(Record):
+    name: Literal["p99_ms", "error_rate", "min_rps"]
+    limit: float
+    observed: float | None
+    passed: bool
+
+
+class WindowTraffic(Record):
+    """What the endpoint served in one window (primary answers; shadow copies counted apart)."""
+
+    start: datetime
+    end: datetime
+    requests: int
+    rows: int
+    errors: int = 0
+    shadow_rows: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    drifted_share: float | None = None
+
+
+AlertKind = Literal["drift", "multivariate", "decay", "slo", "loop"]
+
+
+class Alert(Record):
+    id: str
+    endpoint: str
+    kind: AlertKind
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    acked_at: datetime | None = None
+    acked_by: str | None = None
+    deliveries: list[dict[str, Any]] = Field(
+        default_factory=list, description="Webhook attempts: url, status or error, at."
+    )
+
+
+class MonitorReport(Record):
+    """Everything `shipyard monitor report` shows: drift, decay, SLOs, and their history."""
+
+    endpoint: str | None = None
+    model_ref: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    drift: DriftReport
+    traffic: list[WindowTraffic] = Field(default_factory=list, description="Oldest first.")
+    performance: list[WindowPerformance] = Field(default_factory=list)
+    decay: Decay | None = None
+    slos: list[SloResult] = Field(default_factory=list)
+    unknown_labels: int = Field(
+        default=0, description="Feedback labels whose request id matched no logged prediction."
+    )
+    alerts: list[Alert] = Field(default_factory=list, description="Alerts this report raised.")
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+RolloutStage = Literal[
+    "retraining", "rejected", "shadow", "canary", "promoted", "rolled_back", "stopped", "failed"
+]
+ROLLOUT_ACTIVE: frozenset[str] = frozenset({"retraining", "shadow", "canary"})
+
+
+class RolloutEvent(Record):
+    at: datetime
+    stage: RolloutStage
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rollout(Record):
+    """One trip round the loop for one endpoint: why it retrained, and where the candidate is."""
+
+    id: str
+    endpoint: str
+    trigger: str = Field(description="What started it: drift, decay, schedule or manual.")
+    stage: RolloutStage
+    champion_ref: str
+    candidate_ref: str | None = None
+    candidate_id: str | None = None
+    dataset_ref: str | None = None
+    reason: str = Field(description="The latest decision, in words.")
+    events: list[RolloutEvent] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def active(self) -> bool:
+        return self.stage in ROLLOUT_ACTIVE

@@ -6,11 +6,13 @@ the value received and the form expected.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from shipyard.core.errors import Invalid, SpecError
@@ -97,19 +99,103 @@ class ServeSpec(_Spec):
     max_wait_ms: float = Field(default=2, ge=0)
 
 
+_DURATION_RE = re.compile(r"\A([0-9]+)\s*(s|m|h|d|w)\Z")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, *, what: str = "duration") -> timedelta:
+    """`30s`, `15m`, `1h`, `7d` or `2w` as a timedelta, or Invalid saying the form."""
+    match = _DURATION_RE.fullmatch(str(text).strip())
+    if not match or int(match[1]) <= 0:
+        raise Invalid(
+            f"{what} {text!r} is not a duration: give a positive whole number and a unit "
+            "s, m, h, d or w (for example 15m, 1h or 7d)."
+        )
+    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            parse_duration(value)
+        except Invalid as exc:
+            raise PydanticCustomError("invalid_duration", exc.message) from None
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+
+
+class DriftTestSpec(_Spec):
+    """Which statistic decides drift for a column, and above which value it counts."""
+
+    test: Literal["wasserstein", "psi", "ks", "jensen_shannon", "chi2"]
+    threshold: float = Field(gt=0)
+
+
+class DriftTests(_Spec):
+    numeric: DriftTestSpec | None = None
+    categorical: DriftTestSpec | None = None
+
+
+class MultivariateSpec(_Spec):
+    threshold: float = Field(default=0.75, gt=0.5, le=1, description="Domain classifier AUC.")
+    rows: int = Field(default=5_000, ge=100, description="Rows per side, sampled.")
+
+
+class DecaySpec(_Spec):
+    metric: str | None = Field(default=None, description="Default: the primary metric.")
+    drop: float = Field(default=0.05, gt=0, description="Absolute drop that counts as decay.")
+    min_labels: int = Field(default=100, ge=1)
+
+
+class SloSpec(_Spec):
+    p99_ms: float | None = Field(default=None, gt=0)
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    min_rps: float | None = Field(default=None, ge=0)
+
+
 class MonitorSpec(_Spec):
-    window: str = "1h"
-    drift_threshold: float = Field(default=0.2, gt=0)
+    window: Duration = "1h"
+    drift_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="The window drifts when its drifted features carry at least this share "
+        "of the model's importance (of the features, when importance is unknown).",
+    )
+    min_rows: int = Field(default=100, ge=1, description="Fewer rows in a window: not judged.")
+    tests: DriftTests = Field(default_factory=DriftTests)
+    columns: dict[str, DriftTestSpec] = Field(default_factory=dict)
+    multivariate: MultivariateSpec | None = Field(default_factory=MultivariateSpec)
+    decay: DecaySpec = Field(default_factory=DecaySpec)
+    slo: SloSpec = Field(default_factory=SloSpec)
+    webhooks: list[str] = Field(default_factory=list)
+    allow_private_webhooks: bool = False
 
 
 class EverySpec(_Spec):
-    every: str
+    every: Duration
+
+
+class DriftWhen(_Spec):
+    features: list[str] | None = Field(default=None, description="Default: every feature.")
+    threshold: float | None = Field(default=None, gt=0, le=1)
+
+
+class DriftPolicy(_Spec):
+    drift: DriftWhen
+
+
+class DecayPolicy(_Spec):
+    decay: DecaySpec
 
 
 class GuardSpec(_Spec):
-    error_rate: float | None = None
-    p99_ms: float | None = None
-    agreement: float | None = None
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    p99_ms: float | None = Field(default=None, gt=0)
+    agreement: float | None = Field(default=None, ge=0, le=1)
+    min_requests: int | None = Field(default=None, ge=1)
 
 
 class RolloutSpec(_Spec):
@@ -118,10 +204,18 @@ class RolloutSpec(_Spec):
     guard: GuardSpec = Field(default_factory=GuardSpec)
 
 
+Policy = Literal["drift", "decay"] | EverySpec | DriftPolicy | DecayPolicy
+
+
 class RetrainSpec(_Spec):
-    when: list[Literal["drift", "decay"] | EverySpec] = Field(default_factory=list)
+    when: list[Policy] = Field(default_factory=list)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
-    margin: float = 0.0
+    margin: float = Field(
+        default=0.0, ge=0, description="How much the candidate must beat the champion by."
+    )
+    windows: int = Field(
+        default=24, ge=1, description="Recent windows whose labelled rows join the training set."
+    )
 
 
 class ProjectSpec(_Spec):

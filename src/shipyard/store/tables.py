@@ -258,3 +258,39 @@ class FeedbackRow(Base):
     row: Mapped[int] = mapped_column(Integer)
     label: Mapped[Any] = mapped_column(JSON)
     at: Mapped[datetime]
+
+
+class AlertRow(Base):
+    """A monitoring threshold crossed for an endpoint; `key` makes raising it idempotent."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    acked_at: Mapped[datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(String(128))
+    deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class RolloutRow(Base):
+    """One retrain-and-rollout of an endpoint, with its decisions so far."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64), index=True)
+    trigger: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16))
+    champion_ref: Mapped[str] = mapped_column(String(160))
+    candidate_ref: Mapped[str | None] = mapped_column(String(160))
+    candidate_id: Mapped[str | None] = mapped_column(String(32))
+    dataset_ref: Mapped[str | None] = mapped_column(String(160))
+    reason: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
