@@ -23,7 +23,20 @@ from rich.text import Text
 from rich.traceback import Traceback
 from typer.core import TyperGroup
 
-from shipyard.cli import _output, audit, data, endpoints, flags, models, runs, tokens, workspace
+from shipyard.cli import (
+    _output,
+    alerts,
+    audit,
+    data,
+    endpoints,
+    flags,
+    loop,
+    models,
+    monitor,
+    runs,
+    tokens,
+    workspace,
+)
 from shipyard.cli._output import State
 from shipyard.cli.predict import predict
 from shipyard.cli.serve import serve
@@ -60,6 +73,9 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(flags.app, name="flags")
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(loop.app, name="loop")
 app.command()(predict)
 app.command()(serve)
 

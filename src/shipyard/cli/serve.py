@@ -51,11 +51,24 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
+    loop: Annotated[
+        bool | None,
+        typer.Option(
+            "--loop/--no-loop",
+            help="Run the retrain loop in the server (default: when the spec has retrain.when).",
+        ),
+    ] = None,
+    loop_interval: Annotated[
+        float, typer.Option("--loop-interval", min=1, help="Seconds between loop turns.")
+    ] = 60.0,
 ) -> None:
     """Serve every endpoint over HTTP: /v1 predict and feedback, OIP v2, metrics, health."""
     if log_level not in _LEVELS:
         raise Invalid(f"--log-level {log_level!r}: choose one of {', '.join(_LEVELS)}.")
-    defaults = load_spec(spec).serve if spec.is_file() else ServeSpec()
+    project = load_spec(spec) if spec.is_file() else None
+    defaults = project.serve if project is not None else ServeSpec()
+    if loop and project is None:
+        raise Invalid(f"--loop needs the project spec; {str(spec)!r} does not exist.")
     with _output.workspace(ctx) as ws:  # fails here, clearly, if there is no workspace
         names = [e.name for e in list_endpoints(ws)]
     settings = _output.settings(ctx)
@@ -82,15 +95,34 @@ def serve(
             highlight=False,
         )
 
-    run(
-        settings,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level if log_level in ("debug", "warning", "error") else "warning",
-        app_options=options,
-        on_listen=on_listen,
-    )
+    scheduler = None
+    if project is not None and (loop if loop is not None else bool(project.retrain.when)):
+        from shipyard.loop.runner import Scheduler
+        from shipyard.store.workspace import Workspace
+
+        scheduler = Scheduler(
+            lambda: Workspace.open(settings, actor="shipyard-loop"),
+            project,
+            interval=loop_interval,
+        ).start()
+        err.print(
+            f"retrain loop: every {loop_interval:g} s for the endpoints of {project.project!r}",
+            markup=False,
+            highlight=False,
+        )
+    try:
+        run(
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level if log_level in ("debug", "warning", "error") else "warning",
+            app_options=options,
+            on_listen=on_listen,
+        )
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 def _logging(level: str) -> None:

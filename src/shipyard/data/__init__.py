@@ -6,6 +6,7 @@ from shipyard.data.sources import Source, open_source
 from shipyard.data.versions import (
     get_dataset,
     get_version,
+    get_version_by_id,
     list_datasets,
     list_versions,
     read_pandas,
@@ -19,6 +20,7 @@ __all__ = [
     "diff_versions",
     "get_dataset",
     "get_version",
+    "get_version_by_id",
     "ingest",
     "ingest_spec",
     "list_datasets",

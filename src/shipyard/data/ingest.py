@@ -82,8 +82,13 @@ def ingest(
     steps: Sequence[CleaningStep] = (),
     allow: bool = False,
     progress: Progress | None = None,
+    parent: str | None = None,
+    label: str | None = None,
 ) -> IngestResult:
     """Ingest a file or query as the next version of dataset `name`.
+
+    `parent` (a dataset version id) and `label` (how the lineage names the source) are for data
+    Shipyard assembled itself, such as a retrain's training set.
 
     >>> ingest(ws, "loans.csv", name="loans", target="default", id="loan_id")
     """
@@ -123,7 +128,8 @@ def ingest(
         if existing is not None:
             return IngestResult(existing, created=False)
         lineage = Lineage(
-            source=src.label,  # the URI, with any database password masked
+            source=label or src.label,  # the URI, with any database password masked
+            parent=parent,
             format=src.format,
             query=src.query,
             source_digest=source_digest,

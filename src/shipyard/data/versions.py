@@ -99,6 +99,18 @@ def get_version(ws: Workspace, ref: str | Ref) -> DatasetVersion:
         return to_record(_resolve(s, parsed))
 
 
+def get_version_by_id(ws: Workspace, version_id: str) -> DatasetVersion:
+    """The dataset version with this id (as models and runs record it)."""
+    with ws.db.read() as s:
+        row = s.get(DatasetVersionRow, version_id)
+        if row is None:
+            raise NotFound(
+                f"dataset version {version_id!r} does not exist (it may have been erased); "
+                "`shipyard data ls` lists the datasets."
+            )
+        return to_record(row)
+
+
 def _resolve(s: Session, ref: Ref) -> DatasetVersionRow:
     if s.get(DatasetRow, ref.name) is None:
         raise _unknown_dataset(s, ref.name)

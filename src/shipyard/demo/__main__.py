@@ -61,6 +61,17 @@ gates:
   - roc_auc >= 0.65                  # a model below this is registered as rejected
   - log_loss <= 0.60
   - tests: checks/predictions.py     # plain test functions that get the model and held-out rows
+monitor:
+  window: 1h                         # production is judged an hour at a time
+  drift_threshold: 0.3               # drifted features carrying 30% of the importance = drift
+  slo: {p99_ms: 1000}
+retrain:
+  when: [drift, decay]               # and {every: 7d} for a schedule
+  margin: 0.0                        # a candidate must beat the champion on recent labels
+  rollout:
+    shadow: 100                      # requests the candidate shadows before any traffic
+    canary: [50, 100]                # then half the traffic, then all of it
+    guard: {error_rate: 0.02, p99_ms: 2000, agreement: 0.7, min_requests: 40}
 """
 
 CHECKS = """\
@@ -183,9 +194,52 @@ def held_out_rows(path: Path, count: int) -> list[dict]:
     ]
 
 
+class Server:
+    """`shipyard serve` in the background, stopped gracefully (SIGTERM) on exit."""
+
+    def __init__(self, env: dict[str, str], log_name: str, *extra: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.log_name = log_name
+        self.args = ["serve", "--port", str(self.port), "--log-level", "warning", *extra]
+
+    def __enter__(self) -> Server:
+        console.print(f"[bold]$ shipyard {shlex.join(self.args)} &[/bold]   (in the background)")
+        self.log_file = (OUT / self.log_name).open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shipyard", *self.args],
+            cwd=OUT,
+            env=self.env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if http("GET", f"{self.base}/health")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                console.print(f"[red]the server did not start; see demo-output/{self.log_name}")
+                sys.exit(1)
+            time.sleep(0.3)
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.send_signal(signal.SIGTERM)  # graceful: drains, flushes the prediction log
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log_file.close()
+        code = self.process.returncode
+        graceful = code in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM when done
+        how = "cleanly on SIGTERM, prediction log flushed" if graceful else f"exit {code}"
+        console.print(f"  server stopped {how}; its log: demo-output/{self.log_name}")
+
+
 def serve_step(env: dict[str, str]) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     run("endpoints", "create", "flights", "--model", "flights-delay@champion")
     created = run("tokens", "create", "demo-client", "--role", "predictor", "--json")
     token = json.loads(created.stdout)["secret"]
@@ -193,26 +247,10 @@ def serve_step(env: dict[str, str]) -> None:
         run("tokens", "create", "demo-dashboard", "--role", "viewer", "--json").stdout
     )
     viewer_token = viewer["secret"]
-    console.print(f"[bold]$ shipyard serve --port {port} &[/bold]   (in the background)")
-    log_file = (OUT / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "shipyard", "serve", "--port", str(port), "--log-level", "warning"],
-        cwd=OUT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if http("GET", f"{base}/ready", token)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                console.print("[red]the server did not become ready; see demo-output/server.log")
-                sys.exit(1)
+    (OUT / ".demo-token").write_text(token)
+    with Server(env, "server.log") as server:
+        base = server.base
+        while http("GET", f"{base}/ready", token)[0] != 200:
             time.sleep(0.3)
         rows = held_out_rows(OUT / "data" / "flights-2013-h1.csv", 400)
         url = f"{base}/v1/endpoints/flights/predict"
@@ -243,16 +281,99 @@ def serve_step(env: dict[str, str]) -> None:
             )
         ]
         console.print("  from /metrics:\n    " + "\n    ".join(lines[:8]))
-    finally:
-        server.send_signal(signal.SIGTERM)  # graceful: drains requests, flushes the prediction log
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log_file.close()
-    graceful = server.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM when done
-    how = "cleanly on SIGTERM, prediction log flushed" if graceful else f"exit {server.returncode}"
-    console.print(f"  server stopped {how}; its log: demo-output/server.log")
+        run("endpoints", "route", "flights")  # the shadow's job is done: champion only
+
+
+def summer_traffic(path: Path, count: int) -> tuple[list[dict], list[int]]:
+    """July-September flights in time order: what production sends after the spring."""
+    frame = pd.read_csv(path).sample(count, random_state=11).sort_values("sched_dep")
+    labels = frame["late"].astype(int).tolist()
+    features = frame.drop(columns=["flight_id", "sched_dep", "late"])
+    rows = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in features.to_dict("records")
+    ]
+    return rows, labels
+
+
+def replay(base: str, token: str, rows: list[dict], labels: list[int], per_request: int) -> int:
+    """Send `rows` in requests of `per_request`, then their true labels as feedback."""
+    url = f"{base}/v1/endpoints/flights/predict"
+    chunks = [
+        (rows[i : i + per_request], labels[i : i + per_request])
+        for i in range(0, len(rows), per_request)
+    ]
+
+    def one(chunk: tuple[list[dict], list[int]]) -> list[dict]:
+        status, body = http("POST", url, token, {"rows": chunk[0]})
+        if status != 200:
+            return []
+        return [
+            {"request_id": body["request_id"], "row": i, "label": label}
+            for i, label in enumerate(chunk[1])
+        ]
+
+    with ThreadPoolExecutor(8) as pool:
+        items = [item for part in pool.map(one, chunks) for item in part]
+    matched = 0
+    for i in range(0, len(items), 5_000):
+        _status, body = http(
+            "POST", f"{base}/v1/endpoints/flights/feedback", token, {"items": items[i : i + 5_000]}
+        )
+        matched += int(body.get("matched", 0))
+    return matched
+
+
+def loop_step(env: dict[str, str]) -> None:
+    token = (OUT / ".demo-token").read_text()
+    rows, labels = summer_traffic(OUT / "data" / "flights-2013-q3.csv", 7_000)
+    with Server(env, "server-loop.log", "--no-loop") as server:
+        while http("GET", f"{server.base}/ready", token)[0] != 200:
+            time.sleep(0.3)
+        console.print(
+            "[dim]Summer arrives: 6,000 July-September flights in requests of 25, and, as "
+            "flights land, their true labels as feedback:"
+        )
+        matched = replay(server.base, token, rows[:6_000], labels[:6_000], 25)
+        console.print(f"  {matched:,} labels matched logged predictions")
+        run("monitor", "report", "flights", "--out", "monitor-drift.html")
+        console.print("[dim]wrote demo-output/monitor-drift.html (distributions, drift, quality)")
+        console.print(
+            "[dim]One turn of the loop (cron runs `shipyard loop run-once`; `shipyard serve "
+            "--loop` runs it inside the server):"
+        )
+        run("loop", "run-once", "--trials", "4")
+        console.print("[dim]The candidate shadows the champion on the next 100 requests:")
+        replay(server.base, token, rows[6_000:6_150], labels[6_000:6_150], 1)
+        run("loop", "run-once")
+        console.print("[dim]The canary takes 50%, then 100% of traffic while its guards hold:")
+        offset = 6_150
+        for _ in range(12):
+            state = json.loads(run_quiet("endpoints", "show", "flights", "--json"))
+            canary = state.get("canary") or {}
+            if canary.get("state") != "running" or offset >= len(rows):
+                break
+            replay(server.base, token, rows[offset : offset + 60], labels[offset : offset + 60], 1)
+            offset += 60
+            time.sleep(1.2)  # the server judges the canary's window about once a second
+        run("loop", "run-once")
+        run("loop", "status", "flights")
+        run("endpoints", "show", "flights")
+        run("alerts", "ls")
+        run("monitor", "report", "flights", "--out", "monitor.html")
+
+
+def run_quiet(*args: str) -> str:
+    """Run `shipyard ARGS` without echoing it (the demo's own polling)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard", *args],
+        cwd=OUT,
+        env=demo_env(),
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout
 
 
 def broken_copy(source: Path, target: Path) -> None:
@@ -341,13 +462,19 @@ def main() -> None:
     run("train", "--dataset", "flights@2", "--trials", "3")
     serve_step(env)
 
-    step("9. The dataset, one version in detail, and its profile")
+    step(
+        "9. The loop: summer traffic drifts, the monitor notices, a retrained model is proven, "
+        "shadowed, canaried and promoted"
+    )
+    loop_step(env)
+
+    step("10. The dataset, one version in detail, and its profile")
     run("data", "ls")
     run("data", "show", "flights")
     run("data", "show", "flights@3")
     run("data", "profile", "flights@latest")
 
-    step("10. Every change is in the hash-chained audit log")
+    step("11. Every change is in the hash-chained audit log")
     run("audit", "log", "--limit", "8")
     run("audit", "verify")
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from shipyard.core.html import fmt, page, table
 from shipyard.core.records import GateResult
-from shipyard.evaluate.html import fmt, page, table
 from shipyard.evaluate.report import EvaluationReport
 
 MISSING_HEAVY = 0.2

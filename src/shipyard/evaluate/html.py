@@ -1,7 +1,9 @@
 """The evaluation report as one self-contained HTML page (inline CSS, plots as base64 PNG).
 
 Every string that came from the user or the data (title, feature names, labels, slice values)
-is escaped; plots are drawn with matplotlib's Agg canvas, without pyplot's global state.
+is escaped; plots are drawn with matplotlib's Agg canvas, without pyplot's global state. The
+generic page parts (style, tables, figures) live in `shipyard.core.html`, shared with the
+monitoring report.
 
     >>> page = report_html(report, title="credit-risk@3")
     >>> Path("report.html").write_text(page)
@@ -9,38 +11,15 @@ is escaped; plots are drawn with matplotlib's Agg canvas, without pyplot's globa
 
 from __future__ import annotations
 
-import base64
-import io
-import warnings
-from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
+from shipyard.core.html import embed, figure, page, plot_text, table
 from shipyard.evaluate.report import EvaluationReport
+
+__all__ = ["report_html"]
 
 TOP_FEATURES = 20
 CONFUSION_TABLE = 20
-LABEL_CHARS = 40
-
-STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:70rem;
-color:#1f2933;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
-border-bottom:1px solid #d9e2ec;padding-bottom:.3rem}
-.sub{color:#627d98;margin-top:0}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #d9e2ec;padding:.3rem .6rem;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-th{background:#f0f4f8}
-.plots{display:flex;flex-wrap:wrap;gap:1rem}
-.plots figure{margin:0}
-figcaption{font-size:.85rem;color:#627d98}
-.pass{color:#1b7f3b;font-weight:600}.fail{color:#b42318;font-weight:600}
-.note{color:#8d6e00}
-"""
 
 
 def report_html(report: EvaluationReport, *, title: str) -> str:
@@ -98,45 +77,6 @@ def report_html(report: EvaluationReport, *, title: str) -> str:
     return page(title, body)
 
 
-def page(title: str, body: Iterable[str]) -> str:
-    """A standalone HTML document around already-escaped ``body`` parts."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """An HTML table; every cell is escaped, numbers right-aligned and rounded."""
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
-    lines = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{escape(fmt(v))}</td>'
-            if isinstance(v, int | float) and not isinstance(v, bool)
-            else f"<td>{escape(fmt(v))}</td>"
-            for v in row
-        )
-        lines.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
-
-
-def fmt(value: Any) -> str:
-    """Numbers to four significant digits (integers in full); anything else as text."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def _slices(report: EvaluationReport) -> list[str]:
     out: list[str] = []
     for column, rows in report.slices.items():
@@ -159,44 +99,17 @@ def _plots(report: EvaluationReport) -> list[str]:
     ]
 
 
-def _figure(width: float = 4.8, height: float = 3.8) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _embed(fig: Figure, caption: str) -> str:
-    buffer = io.BytesIO()
-    # Feature names and labels are user text: a missing glyph (CJK, emoji) makes matplotlib
-    # warn and draw a box, which is the best a PNG can do.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
-        fig.savefig(buffer, format="png")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    alt = escape(caption)
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
-        f"<figcaption>{alt}</figcaption></figure>"
-    )
-
-
-def _text(value: str) -> str:
-    """User text for a plot: shortened, and '$' kept literal (matplotlib reads $..$ as math)."""
-    short = value if len(value) <= LABEL_CHARS else value[: LABEL_CHARS - 1] + "…"
-    return short.replace("$", r"\$")
-
-
 def _confusion(report: EvaluationReport) -> str:
     matrix, labels = report.confusion_matrix, report.labels
     if not matrix or not labels:
         return ""
     k = len(labels)
     size = min(3.0 + 0.4 * k, 9.0)
-    fig = _figure(size + 1, size)
+    fig = figure(size + 1, size)
     ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, shrink=0.8)
-    ticks = [_text(label) for label in labels]
+    ticks = [plot_text(label) for label in labels]
     ax.set_xticks(
         range(k), labels=ticks, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center"
     )
@@ -209,13 +122,13 @@ def _confusion(report: EvaluationReport) -> str:
             for j, count in enumerate(row):
                 color = "white" if count > peak / 2 else "black"
                 ax.text(j, i, f"{count:,}", ha="center", va="center", color=color, fontsize=9)
-    return _embed(fig, "Confusion matrix")
+    return embed(fig, "Confusion matrix")
 
 
 def _roc(report: EvaluationReport) -> str:
     if report.roc is None:
         return ""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     label = f"AUC {report.roc.auc:.3f}" + (" (micro)" if report.roc.average == "micro" else "")
     ax.plot(report.roc.fpr, report.roc.tpr, color="#2366c4", label=label)
@@ -225,7 +138,7 @@ def _roc(report: EvaluationReport) -> str:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.legend(loc="lower right")
-    return _embed(fig, "ROC curve")
+    return embed(fig, "ROC curve")
 
 
 def _calibration(report: EvaluationReport) -> str:
@@ -233,7 +146,7 @@ def _calibration(report: EvaluationReport) -> str:
     if cal is None:
         return ""
     points = [(p, t) for p, t in zip(cal.prob_pred, cal.prob_true, strict=True) if p is not None]
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color="#9aa5b1", linewidth=1, label="perfect")
     if points:
@@ -246,32 +159,32 @@ def _calibration(report: EvaluationReport) -> str:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.legend(loc="upper left")
-    return _embed(fig, "Calibration")
+    return embed(fig, "Calibration")
 
 
 def _residuals(report: EvaluationReport) -> str:
     r = report.residuals
     if r is None:
         return ""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     widths = [b - a for a, b in zip(r.edges[:-1], r.edges[1:], strict=True)]
     ax.bar(r.edges[:-1], r.counts, width=widths, align="edge", color="#2366c4", edgecolor="white")
     ax.axvline(0, color="#b42318", linewidth=1)
     ax.set_xlabel("residual (actual − predicted)")
     ax.set_ylabel("rows")
-    return _embed(fig, "Residuals")
+    return embed(fig, "Residuals")
 
 
 def _importance(report: EvaluationReport) -> str:
     top = list(report.importance.items())[:TOP_FEATURES]
     if not top:
         return ""
-    names = [_text(k) for k, _ in reversed(top)]
+    names = [plot_text(k) for k, _ in reversed(top)]
     values = [v for _, v in reversed(top)]
-    fig = _figure(6.0, max(2.5, 0.3 * len(top) + 1))
+    fig = figure(6.0, max(2.5, 0.3 * len(top) + 1))
     ax = fig.add_subplot()
     ax.barh(range(len(top)), values, color="#2366c4")
     ax.set_yticks(range(len(top)), labels=names)
     ax.set_xlabel("mean |SHAP|" if report.importance_method.startswith("shap") else "importance")
-    return _embed(fig, "Feature importance")
+    return embed(fig, "Feature importance")

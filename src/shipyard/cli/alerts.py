@@ -1,0 +1,76 @@
+"""`shipyard alerts`: list monitoring alerts and acknowledge them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import RenderableType
+from rich.text import Text
+
+from shipyard.cli import _output
+from shipyard.core.records import Alert
+from shipyard.monitor.alerts import ack_alert, list_alerts
+
+app = typer.Typer(
+    help="List monitoring alerts (drift, decay, SLOs) and acknowledge them.",
+    no_args_is_help=True,
+)
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", metavar="NAME", help="Only this endpoint's.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include acknowledged alerts.")] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, help="At most N, newest first.")
+    ] = 100,
+    json: _output.JsonFlag = False,
+) -> None:
+    """Open alerts, newest first (with --all, acknowledged ones too)."""
+    with _output.workspace(ctx) as ws:
+        found = list_alerts(ws, endpoint, include_acked=all_, limit=limit)
+    _output.emit(found, json_mode=json, table=_table(found, all_=all_))
+
+
+@app.command("ack")
+def ack(
+    ctx: typer.Context,
+    alert_id: Annotated[str, typer.Argument(help="The alert's id (alr_...), from `alerts ls`.")],
+    json: _output.JsonFlag = False,
+) -> None:
+    """Acknowledge an alert: it leaves the open list (acknowledging twice changes nothing)."""
+    with _output.workspace(ctx) as ws:
+        alert = ack_alert(ws, alert_id)
+    if json:
+        _output.print_json(alert)
+        return
+    _output.console().print(
+        f"Alert {alert.id} ({alert.kind} on {alert.endpoint}) acknowledged by {alert.acked_by} "
+        f"at {_output.when(alert.acked_at)} UTC.",
+        markup=False,
+    )
+
+
+def _table(found: list[Alert], *, all_: bool) -> RenderableType:
+    if not found:
+        what = "No alerts." if all_ else "No open alerts (`shipyard alerts ls --all` shows all)."
+        return Text(what)
+    return _output.table(
+        "Alerts" if all_ else "Open alerts",
+        ["ID", "ENDPOINT", "KIND", "CREATED (UTC)", "ACKED", "MESSAGE"],
+        [
+            (
+                a.id,
+                a.endpoint,
+                a.kind,
+                a.created_at,
+                f"{_output.when(a.acked_at)} by {a.acked_by}" if a.acked_at else "no",
+                a.message,
+            )
+            for a in found
+        ],
+    )

@@ -1,0 +1,126 @@
+"""`shipyard loop`: run the retrain policies, see where each rollout stands, stop one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from shipyard.cli import _output
+from shipyard.core.spec import load_spec
+from shipyard.loop.rollout import stop as stop_rollout
+from shipyard.loop.rollouts import list_rollouts
+from shipyard.loop.runner import run_once
+
+app = typer.Typer(
+    help="The closed loop: retrain when the monitor says so, then shadow, canary and promote.",
+    no_args_is_help=True,
+)
+
+
+@app.command("run-once")
+def run_once_command(
+    ctx: typer.Context,
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option("--endpoint", help="Only these endpoints (default: the project's)."),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="Search trials for a retrain (spec).")
+    ] = None,
+    spec: Annotated[Path, typer.Option("--spec", help="The project spec.")] = Path("shipyard.yaml"),
+    json: _output.JsonFlag = False,
+) -> None:
+    """Evaluate every retrain policy and advance every rollout now (cron-friendly)."""
+    project = load_spec(spec)
+    with _output.workspace(ctx) as ws:
+        turns = run_once(ws, project, endpoints=endpoint, trials=trials)
+    data = [
+        {
+            "endpoint": t.endpoint,
+            "action": t.action,
+            "reason": t.reason,
+            "rollout": t.rollout,
+        }
+        for t in turns
+    ]
+    table: RenderableType = (
+        _output.table(
+            "Loop",
+            ["ENDPOINT", "ACTION", "STAGE", "REASON"],
+            [(t.endpoint, t.action, t.rollout.stage if t.rollout else "", t.reason) for t in turns],
+        )
+        if turns
+        else Text(f"No endpoint serves a version of {project.project!r}; nothing to watch.")
+    )
+    _output.emit(data, json_mode=json, table=table)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    endpoint: Annotated[str | None, typer.Argument(help="One endpoint (default: all).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rollouts to list.")] = 10,
+    json: _output.JsonFlag = False,
+) -> None:
+    """Where each rollout stands and why, with the latest one's timeline."""
+    with _output.workspace(ctx) as ws:
+        if endpoint is not None:
+            from shipyard.serve.endpoints import get_endpoint
+
+            get_endpoint(ws, endpoint)  # NotFound names the known endpoints
+        found = list_rollouts(ws, endpoint, limit=limit)
+    table: RenderableType
+    if not found:
+        table = Text("No rollouts yet: `shipyard loop run-once` starts one when a policy holds.")
+    else:
+        summary = _output.table(
+            "Rollouts",
+            ["ID", "ENDPOINT", "STAGE", "TRIGGER", "CHAMPION", "CANDIDATE", "UPDATED", "REASON"],
+            [
+                (
+                    r.id,
+                    r.endpoint,
+                    Text(r.stage, style=_STYLE.get(r.stage, "")),
+                    r.trigger,
+                    r.champion_ref,
+                    r.candidate_ref,
+                    r.updated_at,
+                    r.reason,
+                )
+                for r in found
+            ],
+        )
+        latest = found[0]
+        timeline = _output.table(
+            f"Timeline of {latest.id} ({latest.endpoint})",
+            ["AT", "STAGE", "DECISION"],
+            [(e.at, e.stage, e.message) for e in latest.events],
+        )
+        table = Group(summary, timeline)
+    _output.emit(found, json_mode=json, table=table)
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(help="The endpoint whose rollout to halt.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept and audited).")] = None,
+    json: _output.JsonFlag = False,
+) -> None:
+    """Halt the endpoint's automatic rollout; the champion stays."""
+    with _output.workspace(ctx) as ws:
+        rollout = stop_rollout(ws, endpoint, reason)
+    _output.emit(rollout, json_mode=json, table=Text(f"{rollout.id}: {rollout.reason}"))
+
+
+_STYLE = {
+    "promoted": "green",
+    "rejected": "yellow",
+    "rolled_back": "red",
+    "failed": "red",
+    "stopped": "yellow",
+}

@@ -1,0 +1,159 @@
+"""Retrain policies: the spec's `retrain.when`, judged against a monitoring report.
+
+    retrain:
+      when:
+        - drift                               # the window drifted (monitor.drift_threshold)
+        - decay                               # the primary metric dropped (monitor.decay)
+        - {every: 7d}                         # a schedule
+        - {drift: {features: [temp, dewp], threshold: 0.5}}
+        - {decay: {metric: roc_auc, drop: 0.02, min_labels: 200}}
+
+`check_policies()` names every policy whose condition holds, with the evidence in words; an
+unknown feature or metric in a policy is a `SpecError` naming its key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from shipyard.core.errors import Invalid, SpecError
+from shipyard.core.records import Decay, DriftReport, ModelVersion, MonitorReport
+from shipyard.core.spec import (
+    DecayPolicy,
+    DriftPolicy,
+    EverySpec,
+    ProjectSpec,
+    parse_duration,
+)
+from shipyard.evaluate.metrics import check_metric, greater_is_better
+
+
+@dataclass(frozen=True)
+class Trigger:
+    policy: str  # drift | decay | schedule
+    reason: str
+
+
+def check_spec_policies(spec: ProjectSpec, model: ModelVersion) -> None:
+    """SpecError for a policy that names a feature the model lacks or an unknown metric."""
+    features = set(model.signature.names)
+    for i, policy in enumerate(spec.retrain.when):
+        if isinstance(policy, DriftPolicy) and policy.drift.features:
+            unknown = [f for f in policy.drift.features if f not in features]
+            if unknown:
+                raise SpecError(
+                    f"retrain.when[{i}].drift.features: {', '.join(map(repr, unknown))} "
+                    f"{'is' if len(unknown) == 1 else 'are'} not a feature of {model.ref}; "
+                    f"its features are {', '.join(sorted(features))}."
+                )
+        if isinstance(policy, DecayPolicy) and policy.decay.metric:
+            _metric(model.task, policy.decay.metric, f"retrain.when[{i}].decay.metric")
+    metric = spec.monitor.decay.metric
+    if metric:
+        _metric(model.task, metric, "monitor.decay.metric")
+
+
+def check_policies(
+    spec: ProjectSpec,
+    model: ModelVersion,
+    report: MonitorReport,
+    *,
+    now: datetime,
+    last_retrain: datetime | None,
+) -> list[Trigger]:
+    """The policies that call for a retrain now, each with the evidence."""
+    check_spec_policies(spec, model)
+    out: list[Trigger] = []
+    for policy in spec.retrain.when:
+        trigger = None
+        if policy == "drift":
+            trigger = _drift(report.drift, None, spec.monitor.drift_threshold)
+        elif policy == "decay":
+            trigger = _decayed(report.decay)
+        elif isinstance(policy, DriftPolicy):
+            threshold = policy.drift.threshold or spec.monitor.drift_threshold
+            trigger = _drift(report.drift, policy.drift.features, threshold)
+        elif isinstance(policy, DecayPolicy):
+            trigger = _decayed(_decay_for(report, model, policy))
+        elif isinstance(policy, EverySpec):
+            trigger = _schedule(policy.every, model, now, last_retrain)
+        if trigger is not None:
+            out.append(trigger)
+    return out
+
+
+def _drift(drift: DriftReport, features: Sequence[str] | None, threshold: float) -> Trigger | None:
+    if drift.note is not None:
+        return None
+    if features is None:
+        if not drift.drifted:
+            return None
+        share = drift.drifted_share
+    else:
+        watched = [f for f in drift.features if f.column in features]
+        weights = {f.column: f.importance if f.importance is not None else 1.0 for f in watched}
+        total = sum(weights.values()) or 1.0
+        share = sum(weights[f.column] for f in watched if f.drifted) / total
+        if share < threshold:
+            return None
+    columns = ", ".join(drift.drifted_columns[:6]) or "none"
+    return Trigger(
+        "drift",
+        f"drift: features carrying {share:.0%} of the model's importance drifted "
+        f"(threshold {threshold:.0%}): {columns}",
+    )
+
+
+def _decayed(decay: Decay | None) -> Trigger | None:
+    if decay is None or not decay.decayed:
+        return None
+    return Trigger(
+        "decay",
+        f"decay: {decay.metric} {decay.current:.4f} on {decay.labelled:,} labelled rows is "
+        f"{decay.drop:.4f} below the registered {decay.registered:.4f} (threshold "
+        f"{decay.threshold:g})",
+    )
+
+
+def _decay_for(report: MonitorReport, model: ModelVersion, policy: DecayPolicy) -> Decay | None:
+    spec = policy.decay
+    metric = spec.metric or next(iter(model.metrics), None)
+    if metric is None or metric not in model.metrics or report.start is None:
+        return None
+    recent = [w for w in report.performance if w.start >= report.start and metric in w.metrics]
+    labelled = sum(w.labelled for w in recent)
+    if not recent or labelled < spec.min_labels:
+        return None
+    current = sum(w.metrics[metric] * w.labelled for w in recent) / labelled
+    registered = model.metrics[metric]
+    drop = registered - current if greater_is_better(metric) else current - registered
+    return Decay(
+        metric=metric,
+        registered=registered,
+        current=current,
+        drop=drop,
+        threshold=spec.drop,
+        labelled=labelled,
+        decayed=drop > spec.drop,
+    )
+
+
+def _schedule(
+    every: str, model: ModelVersion, now: datetime, last_retrain: datetime | None
+) -> Trigger | None:
+    period = parse_duration(every, what="retrain.when.every")
+    since = last_retrain or model.created_at
+    if now - since < period:
+        return None
+    return Trigger(
+        "schedule", f"schedule: every {every}; the last retrain was {since:%Y-%m-%d %H:%M}"
+    )
+
+
+def _metric(task: str, name: str, key: str) -> None:
+    try:
+        check_metric(task, name)
+    except Invalid as exc:
+        raise SpecError(f"{key}: {exc.message}") from exc

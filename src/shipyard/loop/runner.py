@@ -1,0 +1,161 @@
+"""One turn of the loop for every endpoint of a project, and the scheduler that repeats it.
+
+`run_once()` is what `shipyard loop run-once` (cron) and the scheduler inside `shipyard serve`
+both do, per endpoint whose champion is a version of the spec's project:
+
+- an active rollout takes its next step (`rollout.progress`): nothing else happens meanwhile;
+- otherwise the monitor judges the latest window (alerts raised and sent), the retrain policies
+  are checked, and when one holds — and the last rollout ended at least one window ago — a
+  retrain starts (`retrain.retrain`), which ends in a shadow, a canary or a rejection.
+
+    >>> for turn in run_once(ws, load_spec()):
+    ...     print(turn.endpoint, turn.action, turn.reason)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shipyard.core.errors import ShipyardError
+from shipyard.core.records import MonitorReport, Rollout
+from shipyard.core.spec import ProjectSpec, parse_duration
+from shipyard.loop.policies import check_policies, check_spec_policies
+from shipyard.loop.retrain import retrain
+from shipyard.loop.rollout import progress
+from shipyard.loop.rollouts import active_rollout, list_rollouts
+from shipyard.loop.watch import endpoint_report
+from shipyard.monitor import raise_alert
+from shipyard.registry import get_version
+from shipyard.serve.endpoints import get_endpoint, list_endpoints
+from shipyard.store.workspace import Workspace
+
+log = logging.getLogger("shipyard.loop")
+
+
+@dataclass
+class Turn:
+    """What one turn of the loop did for one endpoint."""
+
+    endpoint: str
+    action: str  # watched | retrained | rollout | waiting | error
+    reason: str
+    rollout: Rollout | None = None
+    report: MonitorReport | None = None
+
+
+def run_once(
+    ws: Workspace,
+    spec: ProjectSpec,
+    *,
+    endpoints: Sequence[str] | None = None,
+    now: datetime | None = None,
+    trials: int | None = None,
+) -> list[Turn]:
+    """Evaluate every retrain policy and advance every rollout of the project's endpoints now."""
+    now = now or datetime.now(UTC)
+    names = list(endpoints) if endpoints is not None else project_endpoints(ws, spec)
+    return [_turn(ws, spec, name, now=now, trials=trials) for name in names]
+
+
+def project_endpoints(ws: Workspace, spec: ProjectSpec) -> list[str]:
+    """Endpoints whose champion is a version of the spec's project model."""
+    return [e.name for e in list_endpoints(ws) if e.champion_ref.split("@")[0] == spec.project]
+
+
+def _turn(
+    ws: Workspace, spec: ProjectSpec, endpoint: str, *, now: datetime, trials: int | None
+) -> Turn:
+    active = active_rollout(ws, endpoint)
+    if active is not None:
+        moved = progress(ws, spec, active)
+        return Turn(endpoint, "rollout", moved.reason, rollout=moved)
+    route = get_endpoint(ws, endpoint)
+    champion = get_version(ws, route.champion_ref)
+    check_spec_policies(spec, champion)
+    report = endpoint_report(ws, endpoint, spec, end=now, raise_alerts=True)
+    last = list_rollouts(ws, endpoint, limit=1)
+    last_retrain = last[0].created_at if last else None
+    triggers = check_policies(spec, champion, report, now=now, last_retrain=last_retrain)
+    if not triggers:
+        return Turn(endpoint, "watched", _summary(report), report=report)
+    window = parse_duration(spec.monitor.window, what="monitor.window")
+    if last and now - last[0].updated_at < window:
+        return Turn(
+            endpoint,
+            "waiting",
+            f"{triggers[0].reason}; the last rollout ended {last[0].updated_at:%H:%M:%S}, less "
+            f"than one window ({spec.monitor.window}) ago",
+            report=report,
+        )
+    reason = "; ".join(t.reason for t in triggers)
+    raise_alert(
+        ws,
+        endpoint,
+        "loop",
+        f"{endpoint}: retraining ({reason})",
+        key=f"{endpoint}:loop:{now:%Y%m%dT%H%M%S%f}",
+        details={"triggers": [t.policy for t in triggers]},
+    )
+    rollout = retrain(
+        ws, spec, endpoint, trigger=triggers[0].policy, reason=reason, trials=trials, now=now
+    )
+    return Turn(endpoint, "retrained", rollout.reason, rollout=rollout, report=report)
+
+
+def _summary(report: MonitorReport) -> str:
+    drift = report.drift
+    if drift.note:
+        return drift.note
+    parts = [f"{len(drift.drifted_columns)} of {len(drift.features)} features drifted"]
+    if report.decay is not None:
+        parts.append(f"{report.decay.metric} {report.decay.current:.4f}")
+    return ", ".join(parts) + "; no retrain policy holds"
+
+
+class Scheduler:
+    """Runs `run_once()` every `interval` seconds on a daemon thread (inside `shipyard serve`)."""
+
+    def __init__(
+        self,
+        open_workspace: Callable[[], Workspace],
+        spec: ProjectSpec,
+        *,
+        interval: float = 60.0,
+        on_turn: Callable[[Turn], None] | None = None,
+    ) -> None:
+        self.open_workspace = open_workspace
+        self.spec = spec
+        self.interval = interval
+        self.on_turn = on_turn
+        self.turns = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shipyard-loop", daemon=True)
+
+    def start(self) -> Scheduler:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        ws = self.open_workspace()
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    for turn in run_once(ws, self.spec):
+                        self.turns += 1
+                        log.info("loop %s: %s: %s", turn.endpoint, turn.action, turn.reason)
+                        if self.on_turn is not None:
+                            self.on_turn(turn)
+                except ShipyardError as exc:
+                    log.warning("loop turn failed: %s", exc.message)
+                except Exception:  # the scheduler must outlive one bad turn
+                    log.exception("loop turn failed")
+        finally:
+            ws.close()
