@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from loop_cases import ENDPOINT, drifted, label, log_traffic, served
 
+from loop_cases import ENDPOINT, drifted, label, log_traffic, served
 from projects import customers
 from shipyard.core.errors import Conflict, SpecError
 from shipyard.core.spec import DecayPolicy, DecaySpec, DriftPolicy, DriftWhen

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from loop_cases import ENDPOINT, drifted, label, log_traffic, served
 
+from loop_cases import ENDPOINT, drifted, label, log_traffic, served
 from projects import customers
 from shipyard.core.errors import Invalid, NotFound
 from shipyard.loop.watch import endpoint_report, load_reference, offline_report

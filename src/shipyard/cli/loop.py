@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -36,8 +36,20 @@ def run_once_command(
 ) -> None:
     """Evaluate every retrain policy and advance every rollout now (cron-friendly)."""
     project = load_spec(spec)
-    with _output.workspace(ctx) as ws:
-        turns = run_once(ws, project, endpoints=endpoint, trials=trials)
+    total = trials or project.train.search.trials
+    with _output.workspace(ctx) as ws, _output.progress(unit="trials", disable=json) as bar:
+        task = bar.add_task("watching", total=None)
+
+        def on_trial(result: Any, done: int, _total: int, best: Any) -> None:
+            shown = f"best {best.score:.4f}" if best else "no trial succeeded yet"
+            bar.update(
+                task,
+                total=total,
+                completed=done,
+                description=f"retrain: trial {done}/{total}, {shown}",
+            )
+
+        turns = run_once(ws, project, endpoints=endpoint, trials=trials, on_trial=on_trial)
     data = [
         {
             "endpoint": t.endpoint,
@@ -79,7 +91,7 @@ def status(
     else:
         summary = _output.table(
             "Rollouts",
-            ["ID", "ENDPOINT", "STAGE", "TRIGGER", "CHAMPION", "CANDIDATE", "UPDATED", "REASON"],
+            ["ID", "ENDPOINT", "STAGE", "TRIGGER", "CHAMPION", "CANDIDATE", "UPDATED"],
             [
                 (
                     r.id,
@@ -89,7 +101,6 @@ def status(
                     r.champion_ref,
                     r.candidate_ref,
                     r.updated_at,
-                    r.reason,
                 )
                 for r in found
             ],

@@ -326,15 +326,21 @@ def replay(base: str, token: str, rows: list[dict], labels: list[int], per_reque
 
 def loop_step(env: dict[str, str]) -> None:
     token = (OUT / ".demo-token").read_text()
-    rows, labels = summer_traffic(OUT / "data" / "flights-2013-q3.csv", 7_000)
+    rows, labels = summer_traffic(OUT / "data" / "flights-2013-q3.csv", 13_000)
     with Server(env, "server-loop.log", "--no-loop") as server:
         while http("GET", f"{server.base}/ready", token)[0] != 200:
             time.sleep(0.3)
         console.print(
-            "[dim]Summer arrives: 6,000 July-September flights in requests of 25, and, as "
+            "[dim]Summer is hotter than anything in the training data: strict range checks "
+            "would refuse those flights (422). Let them through, and let the monitor judge:"
+        )
+        run("flags", "set", "flights", "strict_ranges=off")
+        time.sleep(1.5)  # the server picks the flag up within a second
+        console.print(
+            "[dim]Summer arrives: 12,000 July-September flights in requests of 50, and, as "
             "flights land, their true labels as feedback:"
         )
-        matched = replay(server.base, token, rows[:6_000], labels[:6_000], 25)
+        matched = replay(server.base, token, rows[:12_000], labels[:12_000], 50)
         console.print(f"  {matched:,} labels matched logged predictions")
         run("monitor", "report", "flights", "--out", "monitor-drift.html")
         console.print("[dim]wrote demo-output/monitor-drift.html (distributions, drift, quality)")
@@ -344,10 +350,10 @@ def loop_step(env: dict[str, str]) -> None:
         )
         run("loop", "run-once", "--trials", "4")
         console.print("[dim]The candidate shadows the champion on the next 100 requests:")
-        replay(server.base, token, rows[6_000:6_150], labels[6_000:6_150], 1)
+        replay(server.base, token, rows[12_000:12_150], labels[12_000:12_150], 1)
         run("loop", "run-once")
         console.print("[dim]The canary takes 50%, then 100% of traffic while its guards hold:")
-        offset = 6_150
+        offset = 12_150
         for _ in range(12):
             state = json.loads(run_quiet("endpoints", "show", "flights", "--json"))
             canary = state.get("canary") or {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import pandas as pd
+
 from shipyard.core.errors import NotFound
 from shipyard.core.records import GateResult, ModelVersion, Profile
 from shipyard.core.spec import ProjectSpec
@@ -34,10 +36,13 @@ def train_and_register(
     executor: Executor | None = None,
     trials: int | None = None,
     description: str | None = None,
+    test: pd.DataFrame | None = None,
+    test_label: str = "given rows",
 ) -> TrainOutcome:
     """Search, refit the best, evaluate on held-out data, apply the gates and register the model.
 
     A model that fails a gate is registered with status `rejected` (and can never be champion).
+    `test` replaces the held-out split (see `shipyard.train.train`).
     """
     check_spec(spec)
     validate_gates(spec.gates, spec.train.task, base_dir=spec.base_dir)
@@ -52,7 +57,16 @@ def train_and_register(
     # so a gate that can never be checked does not leave a finished run and no model behind.
     sensitive = list(get_dataset(ws, version.dataset).sensitive)
     validate_gates(spec.gates, spec.train.task, sensitive=sensitive, base_dir=spec.base_dir)
-    result = train(ws, spec, version, on_trial=on_trial, executor=executor, trials=trials)
+    result = train(
+        ws,
+        spec,
+        version,
+        on_trial=on_trial,
+        executor=executor,
+        trials=trials,
+        test=test,
+        test_label=test_label,
+    )
     target = result.target
     sample = result.split.test.head(GATE_SAMPLE)
     gates = check_gates(

@@ -38,6 +38,7 @@ from shipyard.monitor.window import labelled
 from shipyard.registry import get_version, load_model
 from shipyard.serve.endpoints import get_endpoint
 from shipyard.store.workspace import Workspace
+from shipyard.train.search import OnTrial
 
 log = logging.getLogger("shipyard.loop.retrain")
 
@@ -68,14 +69,20 @@ def retrain(
     reason: str,
     trials: int | None = None,
     now: datetime | None = None,
+    on_trial: OnTrial | None = None,
 ) -> Rollout:
-    """Retrain for `endpoint`; returns the rollout in stage `shadow`/`canary` or `rejected`."""
+    """Retrain for `endpoint`; returns the rollout in stage `shadow`/`canary` or `rejected`.
+
+    `on_trial` is called after each search trial (for a progress display).
+    """
     route = get_endpoint(ws, endpoint)
     rollout = start_rollout(
         ws, endpoint, trigger=trigger, champion_ref=route.champion_ref, reason=reason
     )
     try:
-        return _retrain(ws, spec, rollout, trials=trials, now=now or datetime.now(UTC))
+        return _retrain(
+            ws, spec, rollout, trials=trials, now=now or datetime.now(UTC), on_trial=on_trial
+        )
     except ShipyardError as exc:
         return advance(
             ws, rollout.id, "failed", f"retrain failed: {exc.message}", expect="retraining"
@@ -86,7 +93,13 @@ def retrain(
 
 
 def _retrain(
-    ws: Workspace, spec: ProjectSpec, rollout: Rollout, *, trials: int | None, now: datetime
+    ws: Workspace,
+    spec: ProjectSpec,
+    rollout: Rollout,
+    *,
+    trials: int | None,
+    now: datetime,
+    on_trial: OnTrial | None,
 ) -> Rollout:
     champion = get_version(ws, rollout.champion_ref)
     base = (
@@ -109,12 +122,16 @@ def _retrain(
         expect="retraining",
         details={"dataset": version.ref, "production_rows": len(train_rows)},
     )
+    recent_test = len(holdout) >= MIN_COMPARE
     outcome = train_and_register(
         ws,
         spec,
         dataset=version.ref,
         trials=trials,
+        on_trial=on_trial,
         description=f"Retrained for endpoint {rollout.endpoint} ({rollout.trigger}).",
+        test=holdout if recent_test else None,
+        test_label="recent labelled production rows",
     )
     candidate = outcome.model
     fields = {"candidate_ref": candidate.ref, "candidate_id": candidate.id}
@@ -131,7 +148,7 @@ def _retrain(
             **fields,
         )
     target = outcome.result.target
-    if len(holdout) >= MIN_COMPARE and target is not None:
+    if recent_test and target is not None:
         frame, on = holdout, f"{len(holdout):,} recent labelled production rows it never saw"
     else:
         frame = outcome.result.split.test

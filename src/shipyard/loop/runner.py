@@ -32,6 +32,7 @@ from shipyard.monitor import raise_alert
 from shipyard.registry import get_version
 from shipyard.serve.endpoints import get_endpoint, list_endpoints
 from shipyard.store.workspace import Workspace
+from shipyard.train.search import OnTrial
 
 log = logging.getLogger("shipyard.loop")
 
@@ -54,11 +55,12 @@ def run_once(
     endpoints: Sequence[str] | None = None,
     now: datetime | None = None,
     trials: int | None = None,
+    on_trial: OnTrial | None = None,
 ) -> list[Turn]:
     """Evaluate every retrain policy and advance every rollout of the project's endpoints now."""
     now = now or datetime.now(UTC)
     names = list(endpoints) if endpoints is not None else project_endpoints(ws, spec)
-    return [_turn(ws, spec, name, now=now, trials=trials) for name in names]
+    return [_turn(ws, spec, name, now=now, trials=trials, on_trial=on_trial) for name in names]
 
 
 def project_endpoints(ws: Workspace, spec: ProjectSpec) -> list[str]:
@@ -67,7 +69,13 @@ def project_endpoints(ws: Workspace, spec: ProjectSpec) -> list[str]:
 
 
 def _turn(
-    ws: Workspace, spec: ProjectSpec, endpoint: str, *, now: datetime, trials: int | None
+    ws: Workspace,
+    spec: ProjectSpec,
+    endpoint: str,
+    *,
+    now: datetime,
+    trials: int | None,
+    on_trial: OnTrial | None,
 ) -> Turn:
     active = active_rollout(ws, endpoint)
     if active is not None:
@@ -101,7 +109,14 @@ def _turn(
         details={"triggers": [t.policy for t in triggers]},
     )
     rollout = retrain(
-        ws, spec, endpoint, trigger=triggers[0].policy, reason=reason, trials=trials, now=now
+        ws,
+        spec,
+        endpoint,
+        trigger=triggers[0].policy,
+        reason=reason,
+        trials=trials,
+        now=now,
+        on_trial=on_trial,
     )
     return Turn(endpoint, "retrained", rollout.reason, rollout=rollout, report=report)
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from shipyard.core.errors import Invalid, NotFound
@@ -72,7 +72,7 @@ def scan(
     """
     check_endpoint(ws, endpoint)
     query = _where(select(*_COLUMNS), endpoint, start, end, version_id, shadow)
-    yield from _chunks(ws, query, features, chunk_rows, with_truth=False)
+    yield from _chunks(ws, query, features, chunk_rows)
 
 
 def labelled(
@@ -86,24 +86,30 @@ def labelled(
     features: Sequence[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[LogChunk]:
-    """Like `scan()`, only rows that have a feedback label, with it in `truth`."""
-    check_endpoint(ws, endpoint)
-    latest = (
-        select(FeedbackRow.request_id, FeedbackRow.row, func.max(FeedbackRow.id).label("fid"))
-        .where(FeedbackRow.endpoint == endpoint)
-        .group_by(FeedbackRow.request_id, FeedbackRow.row)
-        .subquery()
-    )
-    query = (
-        select(*_COLUMNS, FeedbackRow.label)
-        .join(
-            latest,
-            (latest.c.request_id == PredictionRow.request_id) & (latest.c.row == PredictionRow.row),
-        )
-        .join(FeedbackRow, FeedbackRow.id == latest.c.fid)
-    )
-    query = _where(query, endpoint, start, end, version_id, shadow)
-    yield from _chunks(ws, query, features, chunk_rows, with_truth=True)
+    """Like `scan()`, only rows that have a feedback label, with the latest one in `truth`.
+
+    Labels are looked up per chunk by request id (an index look-up), not joined in SQL: a join
+    with a time range makes SQLite range-scan the log once per label.
+    """
+    for chunk in scan(
+        ws,
+        endpoint,
+        start,
+        end,
+        version_id=version_id,
+        shadow=shadow,
+        features=features,
+        chunk_rows=chunk_rows,
+    ):
+        found = _labels(ws, endpoint, sorted(set(chunk.request_ids.tolist())))
+        keys = zip(chunk.request_ids.tolist(), chunk.positions.tolist(), strict=True)
+        hits = [(i, found[k]) for i, k in enumerate(keys) if k in found]
+        if not hits:
+            continue
+        keep = np.array([i for i, _ in hits], dtype=np.int64)
+        truth = np.empty(len(hits), dtype=object)
+        truth[:] = [label for _, label in hits]
+        yield _take(chunk, keep, truth)
 
 
 def window_bounds(end: datetime, size: timedelta, count: int) -> list[tuple[datetime, datetime]]:
@@ -116,19 +122,44 @@ def window_bounds(end: datetime, size: timedelta, count: int) -> list[tuple[date
     return [(first + size * i, first + size * (i + 1)) for i in range(count)]
 
 
-def first_prediction(
-    ws: Workspace, endpoint: str, version_id: str | None = None
-) -> datetime | None:
-    """When the endpoint (or one version on it) first answered, or None."""
-    query = select(func.min(PredictionRow.at)).where(PredictionRow.endpoint == endpoint)
-    if version_id is not None:
-        query = query.where(PredictionRow.version_id == version_id)
-    with ws.db.read() as s:
-        found = s.scalar(query)
-    return found
-
-
 # -- internals ----------------------------------------------------------------------------------
+
+_LOOKUP = 500  # request ids per IN (...) query
+
+
+def _labels(ws: Workspace, endpoint: str, request_ids: Sequence[str]) -> dict[tuple[str, int], Any]:
+    """(request id, row) → the latest label fed back for it."""
+    out: dict[tuple[str, int], tuple[int, Any]] = {}
+    with ws.db.read() as s:
+        for first in range(0, len(request_ids), _LOOKUP):
+            part = request_ids[first : first + _LOOKUP]
+            query = select(
+                FeedbackRow.id, FeedbackRow.request_id, FeedbackRow.row, FeedbackRow.label
+            )
+            query = query.where(FeedbackRow.endpoint == endpoint, FeedbackRow.request_id.in_(part))
+            for fid, rid, row, value in s.execute(query):
+                seen = out.get((rid, row))
+                if seen is None or fid > seen[0]:
+                    out[(rid, row)] = (fid, value)
+    return {key: value for key, (_, value) in out.items()}
+
+
+def _take(chunk: LogChunk, keep: np.ndarray, truth: np.ndarray) -> LogChunk:
+    return LogChunk(
+        rows=len(keep),
+        request_ids=chunk.request_ids[keep],
+        positions=chunk.positions[keep],
+        version_ids=chunk.version_ids[keep],
+        at=chunk.at[keep],
+        latency_ms=chunk.latency_ms[keep],
+        shadow=chunk.shadow[keep],
+        inputs={name: values[keep] for name, values in chunk.inputs.items()},
+        labels=chunk.labels[keep],
+        scores=chunk.scores[keep] if chunk.scores is not None else None,
+        probabilities=[chunk.probabilities[i] for i in keep.tolist()],
+        truth=truth,
+    )
+
 
 _COLUMNS = (
     PredictionRow.id,
@@ -164,12 +195,7 @@ def _where(
 
 
 def _chunks(
-    ws: Workspace,
-    query: Select[Any],
-    features: Sequence[str] | None,
-    chunk_rows: int,
-    *,
-    with_truth: bool,
+    ws: Workspace, query: Select[Any], features: Sequence[str] | None, chunk_rows: int
 ) -> Iterator[LogChunk]:
     if chunk_rows < 1:
         raise Invalid(f"chunk_rows={chunk_rows} must be at least 1.")
@@ -181,12 +207,12 @@ def _chunks(
         if not rows:
             return
         after = rows[-1][0]
-        yield _chunk(rows, features, with_truth=with_truth)
+        yield _chunk(rows, features)
         if len(rows) < chunk_rows:
             return
 
 
-def _chunk(rows: Sequence[Any], features: Sequence[str] | None, *, with_truth: bool) -> LogChunk:
+def _chunk(rows: Sequence[Any], features: Sequence[str] | None) -> LogChunk:
     n = len(rows)
     inputs_list = [r[6] for r in rows]
     outputs = [r[7] or {} for r in rows]
@@ -205,10 +231,6 @@ def _chunk(rows: Sequence[Any], features: Sequence[str] | None, *, with_truth: b
     labels[:] = [o.get("label") for o in outputs]
     probabilities = [o.get("probabilities") for o in outputs]
     scores = _positive_scores(probabilities)
-    truth = None
-    if with_truth:
-        truth = np.empty(n, dtype=object)
-        truth[:] = [r[9] for r in rows]
     return LogChunk(
         rows=n,
         request_ids=np.array([r[1] for r in rows], dtype=object),
@@ -221,7 +243,6 @@ def _chunk(rows: Sequence[Any], features: Sequence[str] | None, *, with_truth: b
         labels=labels,
         scores=scores,
         probabilities=probabilities,
-        truth=truth,
     )
 
 

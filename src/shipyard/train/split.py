@@ -50,6 +50,21 @@ def holdout(
     )
 
 
+def given(frame: pd.DataFrame, test: pd.DataFrame, *, time: str | None, label: str) -> Split:
+    """All of `frame` to train on (in time order when there is a time), `test` to test on."""
+    if len(test) == 0:
+        raise Invalid("the given test rows are empty; pass None to split the dataset instead.")
+    missing = [c for c in frame.columns if c not in test.columns]
+    if missing:
+        raise Invalid(f"the given test rows lack the dataset's columns {missing}.")
+    train = frame.sort_values(time, kind="stable") if time else frame
+    return Split(
+        train,
+        test[frame.columns],
+        f"trained on all {len(train):,} rows; tested on {len(test):,} {label}",
+    )
+
+
 def folds(
     *, task: str, time: str | None, n: int, seed: int
 ) -> KFold | StratifiedKFold | TimeSeriesSplit:

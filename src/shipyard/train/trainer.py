@@ -26,7 +26,7 @@ from shipyard.store.workspace import Workspace
 from shipyard.train.estimators import check_candidate, make_estimator
 from shipyard.train.preprocess import FeaturePlan, build_pipeline, plan_features
 from shipyard.train.search import Executor, OnTrial, Problem, SearchOutcome, TrialResult, search
-from shipyard.train.split import Split, check_target, folds, holdout
+from shipyard.train.split import Split, check_target, folds, given, holdout
 from shipyard.train.tracking import RunLogger, create_run, end_run
 
 DEFAULT_METRIC = {"classification": "f1", "regression": "rmse", "clustering": "silhouette"}
@@ -90,7 +90,14 @@ def train(
     on_trial: OnTrial | None = None,
     executor: Executor | None = None,
     trials: int | None = None,
+    test: pd.DataFrame | None = None,
+    test_label: str = "given rows",
 ) -> TrainResult:
+    """Search, refit the best on the training split, evaluate it on the held-out split.
+
+    `test` replaces the held-out split: every row of `version` is trained on and the model is
+    evaluated on `test` (a retrain passes the newest labelled production rows).
+    """
     started = time.perf_counter()
     metric = check_spec(spec)
     task = spec.train.task
@@ -103,14 +110,17 @@ def train(
         raise Invalid(
             f"dataset {version.ref} has no usable feature columns (excluded: {plan.excluded})."
         )
-    split = holdout(
-        frame,
-        target=dataset.target,
-        time=dataset.time_column,
-        task=task,
-        test_size=spec.train.test_size,
-        seed=spec.train.seed,
-    )
+    if test is None:
+        split = holdout(
+            frame,
+            target=dataset.target,
+            time=dataset.time_column,
+            task=task,
+            test_size=spec.train.test_size,
+            seed=spec.train.seed,
+        )
+    else:
+        split = given(frame, test, time=dataset.time_column, label=test_label)
     check_target(split.train, dataset.target, task, cv)
     assert dataset.target is not None
     problem = Problem(
