@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tracking.py
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/serving/bench.py
+	$(PY) benchmarks/drift/bench.py
 
 clean:
 	rm -rf $(VENV) .shipyard demo-output bench-output .pytest_cache .mypy_cache .ruff_cache

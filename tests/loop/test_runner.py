@@ -6,6 +6,7 @@ prediction log and calling the same endpoint service the server's canary guard c
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from shipyard.core.spec import DecayPolicy, DecaySpec, DriftPolicy, DriftWhen
 from shipyard.data import get_version as get_dataset_version
 from shipyard.loop.rollout import progress, stop
 from shipyard.loop.rollouts import list_rollouts
-from shipyard.loop.runner import run_once
+from shipyard.loop.runner import Scheduler, Turn, run_once
 from shipyard.registry import get_version
 from shipyard.serve.endpoints import advance_canary, get_endpoint, rollback_canary
 from shipyard.store import audit
@@ -188,3 +189,41 @@ def test_policies_naming_unknown_features_or_metrics_are_spec_errors(
     )
     with pytest.raises(SpecError, match=r"retrain.when\[0\].decay.metric: metric 'rmse'"):
         run_once(workspace, bad_metric)
+
+
+def test_a_webhook_to_the_metadata_address_is_a_spec_error(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    setup = served(
+        workspace, tmp_path / "p", monitor={"webhooks": ["http://169.254.169.254/latest"]}
+    )
+    with pytest.raises(SpecError, match=r"monitor.webhooks\[0\].*169.254.169.254"):
+        run_once(workspace, setup.spec)
+
+
+def test_the_scheduler_runs_turns_until_stopped(workspace: Workspace, tmp_path: Path) -> None:
+    setup = served(workspace, tmp_path / "p")
+    _drift_and_labels(workspace, "churn@1", rows=400)
+    seen: list[Turn] = []
+    done = threading.Event()
+
+    def on_turn(turn: Turn) -> None:
+        seen.append(turn)
+        done.set()
+
+    scheduler = Scheduler(
+        lambda: Workspace.open(workspace.settings, actor="loop-test"),
+        setup.spec,
+        interval=0.2,
+        on_turn=on_turn,
+    ).start()
+    try:
+        assert done.wait(120), "no turn within 120 s"
+    finally:
+        scheduler.stop(timeout=120)
+    assert seen[0].endpoint == ENDPOINT and seen[0].action == "retrained"
+    rollout = list_rollouts(workspace, ENDPOINT)[0]
+    assert rollout.events[0].stage == "retraining"
+    with workspace.db.read() as s:
+        actors = {e.actor for e in audit.events(s, action="loop.", limit=None)}
+    assert actors == {"loop-test"}  # the loop acts under its own name in the audit log

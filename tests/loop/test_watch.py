@@ -17,6 +17,7 @@ from projects import customers
 from shipyard.core.errors import Invalid, NotFound
 from shipyard.loop.watch import endpoint_report, load_reference, offline_report
 from shipyard.monitor import list_alerts
+from shipyard.serve.predlog import PredictionLog
 from shipyard.store.workspace import Workspace
 
 
@@ -153,3 +154,36 @@ def test_labels_are_matched_to_the_version_that_answered(
     assert sum(w.labelled for w in report.performance) == 120
     assert isinstance(report.performance[-1].metrics.get("accuracy"), float)
     assert pd.notna(report.performance[-1].metrics["accuracy"])
+
+
+def test_server_failures_count_against_the_error_rate_slo(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    setup = served(workspace, tmp_path / "p", monitor={"slo": {"error_rate": 0.01, "p99_ms": 50}})
+    log_traffic(workspace, setup.champion, customers(190, seed=2))
+    failures = [
+        {
+            "request_id": f"e{i}",
+            "endpoint": ENDPOINT,
+            "version_id": setup.champion.id,
+            "at": datetime.now(UTC) - timedelta(minutes=10),
+            "latency_ms": 30.0,
+            "row": 0,
+            "inputs": None,
+            "outputs": {"error": 500, "message": "model crashed"},
+        }
+        for i in range(10)
+    ]
+    with PredictionLog(workspace) as log:
+        log.append(failures)
+
+    report = endpoint_report(workspace, ENDPOINT, setup.spec, raise_alerts=True)
+
+    traffic = report.traffic[-1]
+    assert (traffic.requests, traffic.errors, traffic.rows) == (200, 10, 190)
+    assert report.drift.current_rows == 190  # failures are not inputs to judge
+    slos = {s.name: s for s in report.slos}
+    assert slos["error_rate"].observed == pytest.approx(0.05) and not slos["error_rate"].passed
+    assert slos["p99_ms"].passed  # failures' latencies are not answers' latencies
+    assert [a.kind for a in report.alerts] == ["slo"]
+    assert "error_rate" in report.alerts[0].message

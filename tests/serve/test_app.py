@@ -32,6 +32,7 @@ from shipyard.registry import register
 from shipyard.security import create_token, init_workspace, revoke_token
 from shipyard.serve import create_app
 from shipyard.serve.app import OPEN_PATHS
+from shipyard.serve.batcher import MicroBatcher
 from shipyard.serve.endpoints import (
     create_endpoint,
     get_endpoint,
@@ -682,6 +683,27 @@ def test_flag_log_inputs_off_keeps_inputs_out_of_the_log(world: World) -> None:
     found = wait_for(lambda: logged(world.ws, name, rid), what="the logged prediction")
     assert found[0].inputs is None
     assert found[0].outputs["label"] in ("yes", "no")
+
+
+def test_a_model_failure_is_a_500_and_an_error_row_in_the_log(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = world.endpoint("failing")
+
+    async def broken(self: Any, batch: Any, *, alone: bool = False) -> Any:
+        raise RuntimeError("the model's native library crashed")
+
+    monkeypatch.setattr(MicroBatcher, "predict", broken)
+    with world.client() as c:
+        r = c.post(f"/v1/endpoints/{name}/predict", json={"rows": records(rows(1))})
+    monkeypatch.undo()
+    assert r.status_code == 500
+    found = wait_for(
+        lambda: [p for p in read_predictions(world.ws, name) if "error" in p.outputs],
+        what="the logged failure",
+    )
+    assert found[0].outputs["error"] == 500
+    assert found[0].version_id == world.versions["a"].id and found[0].inputs is None
 
 
 def test_flags_pin_a_version_and_relax_ranges_without_a_restart(world: World) -> None:

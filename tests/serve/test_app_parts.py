@@ -316,3 +316,32 @@ def test_public_names() -> None:
         assert getattr(shipyard.serve, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         shipyard.serve.nothing  # noqa: B018
+
+
+# -- request ids and native thread pools ---------------------------------------------------------
+
+
+def test_request_ids_are_random_hex_and_unique() -> None:
+    from shipyard.serve.handlers import new_request_id
+
+    ids = [new_request_id() for _ in range(2_000)]  # more than one draw from the OS
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)
+    new_request_id.forget()  # as in a forked child: a fresh draw
+    assert new_request_id() not in ids
+
+
+def test_a_model_thread_pins_its_native_thread_pools() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    from shipyard.serve.batcher import pin_threads
+
+    def openmp_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+
+    with ThreadPoolExecutor(1, initializer=pin_threads, initargs=(1,)) as pinned:
+        assert pinned.submit(openmp_threads).result() <= {1}
+    with ThreadPoolExecutor(1, initializer=pin_threads, initargs=(None,)) as untouched:
+        assert untouched.submit(openmp_threads).result() == openmp_threads()

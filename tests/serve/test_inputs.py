@@ -492,3 +492,103 @@ def test_rows_may_be_any_mapping_type_from_python_callers() -> None:
 
     batch = to_columns(SIGNATURE, {"rows": [Row(ROW)]})
     assert batch.columns["city"].tolist() == ["Leeds"]
+
+
+# -- the small-request path ----------------------------------------------------------------------
+
+# Every cell a small request may carry, good and bad, for each kind of column of SIGNATURE.
+_CELLS: dict[str, list[Any]] = {
+    "income": [
+        *(52_000.5, 0, 1_000_000, 7, -1, 1_000_000.5, None, "5", True, float("nan")),
+        *(float("inf"), 2**53 + 1, 2**70, 10**400, [1], {"a": 1}),
+    ],
+    "age": [41, 18.0, 100, None, 41.5, 17, 101, False, "41", float("-inf"), 2**63],
+    "score": [0.25, -3, None, 1e308, -1e308, float("nan"), float("inf"), "x", 2**53, -(2**53)],
+    "grade": ["B", "A", None, "Z", "", 3, True, ["B"]],
+    "owner": [True, False, "true", "False", "TRUE", None, 1, 0, "yes", 1.0],
+    "city": ["Leeds", "", None, 5, False, "ä" * 100],
+}
+
+
+def _outcome(call: Any) -> Any:
+    """What a validation call gives: the batch's columns (as type, dtype, shape, strides and
+    values) and warnings, or the error's class, message and details."""
+    try:
+        batch = call()
+    except Exception as exc:
+        return type(exc).__name__, str(exc), getattr(exc, "details", None)
+    columns = {
+        name: (type(v), v.dtype, v.shape, v.strides, v.flags.c_contiguous, v.tolist())
+        for name, v in batch.columns.items()
+    }
+    return batch.n, list(batch.columns), repr(columns), batch.warnings
+
+
+def _general(payload: dict[str, Any], **options: Any) -> Any:
+    """The general path alone: `to_columns` with the small path turned off."""
+    import shipyard.serve.inputs as inputs
+
+    real = inputs._small_rows
+    inputs._small_rows = lambda *args: None  # type: ignore[assignment]
+    try:
+        return _outcome(lambda: to_columns(SIGNATURE, payload, **options))
+    finally:
+        inputs._small_rows = real
+
+
+def _corpus() -> list[dict[str, Any]]:
+    clean = [ROW, ROWS[2], ROW]  # no nulls: the small path's quickest case, over three rows
+    payloads: list[dict[str, Any]] = [{"rows": [ROW]}, {"rows": ROWS}, {"rows": clean}]
+    for name, cells in _CELLS.items():
+        for cell in cells:
+            payloads.append({"rows": [{**ROW, name: cell}]})
+            payloads.append({"rows": [ROW, {**ROWS[1], name: cell}, ROWS[2]]})
+            payloads.append({"rows": [ROW, {**ROWS[2], name: cell}]})
+    missing = {k: v for k, v in ROW.items() if k != "age"}
+    payloads += [
+        {"rows": []},
+        {"rows": [missing]},
+        {"rows": [ROW, missing]},
+        {"rows": [{**ROW, "extra": 1}]},
+        {"rows": [{**missing, "extra": 1}]},
+        {"rows": [ROW] * 9},  # beyond the small path's rows
+        {"rows": [ROW, [1, 2]]},
+        {"rows": ROW},
+        {"rows": [dict(ROW, age=1, grade="Z", owner="maybe", city=None, income=-1)]},
+    ]
+    return payloads
+
+
+@pytest.mark.parametrize("options", [{}, {"strict_ranges": False}, {"allow_extra": True}])
+def test_small_requests_give_the_same_batches_and_errors_as_the_general_path(
+    options: dict[str, Any],
+) -> None:
+    corpus = _corpus()
+    assert len(corpus) > 120
+    for payload in corpus:
+        fast = _outcome(lambda p=payload: to_columns(SIGNATURE, p, **options))  # type: ignore[misc]
+        assert fast == _general(payload, **options), payload
+
+
+def test_limits_apply_to_small_requests_as_to_any() -> None:
+    payload = {"rows": [ROW, ROW]}
+    for options in ({"max_rows": 1}, {"max_columns": 3}):
+        fast = _outcome(lambda o=options: to_columns(SIGNATURE, payload, **o))  # type: ignore[misc]
+        assert fast == _general(payload, **options)
+        assert fast[0] == "InputError"
+
+
+def test_a_clean_small_request_does_not_reach_the_general_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shipyard.serve.inputs as inputs
+
+    def general(*args: Any) -> Batch:
+        raise AssertionError("the general path was used")
+
+    monkeypatch.setattr(inputs, "_from_rows", general)
+    batch = to_columns(SIGNATURE, {"rows": ROWS})
+    assert batch.columns["age"].tolist()[1] != batch.columns["age"].tolist()[1]  # None: NaN
+    assert batch.columns["owner"].tolist() == ["True", "False", "True"]
+    batch = to_columns(SIGNATURE, {"rows": [ROW]})
+    assert batch.columns["income"].tolist() == [52_000.5]

@@ -17,7 +17,13 @@ from sqlalchemy import func, select
 from shipyard.core.errors import Invalid, NotFound, Unavailable
 from shipyard.core.records import ModelVersion
 from shipyard.serve.endpoints import create_endpoint
-from shipyard.serve.predlog import PredictionLog, labelled, read_predictions, record_feedback
+from shipyard.serve.predlog import (
+    Answered,
+    PredictionLog,
+    labelled,
+    read_predictions,
+    record_feedback,
+)
 from shipyard.store.tables import PredictionRow
 from shipyard.store.workspace import Workspace
 
@@ -173,6 +179,130 @@ def test_read_predictions_by_time_and_limit(ws: Workspace, version: ModelVersion
         NotFound, match=r"endpoint 'nope' does not exist \(known endpoints: credit, other\)"
     ):
         read_predictions(ws, "nope")
+
+
+# -- whole answers (the server's way in) -----------------------------------------------------------
+
+
+def answered(request_id: str, version_id: str, n: int = 2, **extra: Any) -> Answered:
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "endpoint": "credit",
+        "version_id": version_id,
+        "at": T0.timestamp(),
+        "latency_ms": 1.5,
+        "shadow": False,
+        "inputs": {
+            "income": np.array([1000.0, np.nan, np.inf][:n]),
+            "grade": np.array(["A", None, "B"][:n], dtype=object),
+            "owner": np.array(["True", "False", "True"][:n], dtype=object),
+        },
+        "labels": np.array(["yes", "no", "yes"][:n]),
+        "probabilities": np.array([[0.2, 0.8], [0.9, 0.1], [0.4, 0.6]][:n]),
+        "classes": ["no", "yes"],
+    }
+    return Answered(**{**fields, **extra})
+
+
+def stored_json(ws: Workspace) -> list[tuple[Any, ...]]:
+    """The rows as another reader sees them in the table: inputs and outputs parsed from the
+    database's own JSON, in insertion order."""
+    with ws.db.read() as s:
+        result = s.execute(
+            select(
+                PredictionRow.request_id,
+                PredictionRow.row,
+                PredictionRow.at,
+                PredictionRow.shadow,
+                PredictionRow.inputs,
+                PredictionRow.outputs,
+            ).order_by(PredictionRow.id)
+        )
+        return [tuple(r) for r in result]
+
+
+def test_an_answer_is_stored_as_its_rows_would_be(ws: Workspace, version: ModelVersion) -> None:
+    with PredictionLog(ws) as log:
+        assert log.append_answer(answered("whole", version.id)) == 2
+        log.append(
+            [
+                {
+                    "request_id": "dicts",
+                    "endpoint": "credit",
+                    "version_id": version.id,
+                    "at": T0,
+                    "latency_ms": 1.5,
+                    "row": i,
+                    "inputs": {"income": income, "grade": grade, "owner": owner},
+                    "outputs": {"label": label, "probabilities": {"no": p0, "yes": p1}},
+                }
+                for i, (income, grade, owner, label, p0, p1) in enumerate(
+                    [(1000.0, "A", "True", "yes", 0.2, 0.8), (None, None, "False", "no", 0.9, 0.1)]
+                )
+            ]
+        )
+    whole, dicts = stored_json(ws)[:2], stored_json(ws)[2:]
+    assert [r[1:] for r in whole] == [r[1:] for r in dicts]
+    assert whole[1][4:] == (
+        {"income": None, "grade": None, "owner": "False"},  # NaN is stored as null
+        {"label": "no", "probabilities": {"no": 0.9, "yes": 0.1}},
+    )
+    [first, _] = read_predictions(ws, "credit")[:2]
+    assert (first.request_id, first.at, first.latency_ms, first.shadow) == ("whole", T0, 1.5, False)
+
+
+def test_an_answer_without_inputs_or_probabilities(ws: Workspace, version: ModelVersion) -> None:
+    with PredictionLog(ws) as log:
+        log.append_answer(
+            answered(
+                "bare",
+                version.id,
+                n=3,
+                inputs=None,
+                labels=np.array([1.5, np.nan, 3.0]),
+                probabilities=None,
+                classes=None,
+                shadow=True,
+            )
+        )
+    rows_ = stored_json(ws)
+    assert [(r[1], r[3], r[4], r[5]) for r in rows_] == [
+        (0, True, None, {"label": 1.5}),
+        (1, True, None, {"label": None}),
+        (2, True, None, {"label": 3.0}),
+    ]
+    assert all(p.inputs is None for p in read_predictions(ws, "credit"))
+
+
+def test_answers_count_against_the_buffer_and_bad_ones_are_left_out(
+    ws: Workspace, version: ModelVersion
+) -> None:
+    log = PredictionLog(ws, flush_seconds=60, max_buffer=5)
+    assert log.append_answer(answered("a", version.id, n=3)) == 3
+    assert log.append_answer(answered("b", version.id, n=3)) == 0  # would exceed 5
+    assert log.append_answer(answered("x" * 500, version.id, n=2)) == 2  # too long to store
+    assert (log.pending, log.dropped) == (5, 3)
+    log.close()
+    assert log.append_answer(answered("c", version.id)) == 0  # closed: not acknowledged
+    assert (log.written, log.rejected) == (3, 2)
+    assert [p.request_id for p in read_predictions(ws, "credit")] == ["a"] * 3
+
+
+def test_answers_from_four_threads_are_all_written(ws: Workspace, version: ModelVersion) -> None:
+    log = PredictionLog(ws, flush_seconds=0.01)
+
+    def work(t: int) -> None:
+        for i in range(500):
+            log.append_answer(answered(f"t{t}-{i}", version.id))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    assert (log.written, log.dropped, log.pending) == (4_000, 0, 0)
+    assert stored(ws) == 4_000
 
 
 # -- feedback -----------------------------------------------------------------------------------

@@ -636,9 +636,6 @@ class MonitorReport(Record):
     performance: list[WindowPerformance] = Field(default_factory=list)
     decay: Decay | None = None
     slos: list[SloResult] = Field(default_factory=list)
-    unknown_labels: int = Field(
-        default=0, description="Feedback labels whose request id matched no logged prediction."
-    )
     alerts: list[Alert] = Field(default_factory=list, description="Alerts this report raised.")
 
 

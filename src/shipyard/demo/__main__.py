@@ -366,7 +366,6 @@ def loop_step(env: dict[str, str]) -> None:
         run("loop", "status", "flights")
         run("endpoints", "show", "flights")
         run("alerts", "ls")
-        run("monitor", "report", "flights", "--out", "monitor.html")
 
 
 def run_quiet(*args: str) -> str:

@@ -28,6 +28,7 @@ from shipyard.core.spec import (
     parse_duration,
 )
 from shipyard.evaluate.metrics import check_metric, greater_is_better
+from shipyard.monitor import check_webhook_url
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Trigger:
 
 
 def check_spec_policies(spec: ProjectSpec, model: ModelVersion) -> None:
-    """SpecError for a policy that names a feature the model lacks or an unknown metric."""
+    """SpecError for a policy naming a feature the model lacks or an unknown metric, or a
+    webhook that may not be called (a private or link-local address)."""
     features = set(model.signature.names)
     for i, policy in enumerate(spec.retrain.when):
         if isinstance(policy, DriftPolicy) and policy.drift.features:
@@ -53,6 +55,11 @@ def check_spec_policies(spec: ProjectSpec, model: ModelVersion) -> None:
     metric = spec.monitor.decay.metric
     if metric:
         _metric(model.task, metric, "monitor.decay.metric")
+    for i, url in enumerate(spec.monitor.webhooks):
+        try:
+            check_webhook_url(url, allow_private=spec.monitor.allow_private_webhooks)
+        except Invalid as exc:
+            raise SpecError(f"monitor.webhooks[{i}]: {exc.message}") from exc
 
 
 def check_policies(

@@ -210,6 +210,7 @@ class _Window:
     prediction: WindowSketch | None
     rows: int = 0
     shadow_rows: int = 0
+    errors: int = 0
     latency: list[np.ndarray] = field(default_factory=list)
     requests: set[str] = field(default_factory=set)
     sample: list[pd.DataFrame] = field(default_factory=list)
@@ -234,8 +235,14 @@ class _Buckets:
         self.sample_rows = sample_rows
 
     def add(self, chunk: LogChunk) -> None:
-        index = np.searchsorted(self.edges, chunk.at, side="right") - 1
         last = len(self.windows) - 1
+        if chunk.errors is not None and chunk.errors.any():
+            failed = np.searchsorted(self.edges, chunk.at[chunk.errors], side="right") - 1
+            for i in failed.tolist():
+                if 0 <= i <= last:
+                    self.windows[i].errors += 1
+            chunk = chunk.answered()
+        index = np.searchsorted(self.edges, chunk.at, side="right") - 1
         for i in np.unique(index):
             if not 0 <= i <= last:
                 continue
@@ -297,8 +304,9 @@ def _traffic(
     return WindowTraffic(
         start=bounds[0],
         end=bounds[1],
-        requests=len(win.requests),
+        requests=len(win.requests) + win.errors,
         rows=win.rows,
+        errors=win.errors,
         shadow_rows=win.shadow_rows,
         p50_ms=float(np.percentile(latency, 50)) if latency.size else None,
         p99_ms=float(np.percentile(latency, 99)) if latency.size else None,

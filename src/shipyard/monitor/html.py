@@ -105,8 +105,6 @@ def _summary(report: MonitorReport) -> list[str]:
         ["drifted features", ", ".join(drift.drifted_columns) or "none"],
         ["alerts raised", len(report.alerts)],
     ]
-    if report.unknown_labels:
-        rows.append(["labels matching no prediction", report.unknown_labels])
     out.append(table(["", ""], rows))
     if report.decay is not None:
         d = report.decay

@@ -45,6 +45,14 @@ class LogChunk:
     scores: np.ndarray | None  # probability of the positive (last) class, when known
     probabilities: list[dict[str, float] | None] = field(default_factory=list)
     truth: np.ndarray | None = None  # feedback labels (only from `labelled()`)
+    errors: np.ndarray | None = None  # True where the server failed (5xx) instead of answering
+
+    def answered(self) -> LogChunk:
+        """The rows that were answered (the server's failures left out)."""
+        if self.errors is None or not self.errors.any():
+            return self
+        keep = np.flatnonzero(~self.errors)
+        return _take(self, keep, self.truth[keep] if self.truth is not None else None)
 
 
 def check_endpoint(ws: Workspace, endpoint: str) -> None:
@@ -101,6 +109,7 @@ def labelled(
         features=features,
         chunk_rows=chunk_rows,
     ):
+        chunk = chunk.answered()
         found = _labels(ws, endpoint, sorted(set(chunk.request_ids.tolist())))
         keys = zip(chunk.request_ids.tolist(), chunk.positions.tolist(), strict=True)
         hits = [(i, found[k]) for i, k in enumerate(keys) if k in found]
@@ -144,7 +153,7 @@ def _labels(ws: Workspace, endpoint: str, request_ids: Sequence[str]) -> dict[tu
     return {key: value for key, (_, value) in out.items()}
 
 
-def _take(chunk: LogChunk, keep: np.ndarray, truth: np.ndarray) -> LogChunk:
+def _take(chunk: LogChunk, keep: np.ndarray, truth: np.ndarray | None) -> LogChunk:
     return LogChunk(
         rows=len(keep),
         request_ids=chunk.request_ids[keep],
@@ -158,6 +167,7 @@ def _take(chunk: LogChunk, keep: np.ndarray, truth: np.ndarray) -> LogChunk:
         scores=chunk.scores[keep] if chunk.scores is not None else None,
         probabilities=[chunk.probabilities[i] for i in keep.tolist()],
         truth=truth,
+        errors=chunk.errors[keep] if chunk.errors is not None else None,
     )
 
 
@@ -243,6 +253,7 @@ def _chunk(rows: Sequence[Any], features: Sequence[str] | None) -> LogChunk:
         labels=labels,
         scores=scores,
         probabilities=probabilities,
+        errors=np.array(["error" in o for o in outputs], dtype=bool),
     )
 
 

@@ -76,7 +76,12 @@ def protected(access: Access, handler: Endpoint) -> Endpoint:
 
 def routes() -> list[HttpRoute]:
     get, post = ["GET"], ["POST"]
+    # Starlette tries the routes in order: the prediction routes, the hot ones, come first.
     return [
+        HttpRoute(
+            "/v1/endpoints/{name}/predict", protected(PREDICT, handlers.predict), methods=post
+        ),
+        HttpRoute("/v2/models/{name}/infer", protected(PREDICT, oip.infer), methods=post),
         HttpRoute("/health", handlers.health, methods=get),
         HttpRoute("/ready", protected(ANY, handlers.ready), methods=get),
         HttpRoute("/metrics", protected(READ, handlers.metrics), methods=get),
@@ -85,9 +90,6 @@ def routes() -> list[HttpRoute]:
         HttpRoute("/v1/endpoints", protected(READ, handlers.list_all), methods=get),
         HttpRoute("/v1/endpoints/{name}", protected(READ, handlers.show), methods=get),
         HttpRoute(
-            "/v1/endpoints/{name}/predict", protected(PREDICT, handlers.predict), methods=post
-        ),
-        HttpRoute(
             "/v1/endpoints/{name}/feedback", protected(PREDICT, handlers.feedback), methods=post
         ),
         HttpRoute("/v2", protected(ANY, oip.server_metadata), methods=get),
@@ -95,7 +97,6 @@ def routes() -> list[HttpRoute]:
         HttpRoute("/v2/health/ready", protected(ANY, oip.server_ready), methods=get),
         HttpRoute("/v2/models/{name}", protected(ANY, oip.model_metadata), methods=get),
         HttpRoute("/v2/models/{name}/ready", protected(ANY, oip.model_ready), methods=get),
-        HttpRoute("/v2/models/{name}/infer", protected(PREDICT, oip.infer), methods=post),
     ]
 
 

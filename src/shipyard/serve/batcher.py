@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from shipyard.core.errors import Unavailable
 from shipyard.serve.fastpath import Output, Predictor
@@ -87,9 +88,15 @@ class MicroBatcher:
         self._merged_at = -math.inf  # when a batch last merged several requests
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        # One thread per model; the predictor limits native pools (OpenMP, BLAS) to one thread
-        # during each call (fastpath), so models do not fight the event loop for the cores.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
+        # One thread per model, its native pools (OpenMP, BLAS) pinned to the predictor's thread
+        # count once, when it starts: the predictor checks them on every call (fastpath) but
+        # then only reads them, and models do not fight the event loop for the cores.
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix=f"predict-{name}",
+            initializer=pin_threads,
+            initargs=(getattr(predictor, "threads", None),),  # any object with predict()
+        )
 
     def start(self) -> None:
         if self._task is None:
@@ -254,6 +261,13 @@ class MicroBatcher:
             return self.predictor.predict(batch)
         except Exception as exc:
             return exc
+
+
+def pin_threads(threads: int | None) -> None:
+    """Limit the native thread pools the calling thread uses (OpenMP's count is per thread,
+    BLAS's process-wide) to `threads`; None leaves them alone."""
+    if threads is not None:
+        threadpool_limits(limits=threads)
 
 
 def concat(batches: Sequence[Batch]) -> Batch:

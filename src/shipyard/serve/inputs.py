@@ -16,8 +16,13 @@ The hot path builds no pandas objects and no per-row Python objects beyond what 
 made: each column's values are checked as a whole (`set(map(type, values))`, then one NumPy
 conversion and array comparisons for nulls, finiteness, whole numbers and ranges; set
 differences for categories). Only when a check fails does the code walk the values one by one,
-to name the rows. Every problem is an `InputError` (HTTP 422) whose `details["errors"]` lists
-up to 20 of them as `{"row", "column", "rule", "value"}`, and whose message names the first.
+to name the rows. A small request in the rows form (up to `SMALL_ROWS` rows, the common
+one-row prediction) is first checked value by value in plain Python, which costs less than
+the NumPy calls on arrays that small; at the first thing that is not clean (a problem, a
+warning, anything unusual) it hands the request to the general path, so the result and every
+error are the same either way. Every problem is an `InputError` (HTTP 422) whose
+`details["errors"]` lists up to 20 of them as `{"row", "column", "rule", "value"}`, and whose
+message names the first.
 
 Rules: `json`, `empty`, `shape`, `too_many_rows`, `too_many_columns`, `missing_column`,
 `extra_column`, `missing`, `length`, `datatype`, `type`, `not_finite`, `null`, `range`,
@@ -28,10 +33,10 @@ and are counted in `Batch.warnings` instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import itemgetter
+from operator import itemgetter, le
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -46,6 +51,8 @@ EXTRA_COLUMNS: Final = 256
 """How many columns beyond the signature's a request may name before it is refused unread."""
 MAX_ERRORS: Final = 20
 """At most this many problems are listed in `InputError.details["errors"]`."""
+SMALL_ROWS: Final = 8
+"""Requests in the rows form up to this many rows are checked value by value first."""
 
 Kind = Literal["number", "integer", "string", "bool", "text"]
 _NONE: Final = type(None)
@@ -154,7 +161,8 @@ def to_columns(
             f"exactly one, such as {_EXAMPLE}.",
         )
     if forms[0] == "rows":
-        return _from_rows(spec, payload["rows"], options)
+        small = _small_rows(spec, payload["rows"], options)
+        return small if small is not None else _from_rows(spec, payload["rows"], options)
     if forms[0] == "columns":
         return _from_columns(spec, payload["columns"], options)
     return _from_oip(spec, payload, options)
@@ -209,6 +217,17 @@ class _Spec:
     integer: tuple[int, ...]  # indices into `numeric` of the integer columns
     low: np.ndarray | None  # (len(numeric), 1) lower bounds (-inf where none), or None
     high: np.ndarray | None
+    # For `_small_rows`: (name, nullable, integer, low, high) of each numeric column and
+    # (name, kind, nullable, allowed values) of each other one, in `numeric`/`textual` order.
+    small_numeric: tuple[tuple[str, bool, bool, float, float], ...]
+    small_textual: tuple[tuple[str, Kind, bool, frozenset[str] | None], ...]
+    # The numeric values of a row as a tuple, and the bounds they must be within (the largest
+    # finite floats where the signature has none, so that the comparison also refuses
+    # infinities and NaN), and the positions in that tuple of the integer columns.
+    small_values: Callable[[dict[str, Any]], tuple[Any, ...]]
+    small_low: tuple[float, ...]
+    small_high: tuple[float, ...]
+    small_integer: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +263,15 @@ def _prepare(signature: Signature) -> _Spec:
     if bounded:
         low = np.array([[_or(columns[i].low, -np.inf)] for i in numeric], dtype=np.float64)
         high = np.array([[_or(columns[i].high, np.inf)] for i in numeric], dtype=np.float64)
+    small_numeric = tuple(
+        (c.name, c.nullable, c.kind == "integer", _or(c.low, -np.inf), _or(c.high, np.inf))
+        for c in (columns[i] for i in numeric)
+    )
+    small_textual = tuple(
+        (c.name, c.kind, c.nullable, c.values) for i, c in enumerate(columns) if i not in numeric
+    )
+    numeric_names = [name for name, *_ in small_numeric]
+    largest = float(np.finfo(np.float64).max)
     return _Spec(
         columns=columns,
         names=names,
@@ -255,7 +283,23 @@ def _prepare(signature: Signature) -> _Spec:
         integer=tuple(r for r, i in enumerate(numeric) if columns[i].kind == "integer"),
         low=low,
         high=high,
+        small_numeric=small_numeric,
+        small_textual=small_textual,
+        small_values=_values_of(numeric_names),
+        small_low=tuple(max(low, -largest) for *_, low, _high in small_numeric),
+        small_high=tuple(min(high, largest) for *_, high in small_numeric),
+        small_integer=tuple(k for k, column in enumerate(small_numeric) if column[2]),
     )
+
+
+def _values_of(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function that takes these keys' values out of a dict, as a tuple (KeyError if not)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    if not names:
+        return lambda row: ()
+    return itemgetter(*names)
 
 
 def _or(value: float | None, default: float) -> float:
@@ -332,6 +376,99 @@ def _from_rows(spec: _Spec, rows: Any, options: _Options) -> Batch:
     if not options.allow_extra and widths != {len(spec.names)}:
         raise _extra_in_rows(spec, rows)
     return _build(spec, values, n, options)
+
+
+_EXACT_INT: Final = 2**53  # ints up to this size are floats exactly
+
+
+def _small_rows(spec: _Spec, rows: Any, options: _Options) -> Batch | None:
+    """The rows form of a small request whose every value is clean, checked in plain Python;
+    None at the first thing that is not, and the general path (`_from_rows`) takes the request
+    from the start: it names the problems, and counts the warnings `strict_ranges=False` lets
+    through. Where it returns a batch it is the one `_from_rows` would have built."""
+    if type(rows) is not list:
+        return None
+    n = len(rows)
+    width = len(spec.names)
+    if not 0 < n <= SMALL_ROWS or n > options.max_rows or width > options.max_columns:
+        return None
+    for row in rows:
+        if type(row) is not dict or len(row) != width:  # extra or missing columns
+            return None
+    columns: dict[str, np.ndarray] = {}
+    matrix: np.ndarray | None = None
+    numbers: list[float] = []  # column after column, each n values
+    append = numbers.append
+    try:
+        # First all of a row's numbers at once, in C: ints and floats within the bounds
+        # (which refuses NaN and infinities too), whole where the column is int64.
+        low, high, values_of = spec.small_low, spec.small_high, spec.small_values
+        table = [values_of(row) for row in rows]
+        if all(
+            set(map(type, values)) <= _NUMBER_TYPES
+            and all(map(le, low, values))
+            and all(map(le, values, high))
+            for values in table
+        ):
+            for k in spec.small_integer:
+                for values in table:
+                    value = values[k]
+                    if type(value) is float and not value.is_integer():
+                        return None
+            try:
+                matrix = np.array(table, dtype=np.float64).T.copy()
+            except OverflowError:  # an int beyond float64, from a Python caller
+                return None
+        else:  # value by value: None where a column is nullable; ints beyond 2**53 refused
+            for name, nullable, integer, low_k, high_k in spec.small_numeric:
+                for row in rows:
+                    value = row[name]
+                    cls = type(value)
+                    if cls is float:
+                        if not math.isfinite(value) or (integer and not value.is_integer()):
+                            return None
+                    elif cls is int:
+                        if not -_EXACT_INT <= value <= _EXACT_INT:
+                            return None
+                        value = float(value)
+                    elif value is None and nullable:
+                        append(math.nan)
+                        continue
+                    else:
+                        return None
+                    if value < low_k or value > high_k:
+                        return None
+                    append(value)
+        for name, kind, nullable, allowed in spec.small_textual:
+            texts: list[str | None] = []
+            for row in rows:
+                value = row[name]
+                if value is None:
+                    if not nullable:
+                        return None
+                    texts.append(None)
+                    continue
+                if kind == "bool":
+                    if type(value) is not bool and type(value) is not str:
+                        return None
+                    value = _BOOL_TEXT.get(value)
+                    if value is None:
+                        return None
+                elif type(value) is not str:
+                    return None
+                if allowed is not None and value not in allowed:
+                    return None
+                texts.append(value)
+            columns[name] = np.array(texts, dtype=object)
+    except KeyError:  # a column missing from a row
+        return None
+    if matrix is None and numbers:
+        matrix = np.array(numbers, dtype=np.float64).reshape(len(spec.small_numeric), n)
+    if matrix is not None:
+        # (columns, rows), C order: each column a view of one row, as `_numbers` makes them
+        for k, column in enumerate(spec.small_numeric):
+            columns[column[0]] = matrix[k]
+    return Batch(n, {name: columns[name] for name in spec.names}, [])
 
 
 def _from_columns(spec: _Spec, columns: Any, options: _Options) -> Batch:
@@ -887,6 +1024,7 @@ __all__ = [
     "EXTRA_COLUMNS",
     "MAX_ERRORS",
     "MAX_ROWS",
+    "SMALL_ROWS",
     "Batch",
     "InputError",
     "decode",

@@ -6,6 +6,8 @@ refused before a model was chosen (401, 404, 413, …) carry model="".
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -33,11 +35,20 @@ _LATENCY_BUCKETS = (
 _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000)
 
 
+class Answered(NamedTuple):
+    """The series of one endpoint and model that an answered request updates."""
+
+    requests: Counter  # code="200"
+    latency: Histogram
+    rows: Counter  # shadow="false"
+
+
 class Metrics:
     """The app's counters and histograms, and their Prometheus text rendering."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._answered: dict[tuple[str, str], Answered] = {}
         r = self.registry
         self.requests = Counter(
             "shipyard_requests",
@@ -105,6 +116,22 @@ class Metrics:
             ["endpoint"],
             registry=r,
         )
+
+    def answered(self, endpoint: str, model: str) -> Answered:
+        """The series one answered request updates, looked up once per endpoint and model
+        (`labels()` takes a lock and builds a key on every call)."""
+        key = (endpoint, model)
+        series = self._answered.get(key)
+        if series is None:
+            series = Answered(
+                self.requests.labels(endpoint, model, "200"),
+                self.latency.labels(endpoint, model),
+                self.rows.labels(endpoint, model, "false"),
+            )
+            if len(self._answered) >= 10_000:  # endpoints and versions come and go
+                self._answered.clear()
+            self._answered[key] = series
+        return series
 
     def render(self) -> tuple[bytes, str]:
         """(body, content type) in the Prometheus text format."""

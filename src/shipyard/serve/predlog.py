@@ -1,11 +1,20 @@
 """The prediction log: every answered row, written off the hot path; feedback labels joined.
 
-`PredictionLog.append()` only extends an in-memory list under a lock (microseconds). A
-background thread writes the buffer in one bulk insert (SQLAlchemy Core) every
-`flush_seconds`, or sooner when it fills; `flush()` writes now and `close()` writes whatever
-is left, so a row `append()` accepted is never lost on a graceful shutdown. When the database
-falls behind and the buffer holds `max_buffer` rows, `append()` refuses new rows (it returns
-how many it accepted, and `dropped` counts the rest) instead of growing without bound.
+`PredictionLog.append()` only extends an in-memory list under a lock (microseconds). The
+server's request path uses `append_answer()` instead, which keeps one request's `Answered`
+record as it is (the validated input columns and the outputs as NumPy arrays) and builds no
+per-row objects at all. A background thread turns what is buffered into rows (inputs and
+outputs serialised with orjson) and writes them in one bulk insert (SQLAlchemy Core) every
+`flush_seconds`, or sooner when the buffer fills; it yields the interpreter between chunks so
+the event loop never waits long for it. `flush()` writes now and `close()` writes whatever is
+left, so a row `append()` or `append_answer()` accepted is never lost on a graceful shutdown.
+When the database falls behind and the buffer holds `max_buffer` rows, both refuse new rows
+(they return how many they accepted, and `dropped` counts the rest) instead of growing
+without bound.
+
+Each stored row has `inputs` as a JSON object column → value (null where the endpoint does not
+log inputs) and `outputs` as a JSON object (`{"label": …}`, plus `"probabilities": {class: p}`
+for a classifier that gives them); NaN and infinities are stored as null.
 
     >>> log = PredictionLog(ws)
     >>> log.append([{"request_id": rid, "endpoint": "credit", "version_id": v.id,
@@ -20,18 +29,21 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import math
 import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Table, func, insert, select
+import orjson
+from sqlalchemy import Connection, Dialect, Table, Text, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.core.errors import Invalid, NotFound, Unavailable
@@ -43,12 +55,55 @@ log = logging.getLogger("shipyard.serve.predlog")
 
 _PREDICTIONS = cast(Table, PredictionRow.__table__)
 _FEEDBACK = cast(Table, FeedbackRow.__table__)
+_JSON_COLUMNS = ("inputs", "outputs")
+# The columns a stored row is written with, in the order of `_Row`.
+_COLUMNS = (
+    "request_id",
+    "endpoint",
+    "version_id",
+    "at",
+    "latency_ms",
+    "shadow",
+    "row",
+    *_JSON_COLUMNS,
+)
+_Row = tuple[str, str, str, datetime, float, bool, int, str, str]  # inputs, outputs: JSON text
 REQUIRED = frozenset({"request_id", "endpoint", "version_id", "outputs"})
-_INSERT_CHUNK = 5_000  # rows per executemany inside one transaction
+_INSERT_CHUNK = 500  # rows per executemany; the writer yields the interpreter between them
+_SERIALISE_CHUNK = 64  # buffered items serialised between two yields
 _LOOKUP_CHUNK = 500  # request ids per IN (...) query
 _MAX_FEEDBACK = 100_000
 _UNKNOWN_SHOWN = 20
 _LIMITS = {"request_id": 128, "endpoint": 64, "version_id": 32}
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """One request's answer from one version, as `PredictionLog.append_answer()` keeps it.
+
+    `inputs` are the request's validated columns (one array per column, all of length n, as
+    `shipyard.serve.inputs.Batch.columns`), or None where inputs are not logged; `labels` has
+    one value per row and `probabilities` one row per row, a column per class in `classes`
+    order. `at` is when it was answered, in seconds since the epoch (`time.time()`).
+    """
+
+    request_id: str
+    endpoint: str
+    version_id: str
+    at: float
+    latency_ms: float
+    shadow: bool
+    inputs: Mapping[str, np.ndarray] | None
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+    classes: Sequence[str] | None
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+
+_Buffered = tuple[datetime, Sequence[Mapping[str, Any]]] | Answered
 
 
 class PredictionLog:
@@ -67,8 +122,9 @@ class PredictionLog:
         self._flush_rows = max(1, max_buffer // 10)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._buffer: list[tuple[datetime, Sequence[Mapping[str, Any]]]] = []
-        self._retry: list[dict[str, Any]] = []  # checked rows a failed write put back
+        self._buffer: list[_Buffered] = []
+        self._retry: list[_Row] = []  # checked rows a failed write put back
+        self._insert = _Insert(ws.db.engine.dialect)
         self._pending = 0
         self._closed = False
         self.written = 0
@@ -101,20 +157,31 @@ class PredictionLog:
                     f"a prediction log row lacks {', '.join(missing)}; every row needs "
                     f"{', '.join(sorted(REQUIRED))}."
                 )
-        now = datetime.now(UTC)
+        return self._accept((datetime.now(UTC), rows), len(rows))
+
+    def append_answer(self, answer: Answered) -> int:
+        """Queue one request's answer, a row per row of it; returns how many rows were
+        accepted (0 when full or closed). The arrays are kept, not copied: do not change
+        them afterwards. Rows become dicts and JSON only in the writer's thread."""
+        n = answer.n
+        if not n:
+            return 0
+        return self._accept(answer, n)
+
+    def _accept(self, item: _Buffered, n: int) -> int:
         with self._lock:
-            if self._closed or self._pending + len(rows) > self.max_buffer:
-                self.dropped += len(rows)
+            if self._closed or self._pending + n > self.max_buffer:
+                self.dropped += n
                 accepted = 0
             else:
-                self._buffer.append((now, rows))
-                self._pending += len(rows)
-                accepted = len(rows)
+                self._buffer.append(item)
+                self._pending += n
+                accepted = n
             full = self._pending >= self._flush_rows
         if full:
             self._wake.set()
         if not accepted:
-            self._warn_dropped(len(rows))
+            self._warn_dropped(n)
         return accepted
 
     @property
@@ -141,8 +208,11 @@ class PredictionLog:
             try:
                 if params:
                     with self.ws.db.write() as s:
+                        connection = s.connection()
                         for start in range(0, len(params), _INSERT_CHUNK):
-                            s.execute(insert(_PREDICTIONS), params[start : start + _INSERT_CHUNK])
+                            if start:
+                                time.sleep(0)  # let the event loop's thread run meanwhile
+                            self._insert(connection, params[start : start + _INSERT_CHUNK])
             except Exception as exc:
                 self._retry = params  # kept, in order, for the next attempt
                 self.last_error = exc
@@ -156,15 +226,25 @@ class PredictionLog:
             self.last_error = None
             return len(params)
 
-    def _params(
-        self, taken: list[tuple[datetime, Sequence[Mapping[str, Any]]]]
-    ) -> list[dict[str, Any]]:
-        """Insert parameters; a row that cannot be stored is logged and left out (`rejected`)."""
-        out: list[dict[str, Any]] = []
-        for at, rows in taken:
-            for item in rows:
+    def _params(self, taken: list[_Buffered]) -> list[_Row]:
+        """The rows to store; a row that cannot be stored is logged and left out (`rejected`)."""
+        out: list[_Row] = []
+        for index, item in enumerate(taken):
+            if index and not index % _SERIALISE_CHUNK:
+                time.sleep(0)  # let the event loop's thread run meanwhile
+            if isinstance(item, Answered):
                 try:
-                    out.append(_row(item, at))
+                    out += _answer_rows(item)
+                except Exception as exc:  # one bad answer must not take the others with it
+                    self.rejected += item.n
+                    log.error(
+                        "prediction log rows of request %r left out: %s", item.request_id, exc
+                    )
+                continue
+            at, rows = item
+            for row in rows:
+                try:
+                    out.append(_row(row, at))
                 except Exception as exc:  # one bad row must not take the others with it
                     self.rejected += 1
                     log.error("prediction log row left out: %s", exc)
@@ -211,12 +291,118 @@ class PredictionLog:
             )
 
 
-def _row(item: Mapping[str, Any], default_at: datetime) -> dict[str, Any]:
-    out = {key: item[key] for key in ("request_id", "endpoint", "version_id")}
-    for key, limit in _LIMITS.items():
-        value = out[key]
+class _Insert:
+    """The bulk insert as the database driver takes it: SQL text and one parameter tuple (or
+    dict) per row, with SQLAlchemy's own conversions for this database applied (how SQLite
+    stores datetimes, say), so a row is stored exactly as `insert(PredictionRow)` stores it,
+    without SQLAlchemy's per-row work of building parameters.
+
+    inputs and outputs arrive as JSON text: SQLite stores JSON as text, so it goes in as it is;
+    elsewhere (PostgreSQL) it is cast to the column's JSON type in SQL.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        values: dict[str, Any] = {}
+        for name in _COLUMNS:
+            column = _PREDICTIONS.c[name]
+            if name in _JSON_COLUMNS:
+                text = bindparam(f"{name}_json", type_=Text())
+                values[name] = text if dialect.name == "sqlite" else text.cast(column.type)
+            else:
+                values[name] = bindparam(f"{name}_value", type_=column.type)
+        compiled = (
+            insert(_PREDICTIONS).values(values).compile(dialect=dialect, for_executemany=True)
+        )
+        keys = [f"{name}_json" if name in _JSON_COLUMNS else f"{name}_value" for name in _COLUMNS]
+        self.sql = compiled.string
+        self.keys: list[str] | None = None if compiled.positional else keys
+        order = [keys.index(key) for key in compiled.positiontup or ()]
+        self.order = order if compiled.positional and order != list(range(len(keys))) else None
+        self.convert = [
+            (i, convert)
+            for i, name in enumerate(_COLUMNS)
+            if name not in _JSON_COLUMNS
+            and (convert := _PREDICTIONS.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        ]
+
+    def __call__(self, connection: Connection, rows: Sequence[_Row]) -> None:
+        params: list[Any] = []
+        convert, order, keys = self.convert, self.order, self.keys
+        for row in rows:
+            values = list(row)
+            for i, function in convert:
+                values[i] = function(values[i])
+            if order is not None:
+                values = [values[i] for i in order]
+            params.append(dict(zip(keys, values, strict=True)) if keys else tuple(values))
+        connection.exec_driver_sql(self.sql, params)
+
+
+def _json(value: Any) -> str:
+    """JSON text of plain data (NaN and infinities as null, as `_plain` makes them)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an int beyond 64 bits, say: the standard library takes it
+        return json.dumps(value)
+
+
+def _check_ids(request_id: Any, endpoint: Any, version_id: Any) -> None:
+    for key, value in (
+        ("request_id", request_id),
+        ("endpoint", endpoint),
+        ("version_id", version_id),
+    ):
+        limit = _LIMITS[key]
         if not isinstance(value, str) or not value or len(value) > limit:
             raise ValueError(f"{key} {value!r} must be a non-empty string of at most {limit}")
+
+
+def _answer_rows(answer: Answered) -> list[_Row]:
+    """One stored row per row of an answered request."""
+    _check_ids(answer.request_id, answer.endpoint, answer.version_id)
+    latency = float(answer.latency_ms)
+    if not math.isfinite(latency):
+        raise ValueError(f"latency_ms {latency!r} must be finite")
+    at = datetime.fromtimestamp(answer.at, UTC)
+    labels = _plain(answer.labels.tolist())
+    n = len(labels)
+    probabilities: list[dict[str, Any]] | None = None
+    if answer.probabilities is not None:
+        table = answer.probabilities.tolist()
+        classes = [str(c) for c in (answer.classes or range(len(table[0])))]
+        probabilities = [dict(zip(classes, p, strict=True)) for p in table]
+    inputs: list[str] | None = None
+    if answer.inputs is not None:
+        names = list(answer.inputs)
+        columns = [_plain_column(answer.inputs[name]) for name in names]
+        if any(len(c) != n for c in columns):
+            raise ValueError(f"the input columns do not all have {n} values, one per label")
+        inputs = [
+            _json(dict(zip(names, values, strict=True))) for values in zip(*columns, strict=True)
+        ]
+    rows: list[_Row] = []
+    request_id, endpoint, version_id = answer.request_id, answer.endpoint, answer.version_id
+    shadow = bool(answer.shadow)
+    for i, label in enumerate(labels):
+        outputs: dict[str, Any] = {"label": label}
+        if probabilities is not None:
+            outputs["probabilities"] = probabilities[i]
+        logged = inputs[i] if inputs is not None else "null"
+        row = (request_id, endpoint, version_id, at, latency, shadow, i, logged, _json(outputs))
+        rows.append(row)
+    return rows
+
+
+def _plain_column(column: np.ndarray) -> list[Any]:
+    """A column's values as JSON-ready Python values (numbers and booleans need no more:
+    orjson writes NaN and infinities as null)."""
+    values = column.tolist()
+    return values if column.dtype.kind in "fiub" else [_plain(v) for v in values]
+
+
+def _row(item: Mapping[str, Any], default_at: datetime) -> _Row:
+    request_id, endpoint, version_id = (item[k] for k in ("request_id", "endpoint", "version_id"))
+    _check_ids(request_id, endpoint, version_id)
     at = item.get("at") or default_at
     if not isinstance(at, datetime) or at.tzinfo is None:
         raise ValueError(f"at {at!r} must be a timezone-aware datetime")
@@ -229,15 +415,19 @@ def _row(item: Mapping[str, Any], default_at: datetime) -> dict[str, Any]:
     inputs = _plain(item.get("inputs"))
     if inputs is not None and not isinstance(inputs, dict):
         raise ValueError(f"inputs must be a dict or None, not {type(inputs).__name__}")
-    out.update(
-        at=at,
-        latency_ms=latency,
-        shadow=bool(item.get("shadow", False)),
-        row=int(item.get("row", 0)),
-        inputs=inputs,
-        outputs=outputs,
+    shadow = bool(item.get("shadow", False))
+    row = int(item.get("row", 0))
+    return (
+        request_id,
+        endpoint,
+        version_id,
+        at,
+        latency,
+        shadow,
+        row,
+        _json(inputs),
+        _json(outputs),
     )
-    return out
 
 
 def _plain(value: Any) -> Any:

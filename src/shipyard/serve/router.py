@@ -95,6 +95,8 @@ class Router:
         """The version that answers a request with this key (sticky), or this request id."""
         if self._pinned is not None:
             return self._pinned
+        if len(self._choices) == 1:  # the champion alone: nothing to split
+            return self._choices[0]
         if key is not None:
             bucket = self.bucket(key)
         elif request_id is not None:

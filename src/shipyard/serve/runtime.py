@@ -19,15 +19,16 @@ import functools
 import gc
 import logging
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from shipyard.core.errors import NotFound, ShipyardError, Unavailable
 from shipyard.core.records import Endpoint, Signature
@@ -37,16 +38,16 @@ from shipyard.serve.endpoints import advance_canary, get_endpoint, revisions, ro
 from shipyard.serve.fastpath import Output
 from shipyard.serve.inputs import Batch
 from shipyard.serve.limits import DEFAULT_MAX_BODY, RateLimiter
-from shipyard.serve.logwriter import Entry, LogWriter
 from shipyard.serve.metrics import Metrics
 from shipyard.serve.models import ModelPool, ServedModel
-from shipyard.serve.predlog import PredictionLog
+from shipyard.serve.predlog import Answered, PredictionLog
 from shipyard.serve.router import CanaryGuard, Choice, Router, WindowStats
 from shipyard.store.workspace import Workspace
 
 log = logging.getLogger("shipyard.serve")
 
 MakeBatch = Callable[[Signature], Batch]
+_SWITCH_INTERVAL_S = 0.0005  # how long the event loop may wait for another thread's GIL
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,11 @@ class Runtime:
         self._ws: Workspace | None = None
         self._auth: TokenCache | None = None
         self._pool: ModelPool | None = None
-        self._log: LogWriter | None = None
+        self._log: PredictionLog | None = None
         self._poller: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._pinned: threadpool_limits | None = None
+        self._switch_interval = sys.getswitchinterval()
 
     # -- accessors that only work while running -------------------------------------------------
 
@@ -187,7 +190,7 @@ class Runtime:
         return self._auth
 
     @property
-    def prediction_log(self) -> LogWriter:
+    def prediction_log(self) -> PredictionLog:
         if self._log is None:
             raise Unavailable("the server is starting or stopping; retry in a moment.")
         return self._log
@@ -225,19 +228,22 @@ class Runtime:
         shadow: bool,
         log_inputs: bool,
     ) -> None:
-        """One answer onto the prediction log (a queue append; written off the hot path)."""
+        """One answer onto the prediction log: its arrays are kept as they are, and become rows
+        only in the log's writer thread."""
         if self._log is None:
             return
-        self._log.put(
-            Entry(
+        self._log.append_answer(
+            Answered(
                 request_id=request_id,
                 endpoint=endpoint,
                 version_id=version_id,
-                at=datetime.now(UTC),
+                at=time.time(),
                 latency_ms=latency_ms,
                 shadow=shadow,
-                output=output,
-                inputs=batch if log_inputs else None,
+                inputs=batch.columns if log_inputs else None,
+                labels=output.labels,
+                probabilities=output.probabilities,
+                classes=output.classes,
             )
         )
 
@@ -256,7 +262,16 @@ class Runtime:
             max_wait_ms=self.options.max_wait_ms,
             grace=self.options.retire_after,
         )
-        self._log = LogWriter(PredictionLog(self._ws))
+        self._log = PredictionLog(self._ws)
+        # Cheap models answer a lone request on the event loop's thread (serve.batcher): one
+        # native thread there too, so HistGradientBoosting does not start an OpenMP team on
+        # every call, and the predictors' per-call check only reads the counts (DESIGN.md).
+        self._pinned = threadpool_limits(limits=1)
+        # The prediction log's writer and the database look-ups run in threads; while one
+        # holds the GIL, the event loop waits up to the switch interval for it (5 ms by
+        # default, each time): a short interval bounds that wait (restored by stop()).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, _SWITCH_INTERVAL_S))
         await self.refresh()
         # The ML stack leaves ~230k long-lived objects; a full collection over them took
         # 150-180 ms under load (measured: benchmarks/serving). Freezing them after start-up
@@ -281,6 +296,10 @@ class Runtime:
             await anyio.to_thread.run_sync(self._log.close)
         if self._ws is not None:
             self._ws.close()
+        if self._pinned is not None:
+            self._pinned.restore_original_limits()
+            self._pinned = None
+            sys.setswitchinterval(self._switch_interval)
         self.routes.clear()
         self._ws = self._auth = self._pool = self._log = None
 
@@ -424,11 +443,36 @@ class Runtime:
             )
             self.spawn(self._shadow(route, shadow, request_id, make_batch, log_inputs, compare))
 
-    def failed(self, route: Route, choice: Choice, exc: BaseException) -> None:
-        """Count a primary failure of the server's making against a canary's guard."""
+    def failed(
+        self,
+        route: Route,
+        choice: Choice,
+        exc: BaseException,
+        *,
+        request_id: str,
+        started: float,
+    ) -> None:
+        """A primary failure of the server's making (5xx): counted against a canary's guard
+        and logged as an error row (`outputs: {"error": status}`) for the error-rate SLO."""
         status = exc.http_status if isinstance(exc, ShipyardError) else 500
-        if choice.role == "canary" and route.window is not None and status >= 500:
+        if status < 500:
+            return
+        if choice.role == "canary" and route.window is not None:
             route.window.failed()
+        if self._log is not None:
+            self._log.append(
+                [
+                    {
+                        "request_id": request_id,
+                        "endpoint": route.name,
+                        "version_id": choice.primary_id,
+                        "latency_ms": (time.perf_counter() - started) * 1000,
+                        "row": 0,
+                        "inputs": None,
+                        "outputs": {"error": status, "message": str(exc)[:200]},
+                    }
+                ]
+            )
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run `coroutine` in the background; `stop()` waits for it."""
