@@ -227,3 +227,23 @@ def test_the_scheduler_runs_turns_until_stopped(workspace: Workspace, tmp_path: 
     with workspace.db.read() as s:
         actors = {e.actor for e in audit.events(s, action="loop.", limit=None)}
     assert actors == {"loop-test"}  # the loop acts under its own name in the audit log
+
+
+def test_stopping_while_it_trains_keeps_the_candidate_out(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = workspace
+    setup = served(ws, tmp_path / "p")
+    _drift_and_labels(ws, "churn@1", rows=400)
+    stopped: list[str] = []
+
+    def on_trial(*_: object) -> None:  # a person runs `shipyard loop stop` mid-search
+        if not stopped:
+            stopped.append(stop(ws, ENDPOINT, "hold on").stage)
+
+    rollout = run_once(ws, setup.spec, on_trial=on_trial)[0].rollout
+
+    assert stopped == ["stopped"]
+    assert rollout is not None and rollout.stage == "stopped"
+    route = get_endpoint(ws, ENDPOINT)
+    assert route.shadows == [] and route.canary is None and route.champion_ref == "churn@1"

@@ -33,6 +33,7 @@ from shipyard.data import get_dataset, get_version_by_id, ingest, read_table
 from shipyard.data import get_version as get_dataset_version
 from shipyard.evaluate.metrics import compute, greater_is_better
 from shipyard.loop.pipeline import train_and_register
+from shipyard.loop.rollout import begin
 from shipyard.loop.rollouts import advance, start_rollout
 from shipyard.monitor.window import labelled
 from shipyard.registry import get_version, load_model
@@ -188,8 +189,8 @@ def _retrain(
         details=details,
         **fields,
     )
-    from shipyard.loop.rollout import begin  # the next stage: shadow or canary
-
+    if rollout.stage != "retraining":  # stopped by a person while it trained
+        return rollout
     return begin(ws, spec, rollout)
 
 
