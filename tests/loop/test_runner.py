@@ -117,7 +117,7 @@ def test_a_rolled_back_canary_ends_the_rollout_and_the_champion_stays(
     assert get_endpoint(ws, ENDPOINT).champion_ref == "churn@1"
     # Within a window of the last rollout, a policy that still holds waits.
     waiting = run_once(ws, setup.spec)[0]
-    assert waiting.action == "waiting" and "less than one window" in waiting.reason
+    assert waiting.action == "waiting" and "less than the cooldown (1h) ago" in waiting.reason
 
 
 def test_a_person_can_stop_the_loop(workspace: Workspace, tmp_path: Path) -> None:

@@ -216,6 +216,11 @@ class RetrainSpec(_Spec):
     windows: int = Field(
         default=24, ge=1, description="Recent windows whose labelled rows join the training set."
     )
+    cooldown: Duration | None = Field(
+        default=None,
+        description="Least time between the end of a rollout and the next retrain "
+        "(default: one monitor window).",
+    )
 
 
 class ProjectSpec(_Spec):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -359,8 +359,3 @@ def _label(value: Any, classes: list[Any]) -> Any:
             if value.strip().lower() in ("false", "0") and not c:
                 return c
     return value
-
-
-def cooldown(spec: ProjectSpec) -> timedelta:
-    """How long after a rollout ended before the next retrain may start: one window."""
-    return parse_duration(spec.monitor.window, what="monitor.window")

@@ -5,7 +5,8 @@ both do, per endpoint whose champion is a version of the spec's project:
 
 - an active rollout takes its next step (`rollout.progress`): nothing else happens meanwhile;
 - otherwise the monitor judges the latest window (alerts raised and sent), the retrain policies
-  are checked, and when one holds — and the last rollout ended at least one window ago — a
+  are checked, and when one holds — and the last rollout ended at least `retrain.cooldown`
+  (default: one window) ago — a
   retrain starts (`retrain.retrain`), which ends in a shadow, a canary or a rejection.
 
     >>> for turn in run_once(ws, load_spec()):
@@ -90,13 +91,13 @@ def _turn(
     triggers = check_policies(spec, champion, report, now=now, last_retrain=last_retrain)
     if not triggers:
         return Turn(endpoint, "watched", _summary(report), report=report)
-    window = parse_duration(spec.monitor.window, what="monitor.window")
-    if last and now - last[0].updated_at < window:
+    pause = spec.retrain.cooldown or spec.monitor.window
+    if last and now - last[0].updated_at < parse_duration(pause, what="retrain.cooldown"):
         return Turn(
             endpoint,
             "waiting",
             f"{triggers[0].reason}; the last rollout ended {last[0].updated_at:%H:%M:%S}, less "
-            f"than one window ({spec.monitor.window}) ago",
+            f"than the cooldown ({pause}) ago",
             report=report,
         )
     reason = "; ".join(t.reason for t in triggers)
