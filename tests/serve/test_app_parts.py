@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from typing import Any
@@ -345,3 +346,27 @@ def test_a_model_thread_pins_its_native_thread_pools() -> None:
         assert pinned.submit(openmp_threads).result() <= {1}
     with ThreadPoolExecutor(1, initializer=pin_threads, initargs=(None,)) as untouched:
         assert untouched.submit(openmp_threads).result() == openmp_threads()
+
+
+def test_a_client_that_hangs_up_is_not_a_server_error(caplog: pytest.LogCaptureFixture) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import ClientDisconnect, Request
+
+    from shipyard.serve.responses import error_response
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/endpoints/credit/predict",
+        "headers": [],
+        "query_string": b"",
+        "app": Starlette(),
+    }
+    with caplog.at_level(logging.DEBUG, logger="shipyard"):
+        response = asyncio.run(error_response(Request(scope), ClientDisconnect()))
+    assert response.status_code == 499
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with caplog.at_level(logging.ERROR, logger="shipyard"):
+        crashed = asyncio.run(error_response(Request(scope), RuntimeError("boom")))
+    assert crashed.status_code == 500
+    assert any("unexpected error" in r.getMessage() for r in caplog.records)

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from shipyard.core.errors import RateLimited, ShipyardError
@@ -59,6 +59,14 @@ async def error_response(request: Request, exc: Exception) -> Response:
         payload = {
             "error": _HTTP_NAMES.get(status, "HTTPError"),
             "message": _http_message(request, status, str(exc.detail)),
+            "details": {},
+        }
+    elif isinstance(exc, ClientDisconnect):  # the client hung up: nothing to answer or fix
+        log.debug("client disconnected during %s %s", request.method, request.url.path)
+        status = 499
+        payload = {
+            "error": "ClientDisconnect",
+            "message": "the client disconnected.",
             "details": {},
         }
     else:

@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
+from starlette.requests import ClientDisconnect
 from threadpoolctl import threadpool_limits
 
 from shipyard.core.errors import NotFound, ShipyardError, Unavailable
@@ -455,7 +456,7 @@ class Runtime:
         """A primary failure of the server's making (5xx): counted against a canary's guard
         and logged as an error row (`outputs: {"error": status}`) for the error-rate SLO."""
         status = exc.http_status if isinstance(exc, ShipyardError) else 500
-        if status < 500:
+        if status < 500 or isinstance(exc, ClientDisconnect):  # not the server's failure
             return
         if choice.role == "canary" and route.window is not None:
             route.window.failed()
