@@ -152,6 +152,8 @@ def test_labels_are_matched_to_the_version_that_answered(
     report = endpoint_report(workspace, ENDPOINT, setup.spec)
 
     assert sum(w.labelled for w in report.performance) == 120
+    without_spec = endpoint_report(workspace, ENDPOINT)  # decay on the run's own metric
+    assert without_spec.decay is not None and without_spec.decay.metric == "roc_auc"
     assert isinstance(report.performance[-1].metrics.get("accuracy"), float)
     assert pd.notna(report.performance[-1].metrics["accuracy"])
 

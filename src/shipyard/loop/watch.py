@@ -51,6 +51,7 @@ from shipyard.monitor.window import LogChunk, labelled, scan, window_bounds
 from shipyard.registry import get_document, get_profile, get_version, load_model
 from shipyard.serve.endpoints import get_endpoint
 from shipyard.store.workspace import Workspace
+from shipyard.train import get_run
 
 log = logging.getLogger("shipyard.loop.watch")
 
@@ -70,10 +71,7 @@ class Reference:
     importance: dict[str, float]
     sample: pd.DataFrame | None
     classes: list[str] | None
-
-    @property
-    def primary_metric(self) -> str | None:
-        return next(iter(self.version.metrics), None)
+    primary_metric: str | None = None  # the metric its training run optimised
 
 
 def load_reference(ws: Workspace, model_ref: str, *, rows: int = REFERENCE_ROWS) -> Reference:
@@ -109,6 +107,7 @@ def load_reference(ws: Workspace, model_ref: str, *, rows: int = REFERENCE_ROWS)
         importance=importance,
         sample=sample,
         classes=version.signature.classes,
+        primary_metric=_primary_metric(ws, version),
     )
 
 
@@ -503,6 +502,16 @@ def _raise(
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _primary_metric(ws: Workspace, version: ModelVersion) -> str | None:
+    if version.run_id is None:
+        return None
+    try:
+        metric = get_run(ws, version.run_id).params.get("metric")
+    except ShipyardError:
+        return None
+    return metric if isinstance(metric, str) else None
 
 
 def _importance(ws: Workspace, version: ModelVersion) -> dict[str, float]:
