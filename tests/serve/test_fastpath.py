@@ -18,16 +18,20 @@ import pytest
 from lightgbm import LGBMClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_breast_cancer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import MinMaxScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from threadpoolctl import threadpool_info
 
 from shipyard.core.errors import Invalid
 from shipyard.core.records import Signature, SignatureColumn
 from shipyard.registry import LoadedModel, load_bundle, save_bundle
-from shipyard.serve import fastpath
+from shipyard.serve import fastpath, hgb
 from shipyard.serve.fastpath import Output, compile_predictor
 from shipyard.serve.inputs import Batch, to_columns
 from shipyard.store.workspace import Workspace
@@ -375,3 +379,128 @@ def test_columns_chosen_by_position_fall_back(
     assert not predictor.fast
     assert "transformer 'num' selects columns by other than name" in predictor.reason
     _check(predictor.predict(_request(model, test)), model, test)
+
+
+# -- HistGradientBoosting: trees compiled to NumPy (shipyard.serve.hgb) ----------------------------
+
+
+def _hgb_target(task: str, label: pd.Series, area: pd.Series) -> pd.Series:
+    if task == "multiclass":
+        return pd.qcut(area, 3, labels=["small", "medium", "large"]).astype(str)
+    return area if task == "regression" else label
+
+
+def _hgb(task: str) -> Any:
+    if task == "regression":
+        return HistGradientBoostingRegressor(max_iter=60, random_state=0)
+    return HistGradientBoostingClassifier(max_iter=60, random_state=0)
+
+
+@pytest.mark.parametrize("imputed", [True, False], ids=["imputed", "nan-to-trees"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_hist_gradient_boosting_runs_on_its_compiled_trees_and_equals_the_pipeline(
+    task: str,
+    imputed: bool,
+    workspace: Workspace,
+    data: tuple[pd.DataFrame, pd.Series, pd.Series],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, label, area = data
+    target = _hgb_target(task, label, area)
+    pipeline = build_pipeline(PLAN, _hgb(task))
+    if not imputed:  # missing numbers reach the trees as NaN: missing_go_to_left decides
+        pipeline[0].transformers[0] = ("num", make_pipeline(StandardScaler()), NUMERIC)
+    pipeline.fit(X.iloc[:TRAIN], target.iloc[:TRAIN])
+    kind = "regression" if task == "regression" else "classification"
+    classes = None if kind == "regression" else [str(c) for c in pipeline.classes_]
+    model = _load(workspace, pipeline, kind, _signature(kind, classes))
+    test = _held_out(X)
+    assert np.isnan(model.transform(test)).any() != imputed
+
+    frames = [test] + [test.iloc[[i]].reset_index(drop=True) for i in (0, 3, 5, 6, 7, 17)]
+    if kind == "classification":
+        expected = [(model.predict(f), model.predict_proba(f)) for f in frames]
+    else:
+        expected = [(model.predict(f), None) for f in frames]
+    batches = [_request(model, f) for f in frames]  # all held-out rows, then one at a time
+
+    predictor = compile_predictor(model)
+    served = model.pipeline[-1]
+    for method in ("predict_proba", "predict", "_raw_predict"):  # the compiled trees only
+        if hasattr(served, method):
+            monkeypatch.setattr(served, method, _refuse)
+    outputs = [predictor.predict(b) for b in batches]
+
+    assert predictor.fast, predictor.reason
+    assert f"; {type(served).__name__} trees compiled to NumPy (" in predictor.reason
+    for output, (labels, probabilities) in zip(outputs, expected, strict=True):
+        if probabilities is None:
+            assert output.probabilities is None
+            np.testing.assert_allclose(output.labels, labels, rtol=1e-9, atol=0)
+        else:
+            assert output.probabilities is not None and output.classes == classes
+            np.testing.assert_allclose(output.probabilities, probabilities, rtol=1e-9, atol=1e-12)
+            np.testing.assert_array_equal(output.labels, labels)
+
+
+def _refuse(*_args: Any, **_kwargs: Any) -> Any:
+    raise AssertionError("the compiled predictor called the estimator")
+
+
+@pytest.mark.parametrize(
+    ("task", "estimator"),
+    [
+        ("binary", HistGradientBoostingClassifier(max_iter=40, random_state=0)),
+        ("multiclass", HistGradientBoostingClassifier(max_iter=20, max_depth=3, random_state=0)),
+        ("regression", HistGradientBoostingRegressor(max_iter=40, random_state=0)),
+        ("regression", HistGradientBoostingRegressor(loss="poisson", max_iter=40, random_state=0)),
+    ],
+    ids=["binary", "multiclass-shallow", "squared-error", "poisson"],
+)
+def test_forest_equals_the_estimator_on_every_row_with_missing_values(
+    task: str, estimator: Any
+) -> None:
+    X, label, area = _table()
+    matrix = X[NUMERIC].to_numpy(np.float64, copy=True)  # 5% / 3% missing in two columns
+    matrix[::29, 1] = np.nan  # and in a column that had none in training
+    matrix[TRAIN + 3, 2], matrix[TRAIN + 4, 3] = -np.inf, np.inf  # after training
+    estimator.fit(matrix[:TRAIN], _hgb_target(task, label, area).iloc[:TRAIN])
+    forest = hgb.Forest(estimator)
+    method = "predict_proba" if hasattr(estimator, "predict_proba") else "predict"
+    expected = getattr(estimator, method)(matrix)
+
+    rows = [getattr(forest, method)(matrix[i : i + 1]) for i in range(len(matrix))]
+
+    np.testing.assert_allclose(np.concatenate(rows), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(getattr(forest, method)(matrix), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(forest.raw(matrix[:64]), estimator._raw_predict(matrix[:64]))
+    if method == "predict_proba":  # labels too (a regressor's predict is checked above)
+        np.testing.assert_array_equal(forest.predict(matrix), estimator.predict(matrix))
+    with pytest.raises(ValueError, match=r"X has shape \(1, 4\), the model takes 5 features"):
+        forest.raw(matrix[:1, :4])
+
+
+def test_hist_gradient_boosting_with_categorical_features_calls_the_estimator(
+    workspace: Workspace, data: tuple[pd.DataFrame, pd.Series, pd.Series]
+) -> None:
+    X, label, _area = data
+    # Matrix columns 5-9 are grade's one-hot block: split as categories, not thresholds.
+    estimator = HistGradientBoostingClassifier(
+        max_iter=30, categorical_features=[5, 6, 7, 8, 9], random_state=0
+    )
+    pipeline = build_pipeline(PLAN, estimator).fit(X.iloc[:TRAIN], label.iloc[:TRAIN])
+    assert any(t.nodes["is_categorical"].any() for it in estimator._predictors for t in it)
+    model = _load(workspace, pipeline, "classification", _signature("classification"))
+    test = _held_out(X)
+
+    predictor = compile_predictor(model)
+
+    assert predictor.fast, predictor.reason
+    assert predictor.reason.endswith(
+        "; HistGradientBoostingClassifier.predict_proba on the matrix (trees not compiled: "
+        "HistGradientBoostingClassifier has categorical features, whose splits are not compiled)"
+    )
+    _check(predictor.predict(_request(model, test)), model, test)
+    assert hgb.unsupported(estimator) is not None
+    with pytest.raises(ValueError, match="has categorical features"):
+        hgb.Forest(estimator)

@@ -11,11 +11,13 @@ serve/), so `compile_predictor` reads the fitted constants out of the preprocess
                  else none, as `handle_unknown="infrequent_if_exist"` does)
 
 and hands the matrix to the estimator: a registry LightGBM model (`NativeLightGBM`) through
-`booster_.predict(X, num_threads=threads)`, a scikit-learn estimator through
-`predict_proba`/`predict` on the ndarray with its native thread pools (OpenMP, BLAS) limited to
-`threads` for the call. Before a compiled predictor is used, it is checked against the pipeline
-itself on probe rows that cover every category, a missing value in every column and an unknown
-category: any difference and the predictor falls back.
+`booster_.predict(X, num_threads=threads)`, a HistGradientBoosting model through its own trees
+compiled to NumPy (`shipyard.serve.hgb.Forest`; its `predict_proba` costs a millisecond a call
+whatever the batch), any other scikit-learn estimator through `predict_proba`/`predict` on the
+ndarray with its native thread pools (OpenMP, BLAS) limited to `threads` for the call. Before a
+compiled predictor is used, it is checked against the pipeline itself on probe rows that cover
+every category, a missing value in every column and an unknown category, as one batch and some
+of them one row at a time: any difference and the predictor falls back.
 
 Any other pipeline falls back to building a DataFrame and calling the pipeline: correct,
 slower. `Predictor.fast` says which, `Predictor.reason` why. A compiled predictor also keeps
@@ -47,6 +49,7 @@ from threadpoolctl import ThreadpoolController
 from shipyard.core.errors import Invalid
 from shipyard.core.records import Signature
 from shipyard.registry import LoadedModel, NativeLightGBM
+from shipyard.serve.hgb import Forest, unsupported
 from shipyard.serve.inputs import Batch
 
 if TYPE_CHECKING:
@@ -490,24 +493,50 @@ class _LightGBMHead(_Head):
 
 
 class _SklearnHead(_Head):
-    def __init__(self, estimator: Any, classes: list[str] | None, limit: _ThreadLimit):
+    """`predict_proba`/`predict` of `target`: the estimator itself, or a stand-in that predicts
+    as it does (`_ForestHead`). `note` says why a stand-in was not used."""
+
+    def __init__(
+        self,
+        estimator: Any,
+        classes: list[str] | None,
+        limit: _ThreadLimit,
+        *,
+        target: Any = None,
+        note: str = "",
+    ):
         self.estimator = estimator
+        self.target = estimator if target is None else target
         self.classes = classes
         self.limit = limit
+        self.note = note
         self.values = getattr(estimator, "classes_", None)
         self.proba = classes is not None and hasattr(estimator, "predict_proba")
 
     def __call__(self, X: np.ndarray) -> Output:
         if self.proba:
-            probabilities = np.asarray(self.limit.call(self.estimator.predict_proba, X))
+            probabilities = np.asarray(self.limit.call(self.target.predict_proba, X))
             labels = np.asarray(self.values)[np.argmax(probabilities, axis=1)]
             return Output(labels, probabilities, self.classes)
-        labels = np.asarray(self.limit.call(self.estimator.predict, X))
+        labels = np.asarray(self.limit.call(self.target.predict, X))
         return Output(labels, None, self.classes)
 
     def describe(self) -> str:
         method = "predict_proba" if self.proba else "predict"
-        return f"{type(self.estimator).__name__}.{method} on the matrix"
+        note = f" ({self.note})" if self.note else ""
+        return f"{type(self.estimator).__name__}.{method} on the matrix{note}"
+
+
+class _ForestHead(_SklearnHead):
+    """A HistGradientBoosting model's trees compiled to NumPy: no native thread pool to limit."""
+
+    def __init__(self, estimator: Any, classes: list[str] | None):
+        self.forest = Forest(estimator)
+        super().__init__(estimator, classes, _ThreadLimit(None), target=self.forest)
+
+    def describe(self) -> str:
+        name = type(self.estimator).__name__
+        return f"{name} trees compiled to NumPy ({self.forest.describe()})"
 
 
 def _head(final: Any, classes: list[str] | None, limit: _ThreadLimit, threads: int | None) -> _Head:
@@ -515,6 +544,12 @@ def _head(final: Any, classes: list[str] | None, limit: _ThreadLimit, threads: i
         return _LightGBMHead(final, classes, threads)
     if not hasattr(final, "predict"):
         raise _NotCompilable(f"its final step {type(final).__name__} has no predict()")
+    # By name: importing sklearn.ensemble to test the class adds 30 ms to every start-up.
+    if type(final).__name__.startswith("HistGradientBoosting"):
+        why = unsupported(final)
+        if why is None:
+            return _ForestHead(final, classes)
+        return _SklearnHead(final, classes, limit, note=f"trees not compiled: {why}")
     return _SklearnHead(final, classes, limit)
 
 
@@ -591,18 +626,36 @@ def _verify(compiled: _Compiled, fallback: _Fallback, prep: _Prep) -> str | None
         matrix, expected_matrix, rtol=1e-12, atol=1e-12, equal_nan=True
     ):
         return "its compiled preprocessing differs from the pipeline on probe rows"
-    got = compiled(batch)
-    if not _same(got.labels, expected.labels) or (
-        got.probabilities is not None
-        and (
-            expected.probabilities is None
-            or not np.allclose(
-                got.probabilities, expected.probabilities, rtol=PROBE_TOLERANCE, atol=1e-12
-            )
-        )
+    # Some heads take another road for a single row (hgb.Forest does): check a few alone too.
+    singles = sorted({*range(0, batch.n, max(1, batch.n // 8)), 1, batch.n - 1})
+    for got, want in chain(
+        [(compiled(batch), expected)],
+        ((compiled(_row(batch, i)), _row_output(expected, i)) for i in singles),
     ):
-        return "its compiled predictions differ from the pipeline's on probe rows"
+        if not _same(got.labels, want.labels) or (
+            got.probabilities is not None
+            and (
+                want.probabilities is None
+                or not np.allclose(
+                    got.probabilities, want.probabilities, rtol=PROBE_TOLERANCE, atol=1e-12
+                )
+            )
+        ):
+            return "its compiled predictions differ from the pipeline's on probe rows"
     return None
+
+
+def _row(batch: Batch, i: int) -> Batch:
+    return Batch(1, {name: values[i : i + 1] for name, values in batch.columns.items()})
+
+
+def _row_output(output: Output, i: int) -> Output:
+    probabilities = output.probabilities
+    return Output(
+        output.labels[i : i + 1],
+        None if probabilities is None else probabilities[i : i + 1],
+        output.classes,
+    )
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
