@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
@@ -20,19 +20,12 @@ from shipyard.core.records import (
     Ref,
     ValidationReport,
 )
-from shipyard.core.spec import load_spec
-from shipyard.data import (
-    DatasetDiff,
-    diff_versions,
-    get_dataset,
-    get_version,
-    ingest,
-    ingest_spec,
-    list_datasets,
-    list_versions,
-    open_source,
-    validate_file,
-)
+
+if TYPE_CHECKING:
+    from shipyard.data import DatasetDiff
+
+# shipyard.data (pandas, Arrow) and the spec loader (YAML, pydantic models) are imported inside
+# the commands that use them, so that building the CLI and the other command groups stay fast.
 
 app = typer.Typer(
     help="Ingest, version, validate, profile and compare datasets.", no_args_is_help=True
@@ -168,6 +161,8 @@ def ingest_cmd(
     json: _output.JsonFlag = False,
 ) -> None:
     """Ingest a file or query as a new, validated, profiled dataset version."""
+    from shipyard.data import ingest, ingest_spec, open_source
+
     steps = _steps(
         trim,
         lower or [],
@@ -185,6 +180,8 @@ def ingest_cmd(
             bar.update(task, completed=rows)
 
         if source is None:
+            from shipyard.core.spec import load_spec
+
             project = load_spec(spec or "shipyard.yaml")
             data_spec = project.data
             if steps:
@@ -242,6 +239,8 @@ def ingest_cmd(
 @app.command("ls")
 def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
     """List datasets with their latest version."""
+    from shipyard.data import list_datasets
+
     with _output.workspace(ctx) as ws:
         found = list_datasets(ws)
     data = [{"dataset": d, "latest": v} for d, v in found]
@@ -279,6 +278,8 @@ def show(
     json: _output.JsonFlag = False,
 ) -> None:
     """Show a dataset's versions, or one version's schema, lineage and validation."""
+    from shipyard.data import get_dataset, get_version, list_versions
+
     parsed = Ref.parse(ref, what="dataset reference")
     with _output.workspace(ctx) as ws:
         if "@" not in ref:
@@ -436,6 +437,8 @@ def profile(
     json: _output.JsonFlag = False,
 ) -> None:
     """Per-column statistics, quantiles, histograms and top categories of a version."""
+    from shipyard.data import get_version
+
     with _output.workspace(ctx) as ws:
         version = get_version(ws, ref)
     p = version.profile
@@ -528,6 +531,8 @@ def diff(
     json: _output.JsonFlag = False,
 ) -> None:
     """Schema changes, row-count change and the largest distribution shifts between versions."""
+    from shipyard.data import diff_versions
+
     with _output.workspace(ctx) as ws:
         result = diff_versions(ws, before, after)
     _output.emit(result, json_mode=json, table=_diff_view(result, top))
@@ -594,6 +599,8 @@ def validate(
     json: _output.JsonFlag = False,
 ) -> None:
     """Check a file against a dataset's contract; exit 6 if a blocking rule fails."""
+    from shipyard.data import validate_file
+
     with _output.workspace(ctx) as ws, _output.progress(disable=json) as bar:
         task = bar.add_task(f"validating {source}", total=None)
         report = validate_file(

@@ -10,10 +10,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from shipyard.cli import _output
-from shipyard.core.spec import load_spec
-from shipyard.loop.rollout import stop as stop_rollout
 from shipyard.loop.rollouts import list_rollouts
-from shipyard.loop.runner import run_once
 
 app = typer.Typer(
     help="The closed loop: retrain when the monitor says so, then shadow, canary and promote.",
@@ -35,6 +32,9 @@ def run_once_command(
     json: _output.JsonFlag = False,
 ) -> None:
     """Evaluate every retrain policy and advance every rollout now (cron-friendly)."""
+    from shipyard.core.spec import load_spec
+    from shipyard.loop.runner import run_once  # retraining: the model libraries load only here
+
     project = load_spec(spec)
     total = trials or project.train.search.trials
     with _output.workspace(ctx) as ws, _output.progress(unit="trials", disable=json) as bar:
@@ -123,6 +123,8 @@ def stop(
     json: _output.JsonFlag = False,
 ) -> None:
     """Halt the endpoint's automatic rollout; the champion stays."""
+    from shipyard.loop.rollout import stop as stop_rollout  # NumPy and the registry: only here
+
     with _output.workspace(ctx) as ws:
         rollout = stop_rollout(ws, endpoint, reason)
     _output.emit(rollout, json_mode=json, table=Text(f"{rollout.id}: {rollout.reason}"))

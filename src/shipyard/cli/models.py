@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -15,14 +14,10 @@ from rich.text import Text
 from shipyard.cli import _output
 from shipyard.core.errors import Invalid
 from shipyard.core.records import ModelVersion, Ref
-from shipyard.registry import (
-    compile_onnx,
-    get_document,
-    get_version,
-    list_models,
-    list_versions,
-    set_alias,
-)
+from shipyard.registry import get_document, get_version, list_models, list_versions, set_alias
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(help="List, show, alias and document registered models.", no_args_is_help=True)
 
@@ -181,6 +176,8 @@ def onnx(
     json: _output.JsonFlag = False,
 ) -> None:
     """Compile a version to ONNX; it is kept only if it matches the original on --check."""
+    from shipyard.registry import compile_onnx  # scikit-learn, LightGBM, ONNX: only here
+
     rows = _read_rows(check)
     with _output.workspace(ctx) as ws:
         result = compile_onnx(ws, ref, rows, tolerance=tolerance)
@@ -213,4 +210,6 @@ def _read_rows(path: Path) -> pd.DataFrame:
         )
     if not path.is_file():
         raise Invalid(f"--check {path} does not exist; give a .csv or .parquet of held-out rows.")
+    import pandas as pd  # only `models onnx` reads rows; the rest of the CLI does not load pandas
+
     return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)

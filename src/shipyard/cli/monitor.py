@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
@@ -14,9 +14,12 @@ from rich.text import Text
 from shipyard.cli import _output
 from shipyard.core.errors import Invalid
 from shipyard.core.records import FeatureDrift, MonitorReport
-from shipyard.core.spec import ProjectSpec, load_spec, parse_duration
-from shipyard.loop.watch import endpoint_report, load_reference, offline_report
-from shipyard.monitor import monitor_html
+
+if TYPE_CHECKING:
+    from shipyard.core.spec import ProjectSpec
+
+# shipyard.loop.watch and the HTML report (pandas, SciPy, matplotlib, the model libraries), and
+# the spec loader, are imported inside the commands, so that the rest of the CLI stays fast.
 
 app = typer.Typer(
     help="Watch endpoints for drift, decay and SLO breaches; compare any two data sets.",
@@ -57,6 +60,10 @@ def report(
     json: _output.JsonFlag = False,
 ) -> None:
     """Drift per feature and overall, prediction drift, decay and SLOs, with an HTML report."""
+    from shipyard.core.spec import parse_duration
+    from shipyard.loop.watch import endpoint_report, offline_report
+    from shipyard.monitor.html import monitor_html
+
     project = _spec(spec)
     offline = reference is not None or current is not None
     if offline and (reference is None or current is None):
@@ -103,6 +110,9 @@ def watch(
     spec: SpecOption = Path("shipyard.yaml"),
 ) -> None:
     """Live: the latest window's traffic, drift, decay and latency; raises alerts as it goes."""
+    from shipyard.core.spec import parse_duration
+    from shipyard.loop.watch import endpoint_report, load_reference
+
     project = _spec(spec)
     size = parse_duration(window, what="--window") if window else None
     with _output.workspace(ctx) as ws:
@@ -230,4 +240,6 @@ def _features(rows: list[FeatureDrift]) -> RenderableType:
 
 
 def _spec(path: Path) -> ProjectSpec | None:
+    from shipyard.core.spec import load_spec
+
     return load_spec(path) if path.is_file() else None

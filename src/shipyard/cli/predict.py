@@ -9,7 +9,6 @@ import typer
 from rich.text import Text
 
 from shipyard.cli import _output
-from shipyard.serve.batch import score_file
 
 
 def predict(
@@ -33,6 +32,8 @@ def predict(
     json: _output.JsonFlag = False,
 ) -> None:
     """Score every row of FILE with a model and write the predictions to --out."""
+    from shipyard.serve.batch import score_file  # Arrow and the model libraries: only here
+
     with _output.workspace(ctx) as ws, _output.progress(disable=json) as bar:
         task = bar.add_task(f"scoring {file.name} with {model}", total=None)
 

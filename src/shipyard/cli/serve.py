@@ -11,7 +11,6 @@ import typer
 
 from shipyard.cli import _output
 from shipyard.core.errors import Invalid
-from shipyard.core.spec import ServeSpec, load_spec
 from shipyard.serve.endpoints import list_endpoints
 from shipyard.serve.limits import DEFAULT_MAX_BODY
 
@@ -65,6 +64,8 @@ def serve(
     """Serve every endpoint over HTTP: /v1 predict and feedback, OIP v2, metrics, health."""
     if log_level not in _LEVELS:
         raise Invalid(f"--log-level {log_level!r}: choose one of {', '.join(_LEVELS)}.")
+    from shipyard.core.spec import ServeSpec, load_spec  # YAML and the spec models: only here
+
     project = load_spec(spec) if spec.is_file() else None
     defaults = project.serve if project is not None else ServeSpec()
     if loop and project is None:

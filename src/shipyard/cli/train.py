@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
 from rich.text import Text
 
 from shipyard.cli import _output
-from shipyard.core.spec import load_spec
-from shipyard.loop import TrainOutcome, train_and_register
-from shipyard.train import TrialResult
+
+if TYPE_CHECKING:
+    from shipyard.loop import TrainOutcome
+    from shipyard.train import TrialResult
 
 
 def train(
@@ -28,6 +29,9 @@ def train(
     json: _output.JsonFlag = False,
 ) -> None:
     """Train from shipyard.yaml: search, evaluate on held-out data, apply the gates, register."""
+    from shipyard.core.spec import load_spec
+    from shipyard.loop import train_and_register  # the trainer and model libraries: only here
+
     project = load_spec(spec)
     total = trials or project.train.search.trials
     with _output.workspace(ctx) as ws, _output.progress(unit="trials", disable=json) as bar:

@@ -2,14 +2,41 @@
 
 Also the alerts a crossed threshold raises (stored, acknowledged, sent to webhooks) and the
 self-contained HTML report.
+
+Alerts are imported eagerly (`shipyard alerts ls` needs nothing else); the webhooks (httpx)
+and drift, the sketches and the report, which pull in pandas, SciPy and matplotlib, load on
+first use.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from shipyard.monitor.alerts import ack_alert, deliver_alert, get_alert, list_alerts, raise_alert
-from shipyard.monitor.drift import compare, drift_between
-from shipyard.monitor.html import monitor_html
-from shipyard.monitor.multivariate import domain_classifier
-from shipyard.monitor.sketch import WindowSketch
-from shipyard.monitor.webhooks import check_webhook_url
+
+if TYPE_CHECKING:
+    from shipyard.monitor.drift import compare, drift_between
+    from shipyard.monitor.html import monitor_html
+    from shipyard.monitor.multivariate import domain_classifier
+    from shipyard.monitor.sketch import WindowSketch
+    from shipyard.monitor.webhooks import check_webhook_url
+
+_LAZY = {
+    "compare": "shipyard.monitor.drift",
+    "drift_between": "shipyard.monitor.drift",
+    "monitor_html": "shipyard.monitor.html",
+    "domain_classifier": "shipyard.monitor.multivariate",
+    "WindowSketch": "shipyard.monitor.sketch",
+    "check_webhook_url": "shipyard.monitor.webhooks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'shipyard.monitor' has no attribute {name!r}")
+
 
 __all__ = [
     "WindowSketch",

@@ -27,7 +27,6 @@ from sqlalchemy.exc import IntegrityError
 
 from shipyard.core.errors import Invalid, NotFound
 from shipyard.core.records import Alert, AlertKind
-from shipyard.monitor.webhooks import post_json
 from shipyard.store import audit
 from shipyard.store.tables import AlertRow
 from shipyard.store.workspace import Workspace
@@ -166,6 +165,9 @@ def deliver_alert(
     """
     if not urls:
         return alert
+    # webhooks loads httpx (~0.15 s): only delivering needs it, not listing or acknowledging
+    from shipyard.monitor.webhooks import post_json
+
     payload = webhook_payload(alert)
     headers = {"user-agent": "shipyard", "x-shipyard-alert": alert.id}
     outcomes = [

@@ -3,9 +3,17 @@
 >>> v = register(ws, "credit-risk", pipeline, task="classification", signature=sig)
 >>> set_alias(ws, v.ref, "champion")
 >>> load_model(ws, "models:/credit-risk@champion").predict(frame)
+
+Versions, aliases and statuses are imported eagerly; the bundle, native LightGBM and ONNX
+modules, which pull in scikit-learn, LightGBM and skops, load on first use, so looking a
+version up (as the endpoints and the quick CLI commands do) does not pay for them.
 """
 
-from shipyard.registry.bundle import TRUSTED_TYPES, LoadedModel, load_bundle, save_bundle
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from shipyard.registry.models import (
     get_document,
     get_profile,
@@ -19,9 +27,31 @@ from shipyard.registry.models import (
     set_alias,
     set_status,
 )
-from shipyard.registry.native import NativeLightGBM
-from shipyard.registry.onnx import OnnxModel, OnnxResult, compile_onnx, load_onnx
 from shipyard.registry.signature import signature_from_schema
+
+if TYPE_CHECKING:
+    from shipyard.registry.bundle import TRUSTED_TYPES, LoadedModel, load_bundle, save_bundle
+    from shipyard.registry.native import NativeLightGBM
+    from shipyard.registry.onnx import OnnxModel, OnnxResult, compile_onnx, load_onnx
+
+_LAZY = {
+    "TRUSTED_TYPES": "shipyard.registry.bundle",
+    "LoadedModel": "shipyard.registry.bundle",
+    "load_bundle": "shipyard.registry.bundle",
+    "save_bundle": "shipyard.registry.bundle",
+    "NativeLightGBM": "shipyard.registry.native",
+    "OnnxModel": "shipyard.registry.onnx",
+    "OnnxResult": "shipyard.registry.onnx",
+    "compile_onnx": "shipyard.registry.onnx",
+    "load_onnx": "shipyard.registry.onnx",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'shipyard.registry' has no attribute {name!r}")
+
 
 __all__ = [
     "TRUSTED_TYPES",

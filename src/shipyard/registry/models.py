@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -33,11 +33,13 @@ from shipyard.core.records import (
     Signature,
     check_name,
 )
-from shipyard.registry.bundle import LoadedModel, load_bundle, save_bundle
 from shipyard.registry.signature import OUTPUTS
 from shipyard.store import audit
 from shipyard.store.tables import ModelAliasRow, ModelRow, ModelVersionRow
 from shipyard.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from shipyard.registry.bundle import LoadedModel
 
 URI_PREFIX = "models:/"
 # Aliases that route traffic to a version: never a rejected or archived one.
@@ -91,6 +93,10 @@ def register(
     clean_metrics = _finite_metrics(metrics or {})
     gate_list = _checked_gates(gates)
     docs = {check_name(k, what="document name"): v for k, v in (documents or {}).items()}
+
+    # bundle pulls in scikit-learn, LightGBM and skops: only registering and loading need them,
+    # not the listing and lookups the CLI's quick commands (and the endpoints) use
+    from shipyard.registry.bundle import save_bundle
 
     artifact, flavor = save_bundle(ws, pipeline, task=task)
     stored_docs = {
@@ -290,6 +296,8 @@ def load_model(ws: Workspace, uri: str | Ref) -> LoadedModel:
             f"{version.ref} was rejected {_rejection(version)}; it cannot be loaded for use; "
             "train a better one or use another version."
         )
+    from shipyard.registry.bundle import load_bundle  # heavy: see register()
+
     loaded = load_bundle(ws, version.artifact, label=f"model {version.ref}")
     if (loaded.flavor, loaded.task) != (version.flavor, version.task):
         raise Integrity(

@@ -1,15 +1,17 @@
 """Serving: endpoints, request validation, fast prediction (DESIGN.md section 3, serve/).
 
-The HTTP app (`create_app`, `ServeOptions`) and its runner (`run`) load Starlette and uvicorn,
-so they are imported on first use: `from shipyard.serve import create_app` works, while
-`shipyard.serve.batch` or `endpoints` alone do not pay for a web stack.
+Endpoints and routing are imported eagerly: they are plain records and arithmetic, what the
+quick CLI commands need. Everything else loads on first use: `from shipyard.serve import
+create_app` works, while `shipyard.serve.endpoints` alone does not pay for a web stack (the HTTP
+app and its runner load Starlette and uvicorn) nor for NumPy, Arrow and the model libraries
+(batch scoring, request decoding, the fast path and the prediction log).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from shipyard.serve.batch import score_file
 from shipyard.serve.endpoints import (
     advance_canary,
     create_endpoint,
@@ -23,18 +25,32 @@ from shipyard.serve.endpoints import (
     set_route,
     stop_canary,
 )
-from shipyard.serve.fastpath import Output, Predictor, compile_predictor
-from shipyard.serve.inputs import Batch, InputError, decode, from_oip, to_columns
-from shipyard.serve.predlog import PredictionLog, labelled, read_predictions, record_feedback
 from shipyard.serve.router import CanaryGuard, Choice, Decision, Router, WindowStats
 
 if TYPE_CHECKING:
     from shipyard.serve.app import create_app
+    from shipyard.serve.batch import score_file
+    from shipyard.serve.fastpath import Output, Predictor, compile_predictor
+    from shipyard.serve.inputs import Batch, InputError, decode, from_oip, to_columns
+    from shipyard.serve.predlog import PredictionLog, labelled, read_predictions, record_feedback
     from shipyard.serve.runtime import ServeOptions
     from shipyard.serve.server import run
 
 _LAZY = {
     "create_app": "shipyard.serve.app",
+    "score_file": "shipyard.serve.batch",
+    "Output": "shipyard.serve.fastpath",
+    "Predictor": "shipyard.serve.fastpath",
+    "compile_predictor": "shipyard.serve.fastpath",
+    "Batch": "shipyard.serve.inputs",
+    "InputError": "shipyard.serve.inputs",
+    "decode": "shipyard.serve.inputs",
+    "from_oip": "shipyard.serve.inputs",
+    "to_columns": "shipyard.serve.inputs",
+    "PredictionLog": "shipyard.serve.predlog",
+    "labelled": "shipyard.serve.predlog",
+    "read_predictions": "shipyard.serve.predlog",
+    "record_feedback": "shipyard.serve.predlog",
     "ServeOptions": "shipyard.serve.runtime",
     "run": "shipyard.serve.server",
 }
@@ -42,8 +58,6 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'shipyard.serve' has no attribute {name!r}")
 
