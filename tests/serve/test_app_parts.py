@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -370,3 +371,22 @@ def test_a_client_that_hangs_up_is_not_a_server_error(caplog: pytest.LogCaptureF
         crashed = asyncio.run(error_response(Request(scope), RuntimeError("boom")))
     assert crashed.status_code == 500
     assert any("unexpected error" in r.getMessage() for r in caplog.records)
+
+
+def test_a_running_server_makes_full_collections_rare_and_restores_them(tmp_path: Path) -> None:
+    import gc
+
+    from app_harness import running, tokens_for, workspace_settings
+
+    from shipyard.security import init_workspace
+
+    settings = workspace_settings(tmp_path / "ws")
+    ws, _, _ = init_workspace(settings)
+    before = gc.get_threshold()
+    try:
+        with running(settings, tokens_for(ws)):
+            during = gc.get_threshold()
+    finally:
+        ws.close()
+    assert during[:2] == before[:2] and during[2] == 1_000 != before[2]
+    assert gc.get_threshold() == before
