@@ -222,8 +222,12 @@ def test_a_lone_request_does_not_wait_for_company(served: tuple[Predictor, Any])
     (part,) = batches(model, [1])
 
     async def scenario() -> None:
-        # With a 60 s max wait, a lingering batcher would time out here.
-        batcher = MicroBatcher(predictor, name="m", max_batch=64, max_wait_ms=60_000)
+        # With a 60 s max wait, a lingering batcher would time out here. A generous inline
+        # budget keeps the decision independent of how busy the machine is (the first call,
+        # timed on the thread, takes more than the default 1 ms when other work shares it).
+        batcher = MicroBatcher(
+            predictor, name="m", max_batch=64, max_wait_ms=60_000, inline_ms=10_000
+        )
         batcher.start()
         for _ in range(3):
             await asyncio.wait_for(batcher.predict(part, alone=True), timeout=20)

@@ -184,7 +184,8 @@ def offline_report(
     monitor = spec.monitor if spec is not None else MonitorSpec()
     ref_table, ref_label = _data(ws, reference, "reference")
     cur_table, cur_label = _data(ws, current, "current")
-    drop = {spec.data.target, spec.data.id} - {None} if spec is not None else set()
+    # The target is not an input, an id is unique per row and time always moves on.
+    drop = {spec.data.target, spec.data.id, spec.data.time} - {None} if spec is not None else set()
     columns = [c for c in ref_table.column_names if c not in drop]
     cur_table = cur_table.drop_columns([c for c in cur_table.column_names if c in drop])
     drift = drift_between(
