@@ -247,3 +247,14 @@ def test_stopping_while_it_trains_keeps_the_candidate_out(
     assert rollout is not None and rollout.stage == "stopped"
     route = get_endpoint(ws, ENDPOINT)
     assert route.shadows == [] and route.canary is None and route.champion_ref == "churn@1"
+
+
+def test_a_decay_policy_on_its_own_metric_triggers(workspace: Workspace, tmp_path: Path) -> None:
+    policy = {"decay": {"metric": "accuracy", "drop": 0.01, "min_labels": 50}}
+    setup = served(workspace, tmp_path / "p", retrain={"when": [policy]})
+    _drift_and_labels(workspace, "churn@1", rows=400)
+
+    turn = run_once(workspace, setup.spec)[0]
+
+    assert turn.rollout is not None and turn.rollout.trigger == "decay", turn.reason
+    assert turn.rollout.events[0].message.startswith("decay: accuracy")

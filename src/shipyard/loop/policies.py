@@ -27,7 +27,8 @@ from shipyard.core.spec import (
     ProjectSpec,
     parse_duration,
 )
-from shipyard.evaluate.metrics import check_metric, greater_is_better
+from shipyard.evaluate.metrics import check_metric
+from shipyard.loop.watch import judge_decay
 from shipyard.monitor import check_webhook_url
 
 
@@ -125,26 +126,10 @@ def _decayed(decay: Decay | None) -> Trigger | None:
 
 
 def _decay_for(report: MonitorReport, model: ModelVersion, policy: DecayPolicy) -> Decay | None:
-    spec = policy.decay
-    metric = spec.metric or next(iter(model.metrics), None)
-    if metric is None or metric not in model.metrics or report.start is None:
+    metric = policy.decay.metric or (report.decay.metric if report.decay else None)
+    if report.start is None:
         return None
-    recent = [w for w in report.performance if w.start >= report.start and metric in w.metrics]
-    labelled = sum(w.labelled for w in recent)
-    if not recent or labelled < spec.min_labels:
-        return None
-    current = sum(w.metrics[metric] * w.labelled for w in recent) / labelled
-    registered = model.metrics[metric]
-    drop = registered - current if greater_is_better(metric) else current - registered
-    return Decay(
-        metric=metric,
-        registered=registered,
-        current=current,
-        drop=drop,
-        threshold=spec.drop,
-        labelled=labelled,
-        decayed=drop > spec.drop,
-    )
+    return judge_decay(model.metrics, report.performance, metric, policy.decay, since=report.start)
 
 
 def _schedule(

@@ -35,7 +35,7 @@ from shipyard.core.records import (
     WindowPerformance,
     WindowTraffic,
 )
-from shipyard.core.spec import MonitorSpec, ProjectSpec, parse_duration
+from shipyard.core.spec import DecaySpec, MonitorSpec, ProjectSpec, parse_duration
 from shipyard.data import get_version as get_dataset_version
 from shipyard.data import get_version_by_id, open_source, read_table
 from shipyard.evaluate.metrics import compute, greater_is_better
@@ -153,7 +153,7 @@ def endpoint_report(
     task = ref.version.task
     performance = _performance(ws, endpoint, ref, bounds, task)
     metric = _decay_metric(spec, ref)
-    decay = _decay(ref, performance, metric, monitor, since=start)
+    decay = judge_decay(ref.version.metrics, performance, metric, monitor.decay, since=start)
     slos = _slos(monitor, traffic[-1], size)
     report = MonitorReport(
         endpoint=endpoint,
@@ -377,31 +377,34 @@ def _decay_metric(spec: ProjectSpec | None, ref: Reference) -> str | None:
     return ref.primary_metric
 
 
-def _decay(
-    ref: Reference,
+def judge_decay(
+    registered: Mapping[str, float],
     performance: Sequence[WindowPerformance],
     metric: str | None,
-    monitor: MonitorSpec,
+    spec: DecaySpec,
     *,
     since: datetime,
 ) -> Decay | None:
-    if metric is None or metric not in ref.version.metrics:
+    """`metric` over the labelled windows from `since` against its registered value; None
+    when it was not registered or fewer than `spec.min_labels` rows have labels."""
+    if metric is None or metric not in registered:
         return None
     recent = [w for w in performance if w.start >= since and metric in w.metrics]
     labelled_rows = sum(w.labelled for w in recent)
-    if not recent or labelled_rows < monitor.decay.min_labels:
+    if not recent or labelled_rows < spec.min_labels:
         return None
     current = sum(w.metrics[metric] * w.labelled for w in recent) / labelled_rows
-    registered = ref.version.metrics[metric]
-    drop = registered - current if greater_is_better(metric) else current - registered
+    drop = (
+        registered[metric] - current if greater_is_better(metric) else current - registered[metric]
+    )
     return Decay(
         metric=metric,
-        registered=registered,
+        registered=registered[metric],
         current=current,
         drop=drop,
-        threshold=monitor.decay.drop,
+        threshold=spec.drop,
         labelled=labelled_rows,
-        decayed=drop > monitor.decay.drop,
+        decayed=drop > spec.drop,
     )
 
 
@@ -599,6 +602,7 @@ def _when(value: datetime) -> str:
 __all__ = [
     "Reference",
     "endpoint_report",
+    "judge_decay",
     "load_reference",
     "offline_report",
 ]
