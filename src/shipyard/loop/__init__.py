@@ -1,4 +1,4 @@
-"""The loop: the train → evaluate → gate → register pipeline, and (to come) retraining.
+"""The loop: train → evaluate → gate → register, monitoring endpoints, retraining and rollouts.
 
 The pipeline pulls in the trainer, the evaluation and the registry's model libraries, so it
 loads on first use: `shipyard.loop.rollouts` alone (`shipyard loop status`) stays light.
@@ -6,8 +6,9 @@ loads on first use: `shipyard.loop.rollouts` alone (`shipyard loop status`) stay
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipyard.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from shipyard.loop.pipeline import TrainOutcome, train_and_register
@@ -18,10 +19,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'shipyard.loop' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["TrainOutcome", "train_and_register"]

@@ -243,6 +243,7 @@ class _Buckets:
                     self.windows[i].errors += 1
             chunk = chunk.answered()
         index = np.searchsorted(self.edges, chunk.at, side="right") - 1
+        predicted = _chunk_predictions(chunk, self.ref) if self.ref.prediction_sketch else None
         for i in np.unique(index):
             if not 0 <= i <= last:
                 continue
@@ -250,8 +251,8 @@ class _Buckets:
             part = {name: values[mask] for name, values in chunk.inputs.items()}
             win = self.windows[i]
             win.sketch.update(part, rows=int(mask.sum()))
-            if win.prediction is not None:
-                win.prediction.update({PREDICTION: _chunk_predictions(chunk, self.ref)[mask]})
+            if win.prediction is not None and predicted is not None:
+                win.prediction.update({PREDICTION: predicted[mask]})
             win.rows += int(mask.sum())
             ids = chunk.request_ids[mask]
             first = np.unique(ids, return_index=True)[1]

@@ -10,9 +10,9 @@ first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from shipyard.core.lazy import lazy_exports
 from shipyard.monitor.alerts import ack_alert, deliver_alert, get_alert, list_alerts, raise_alert
 
 if TYPE_CHECKING:
@@ -32,10 +32,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'shipyard.monitor' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

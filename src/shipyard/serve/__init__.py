@@ -9,9 +9,9 @@ app and its runner load Starlette and uvicorn) nor for NumPy, Arrow and the mode
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from shipyard.core.lazy import lazy_exports
 from shipyard.serve.endpoints import (
     advance_canary,
     create_endpoint,
@@ -56,10 +56,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'shipyard.serve' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

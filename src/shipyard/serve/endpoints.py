@@ -65,7 +65,7 @@ def get_endpoint(ws: Workspace, name: str) -> Endpoint:
     with ws.db.read() as s:
         row = s.get(EndpointRow, name)
         if row is None:
-            raise _unknown(s, name)
+            raise unknown_endpoint(s, name)
         return to_record(row)
 
 
@@ -406,7 +406,7 @@ def _update(
             select(EndpointRow).where(EndpointRow.name == name).with_for_update()
         ).first()
         if row is None:
-            raise _unknown(s, name)
+            raise unknown_endpoint(s, name)
         before: Config = row.config
         after = copy.deepcopy(before)
         chosen = change(after) or action
@@ -589,7 +589,8 @@ def to_record(row: EndpointRow) -> Endpoint:
     )
 
 
-def _unknown(s: Session, name: str) -> NotFound:
+def unknown_endpoint(s: Session, name: str) -> NotFound:
+    """NotFound for endpoint `name`, naming the known ones and how to make one."""
     names = list(s.scalars(select(EndpointRow.name).order_by(EndpointRow.name).limit(20)))
     known = f"known endpoints: {', '.join(names)}" if names else "there are no endpoints yet"
     return NotFound(

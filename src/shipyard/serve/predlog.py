@@ -46,8 +46,9 @@ import orjson
 from sqlalchemy import Connection, Dialect, Table, Text, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from shipyard.core.errors import Invalid, NotFound, Unavailable
+from shipyard.core.errors import Invalid, Unavailable
 from shipyard.core.records import FeedbackResult, LabelledPrediction, Prediction
+from shipyard.serve.endpoints import unknown_endpoint
 from shipyard.store.tables import EndpointRow, FeedbackRow, PredictionRow
 from shipyard.store.workspace import Workspace
 
@@ -596,9 +597,7 @@ def _feedback_item(index: int, item: Mapping[str, Any]) -> tuple[str, int, Any]:
 
 def _check_endpoint(s: Session, endpoint: str) -> None:
     if s.get(EndpointRow, endpoint) is None:
-        names = list(s.scalars(select(EndpointRow.name).order_by(EndpointRow.name).limit(20)))
-        known = f"known endpoints: {', '.join(names)}" if names else "there are no endpoints yet"
-        raise NotFound(f"endpoint {endpoint!r} does not exist ({known}).")
+        raise unknown_endpoint(s, endpoint)
 
 
 def _prediction(row: PredictionRow) -> Prediction:

@@ -6,9 +6,9 @@ in scikit-learn and Optuna, loads on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from shipyard.core.lazy import lazy_exports
 from shipyard.train.runs import get_run, metric_history, plot_histories, search_runs
 from shipyard.train.tracking import (
     ActiveRun,
@@ -40,10 +40,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'shipyard.train' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
