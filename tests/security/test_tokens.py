@@ -67,6 +67,18 @@ def test_init_gives_an_admin_token_whose_secret_authenticates(
     assert [t.id for t in list_tokens(ws)] == [token.id]
 
 
+def test_authenticating_does_not_wait_for_a_writer(
+    initialised: tuple[Workspace, Token, str],
+) -> None:
+    ws, token, secret = initialised
+    first = authenticate(ws, secret)  # stamps last_used_at
+    with ws.db.write() as s:  # another writer holds the lock (the prediction log, say)
+        s.execute(text("UPDATE tokens SET name = name"))
+        again = authenticate(ws, secret)  # a read: answered while the lock is held
+    assert again.id == token.id
+    assert again.last_used_at == first.last_used_at  # stamped at most once a minute
+
+
 def test_secrets_are_never_stored(initialised: tuple[Workspace, Token, str]) -> None:
     ws, _admin, admin_secret = initialised
     _token, other_secret = create_token(ws, "ci", Role.deployer)

@@ -73,6 +73,50 @@ def test_token_cache_trusts_a_lookup_for_ttl_then_sees_the_revocation(
     asyncio.run(scenario())
 
 
+def test_a_token_in_use_is_refreshed_ahead_without_making_requests_wait(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, secret = create_token(workspace, "svc", Role.predictor)
+    release = threading.Event()
+    lookups: list[str] = []
+    real = auth.authenticate
+
+    def slow(ws: Workspace, given: str | None) -> Any:
+        lookups.append("x")
+        if len(lookups) > 1:
+            assert release.wait(10)  # the refresh is slow: a database writer holds it up
+        return real(ws, given)
+
+    monkeypatch.setattr(auth, "authenticate", slow)
+    clock = Clock()
+    cache = TokenCache(workspace, ttl=1.0, clock=clock)
+    header = f"Bearer {secret}"
+
+    async def scenario() -> None:
+        await cache.token(header)
+        clock.now += 0.4  # first half of the ttl: no look-up
+        await cache.token(header)
+        assert len(lookups) == 1
+        clock.now += 0.2  # second half: a refresh starts, the request does not wait for it
+        for _ in range(5):
+            assert (await asyncio.wait_for(cache.token(header), 1)).id == token.id
+        await asyncio.sleep(0.05)
+        assert len(lookups) == 2  # one refresh, shared
+        revoke_token(workspace, token.id)
+        release.set()
+        await asyncio.wait_for(cache._pending[cache_key(secret)], 10)
+        with pytest.raises(Unauthorized, match="revoked"):  # before the old answer expired
+            await cache.token(header)
+
+    asyncio.run(scenario())
+
+
+def cache_key(secret: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def test_unknown_tokens_are_cached_as_refusals(workspace: Workspace) -> None:
     cache = TokenCache(workspace, ttl=1.0, clock=Clock())
 

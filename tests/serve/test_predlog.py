@@ -126,6 +126,36 @@ def test_a_failed_write_keeps_the_rows(
     assert [p.request_id for p in read_predictions(ws, "credit")] == ["r1"] * 3 + ["r2"] * 2
 
 
+def test_a_write_failing_midway_keeps_only_the_uncommitted_rows(
+    ws: Workspace, version: ModelVersion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.serve import predlog
+
+    monkeypatch.setattr(predlog, "_INSERT_CHUNK", 2)  # rows are committed two at a time
+    log = PredictionLog(ws, flush_seconds=60)
+    log.append(rows("r1", version.id, n=5))
+    log.append(rows("x" * 500, version.id))  # rejected: must not stay pending
+    real, calls = ws.db.write, []
+
+    @contextmanager
+    def fails_second_time() -> Iterator[Any]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        with real() as session:
+            yield session
+
+    monkeypatch.setattr(ws.db, "write", fails_second_time)
+    with pytest.raises(Unavailable, match=r"could not write 3 predictions .*disk full"):
+        log.flush()
+    assert (stored(ws), log.written, log.pending, log.rejected) == (2, 2, 3, 1)
+    monkeypatch.setattr(ws.db, "write", real)
+    assert log.flush() == 3
+    assert (log.pending, log.written) == (0, 5)
+    log.close()
+    assert [p.row for p in read_predictions(ws, "credit")] == [0, 1, 2, 3, 4]
+
+
 def test_rows_need_the_identifying_keys(ws: Workspace) -> None:
     with PredictionLog(ws) as log, pytest.raises(Invalid, match=r"lacks outputs, version_id"):
         log.append([{"request_id": "r", "endpoint": "credit"}])

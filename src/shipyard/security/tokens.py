@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shipyard.core.errors import Forbidden, Invalid, NotFound, Unauthorized
 from shipyard.core.records import Role, Token
@@ -21,6 +21,8 @@ from shipyard.store.tables import TokenRow
 from shipyard.store.workspace import Workspace
 
 SECRET_PREFIX = "shp_"  # noqa: S105 - a public marker, not a secret
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is rewritten at most this often (see `authenticate`)."""
 
 
 def _hash(secret: str) -> str:
@@ -105,11 +107,17 @@ def revoke_token(ws: Workspace, token_id: str) -> Token:
 
 
 def authenticate(ws: Workspace, secret: str | None) -> Token:
-    """The active token behind a secret, or `Unauthorized`."""
+    """The active token behind a secret, or `Unauthorized`.
+
+    A read: the check never waits for a writer (a server's prediction log may hold SQLite's
+    write lock for a while). `last_used_at` is stamped in a write of its own only when it is
+    more than `LAST_USED_RESOLUTION` old, so it says when a token was last used to within a
+    minute.
+    """
     if not secret:
         raise Unauthorized("no API token given; send 'Authorization: Bearer <token>'.")
     digest = _hash(secret)
-    with ws.db.write() as s:
+    with ws.db.read() as s:
         row = s.scalars(select(TokenRow).where(TokenRow.secret_hash == digest)).first()
         if row is None or not hmac.compare_digest(row.secret_hash, digest):
             raise Unauthorized("the API token is not known; ask an admin for a valid token.")
@@ -117,8 +125,13 @@ def authenticate(ws: Workspace, secret: str | None) -> Token:
             raise Unauthorized(
                 f"the API token {row.prefix}… was revoked; ask an admin for a new one."
             )
-        row.last_used_at = datetime.now(UTC)
-        return _record(row)
+        token = _record(row)
+    now = datetime.now(UTC)
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        with ws.db.write() as s:
+            s.execute(update(TokenRow).where(TokenRow.id == token.id).values(last_used_at=now))
+        token = token.model_copy(update={"last_used_at": now})
+    return token
 
 
 _ALLOWED: dict[Role, set[Role]] = {

@@ -122,8 +122,12 @@ async def answer(
     explanations, unexplained = None, None
     try:
         served = route.primary(choice)
-        explainer, unexplained = _explainer(served, explain)
-        batch = make_batch(served.signature)
+        served.batcher.expect()  # a batch being gathered may wait for this one
+        try:
+            explainer, unexplained = _explainer(served, explain)
+            batch = make_batch(served.signature)
+        finally:
+            served.batcher.arrived()  # queued below without yielding, or failed
         alone = rt.in_flight == 1 and served.batcher.may_inline(batch)
         if alone:
             # Requests that arrived with this one exist as tasks that have not run yet: yield

@@ -195,8 +195,10 @@ class PredictionLog:
     def flush(self) -> int:
         """Write every accepted row now; returns how many were written.
 
-        On a database error the rows stay buffered for the next attempt and the error is
-        raised as Unavailable.
+        Rows are committed `_INSERT_CHUNK` at a time, so the database's write lock (SQLite
+        has one per file) is never held for long by the log. On a database error the rows not
+        yet committed stay buffered for the next attempt and the error is raised as
+        Unavailable.
         """
         with self._flush_lock:
             with self._lock:
@@ -206,32 +208,39 @@ class PredictionLog:
                 return 0
             params = [*self._retry, *self._params(taken)]
             self._retry = []
+            written = 0
             try:
-                if params:
+                for start in range(0, len(params), _INSERT_CHUNK):
+                    if start:
+                        time.sleep(0)  # let the event loop's thread run meanwhile
+                    chunk = params[start : start + _INSERT_CHUNK]
                     with self.ws.db.write() as s:
-                        connection = s.connection()
-                        for start in range(0, len(params), _INSERT_CHUNK):
-                            if start:
-                                time.sleep(0)  # let the event loop's thread run meanwhile
-                            self._insert(connection, params[start : start + _INSERT_CHUNK])
+                        self._insert(s.connection(), chunk)
+                    written += len(chunk)
             except Exception as exc:
-                self._retry = params  # kept, in order, for the next attempt
+                self._retry = params[written:]  # kept, in order, for the next attempt
                 self.last_error = exc
                 raise Unavailable(
-                    f"could not write {len(params):,} predictions to the log ({exc}); they stay "
-                    "buffered and are retried. Check the metadata database."
+                    f"could not write {len(self._retry):,} predictions to the log ({exc}); they "
+                    "stay buffered and are retried. Check the metadata database."
                 ) from exc
-            with self._lock:
-                self._pending -= count
-            self.written += len(params)
+            finally:
+                with self._lock:  # what is still pending of what was taken: the retries
+                    self._pending -= count - len(self._retry)
+                self.written += written
+                _release(params)
             self.last_error = None
-            return len(params)
+            return written
 
     def _params(self, taken: list[_Buffered]) -> list[_Row]:
         """The rows to store; a row that cannot be stored is logged and left out (`rejected`)."""
         out: list[_Row] = []
-        for index, item in enumerate(taken):
-            if index and not index % _SERIALISE_CHUNK:
+        taken.reverse()  # popped from the end, in order: each item is freed once serialised
+        index = 0
+        while taken:
+            item = taken.pop()
+            index += 1
+            if not index % _SERIALISE_CHUNK:
                 time.sleep(0)  # let the event loop's thread run meanwhile
             if isinstance(item, Answered):
                 try:
@@ -337,6 +346,18 @@ class _Insert:
                 values = [values[i] for i in order]
             params.append(dict(zip(keys, values, strict=True)) if keys else tuple(values))
         connection.exec_driver_sql(self.sql, params)
+
+
+def _release(items: list[Any]) -> None:
+    """Empty `items` a chunk at a time, yielding the interpreter in between.
+
+    Freeing a flush's worth of objects at once (thousands of rows, or the tens of thousands of
+    small input arrays of the requests they came from) holds the GIL for milliseconds, and
+    the event loop waits that long: measured, the one-connection stalls behind the p99.
+    """
+    while items:
+        del items[-_INSERT_CHUNK:]
+        time.sleep(0)
 
 
 def _json(value: Any) -> str:
