@@ -217,6 +217,26 @@ def test_unknown_route_and_method(world: World) -> None:
     assert wrong.status_code == 405 and wrong.json()["error"] == "MethodNotAllowed"
 
 
+def test_the_prediction_lane_serves_the_routes_own_endpoints(world: World) -> None:
+    from shipyard.serve.lane import LANES
+
+    app = create_app(world.settings)
+    by_path = {r.path: r.endpoint for r in app.routes if isinstance(r, Route)}
+    lanes = {path: endpoint for (_, _, endpoint), path in zip(app._lanes, LANES.values())}
+    assert lanes == {path: by_path[path] for path in LANES.values()}  # the token check too
+    body = {"rows": records(rows(2))}
+    with world.client() as c:
+        # Paths the lane does not take exactly go through Starlette's router, unchanged.
+        nested = c.post("/v1/endpoints/a/b/predict", json=body)
+        empty = c.post("/v1/endpoints//predict", json=body)
+        lane = c.post("/v1/endpoints/credit/predict", json=body)
+    assert nested.status_code == empty.status_code == 404
+    assert nested.json()["error"] == "NotFound"
+    assert lane.status_code == 200 and len(lane.json()["predictions"]) == 2
+    with world.server.client(None) as c:
+        assert c.post("/v1/endpoints/credit/predict", json=body).status_code == 401
+
+
 @pytest.mark.parametrize(("endpoint", "model"), [("credit", "a"), ("boosted", "lgbm")])
 def test_explain_true_gives_each_row_its_shap_values(
     world: World, endpoint: str, model: str

@@ -46,6 +46,7 @@ from shipyard.core.settings import Settings
 from shipyard.core.spec import ServeSpec
 from shipyard.serve import handlers, oip, openapi
 from shipyard.serve.auth import ANY, PREDICT, READ, Access
+from shipyard.serve.lane import ServingApp
 from shipyard.serve.limits import DEFAULT_MAX_BODY
 from shipyard.serve.metrics import Metrics
 from shipyard.serve.responses import error_response
@@ -143,7 +144,8 @@ def create_app(
             await runtime.stop()
 
     handler: Any = error_response
-    app = Starlette(
+    app = ServingApp(
+        on_error=error_response,
         routes=routes(),
         exception_handlers={
             ShipyardError: handler,

@@ -32,12 +32,14 @@ import contextlib
 import json
 import logging
 import math
+import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from types import TracebackType
 from typing import Any, cast
 
@@ -70,7 +72,9 @@ _COLUMNS = (
 )
 _Row = tuple[str, str, str, datetime, float, bool, int, str, str]  # inputs, outputs: JSON text
 REQUIRED = frozenset({"request_id", "endpoint", "version_id", "outputs"})
-_INSERT_CHUNK = 500  # rows per executemany; the writer yields the interpreter between them
+_INSERT_CHUNK = 500  # rows per insert and commit; the writer yields the interpreter between them
+# Parameters one SQLite statement may take: 32,766 since SQLite 3.32, 999 before.
+_SQLITE_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _SERIALISE_CHUNK = 64  # buffered items serialised between two yields
 _LOOKUP_CHUNK = 500  # request ids per IN (...) query
 _MAX_FEEDBACK = 100_000
@@ -309,6 +313,12 @@ class _Insert:
 
     inputs and outputs arrive as JSON text: SQLite stores JSON as text, so it goes in as it is;
     elsewhere (PostgreSQL) it is cast to the column's JSON type in SQL.
+
+    On SQLite the rows go in as one multi-row `INSERT … VALUES (…), (…), …` per call, not
+    `executemany`: the driver releases the GIL around every statement it steps, and with the
+    event loop's thread busy each release became a hand-over of the interpreter, one per row
+    (measured under load: 48 µs of the writer's CPU per row, a flush of 5,000 rows 300-500
+    ms; 17 µs per row with the loop idle).
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -334,6 +344,13 @@ class _Insert:
             if name not in _JSON_COLUMNS
             and (convert := _PREDICTIONS.c[name].type.dialect_impl(dialect).bind_processor(dialect))
         ]
+        # One statement of many rows (SQLite, qmark style, columns in order): its text per
+        # row count, at most _SQLITE_VARIABLES parameters each.
+        self.multi = dialect.name == "sqlite" and compiled.positional and self.order is None
+        head, _, group = self.sql.partition(" VALUES ")
+        self._head, self._group = f"{head} VALUES ", group
+        self._texts: dict[int, str] = {}
+        self.rows_per_statement = max(1, _SQLITE_VARIABLES // len(_COLUMNS))
 
     def __call__(self, connection: Connection, rows: Sequence[_Row]) -> None:
         params: list[Any] = []
@@ -345,7 +362,19 @@ class _Insert:
             if order is not None:
                 values = [values[i] for i in order]
             params.append(dict(zip(keys, values, strict=True)) if keys else tuple(values))
-        connection.exec_driver_sql(self.sql, params)
+        if not self.multi:
+            connection.exec_driver_sql(self.sql, params)
+            return
+        step = self.rows_per_statement
+        for start in range(0, len(params), step):
+            part = params[start : start + step]
+            connection.exec_driver_sql(self._text(len(part)), tuple(chain.from_iterable(part)))
+
+    def _text(self, n: int) -> str:
+        text = self._texts.get(n)
+        if text is None:
+            text = self._texts[n] = self._head + ", ".join([self._group] * n)
+        return text
 
 
 def _release(items: list[Any]) -> None:
