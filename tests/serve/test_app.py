@@ -222,7 +222,9 @@ def test_the_prediction_lane_serves_the_routes_own_endpoints(world: World) -> No
 
     app = create_app(world.settings)
     by_path = {r.path: r.endpoint for r in app.routes if isinstance(r, Route)}
-    lanes = {path: endpoint for (_, _, endpoint), path in zip(app._lanes, LANES.values())}
+    lanes = {
+        path: endpoint for (_, _, endpoint), path in zip(app._lanes, LANES.values(), strict=True)
+    }
     assert lanes == {path: by_path[path] for path in LANES.values()}  # the token check too
     body = {"rows": records(rows(2))}
     with world.client() as c:
