@@ -281,6 +281,22 @@ def test_an_answer_is_stored_as_its_rows_would_be(ws: Workspace, version: ModelV
     assert (first.request_id, first.at, first.latency_ms, first.shadow) == ("whole", T0, 1.5, False)
 
 
+def test_values_orjson_refuses_are_stored_through_the_plain_path(
+    ws: Workspace, version: ModelVersion
+) -> None:
+    big = 2**70  # beyond 64 bits: orjson refuses it, the standard library writes it
+    inputs = {
+        "income": np.array([big, np.int64(7)], dtype=object),
+        "grade": np.array([np.str_("A"), datetime(2025, 1, 2, tzinfo=UTC)], dtype=object),
+    }
+    with PredictionLog(ws) as log:
+        log.append_answer(answered("odd", version.id, inputs=inputs))
+    first, second = stored_json(ws)
+    assert first[4] == {"income": big, "grade": "A"}
+    assert second[4] == {"income": 7, "grade": "2025-01-02T00:00:00+00:00"}
+    assert second[5] == {"label": "no", "probabilities": {"no": 0.9, "yes": 0.1}}
+
+
 def test_an_answer_without_inputs_or_probabilities(ws: Workspace, version: ModelVersion) -> None:
     with PredictionLog(ws) as log:
         log.append_answer(

@@ -146,6 +146,7 @@ def create_app(
     handler: Any = error_response
     app = ServingApp(
         on_error=error_response,
+        runtime=runtime,
         routes=routes(),
         exception_handlers={
             ShipyardError: handler,

@@ -28,10 +28,10 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import anyio.to_thread
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -44,7 +44,7 @@ from shipyard.serve.inputs import Batch, decode, to_columns
 from shipyard.serve.limits import read_body
 from shipyard.serve.models import ServedModel
 from shipyard.serve.predlog import record_feedback
-from shipyard.serve.responses import dumps, json_response
+from shipyard.serve.responses import AnswerResponse, dumps, json_response
 from shipyard.serve.router import Choice
 from shipyard.serve.runtime import MakeBatch, Route, Runtime
 
@@ -55,7 +55,7 @@ Explain = Literal["no", "wanted", "required"]
 
 
 def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
+    rt: Runtime = request.scope["app"].runtime  # serve.lane.ServingApp
     return rt
 
 
@@ -189,7 +189,7 @@ def respond(
     series.requests.inc()
     series.latency.observe(seconds)
     series.rows.inc(result.batch.n)
-    task = BackgroundTask(
+    after = partial(
         rt.after,
         route,
         result.choice,
@@ -200,13 +200,7 @@ def respond(
         seconds * 1000.0,
         make_batch,
     )
-    return Response(
-        body,
-        200,
-        {"x-request-id": result.request_id},
-        media_type="application/json",
-        background=task,
-    )
+    return AnswerResponse(body, result.request_id, after)
 
 
 # -- /v1 ----------------------------------------------------------------------------------------

@@ -37,8 +37,9 @@ LANES = {
 class ServingApp(Starlette):
     """A Starlette app whose POST prediction routes skip the middleware and the router."""
 
-    def __init__(self, *, on_error: ErrorHandler, **kwargs: Any) -> None:
+    def __init__(self, *, on_error: ErrorHandler, runtime: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.runtime = runtime  # read on every request (`app.state` is a slower look-up)
         self._on_error = on_error
         by_path = {r.path: r for r in self.routes if isinstance(r, Route)}
         self._lanes: list[tuple[str, str, Endpoint]] = [

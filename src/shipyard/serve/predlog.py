@@ -36,10 +36,10 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, repeat
 from types import TracebackType
 from typing import Any, cast
 
@@ -355,10 +355,17 @@ class _Insert:
     def __call__(self, connection: Connection, rows: Sequence[_Row]) -> None:
         params: list[Any] = []
         convert, order, keys = self.convert, self.order, self.keys
+        # The rows of one request share their time, latency and flag objects: each is
+        # converted once (`at` to SQLite's text was a tenth of the writer's time).
+        seen: list[Any] = [None] * len(convert)
+        done: list[Any] = [None] * len(convert)
         for row in rows:
             values = list(row)
-            for i, function in convert:
-                values[i] = function(values[i])
+            for j, (i, function) in enumerate(convert):
+                value = values[i]
+                if value is not seen[j]:
+                    seen[j], done[j] = value, function(value)
+                values[i] = done[j]
             if order is not None:
                 values = [values[i] for i in order]
             params.append(dict(zip(keys, values, strict=True)) if keys else tuple(values))
@@ -415,40 +422,52 @@ def _answer_rows(answer: Answered) -> list[_Row]:
     if not math.isfinite(latency):
         raise ValueError(f"latency_ms {latency!r} must be finite")
     at = datetime.fromtimestamp(answer.at, UTC)
-    labels = _plain(answer.labels.tolist())
+    try:
+        inputs, outputs = _answer_json(answer, _dumps)
+    except TypeError:  # a value orjson does not take as it is (an int beyond 64 bits, say)
+        inputs, outputs = _answer_json(answer, _json_plain)
+    request_id, endpoint, version_id = answer.request_id, answer.endpoint, answer.version_id
+    shadow = bool(answer.shadow)
+    logged = inputs or repeat("null")
+    return [
+        (request_id, endpoint, version_id, at, latency, shadow, i, logged_i, output)
+        for i, (logged_i, output) in enumerate(zip(logged, outputs, strict=False))
+    ]
+
+
+def _answer_json(answer: Answered, dumps: Callable[[Any], str]) -> tuple[list[str], list[str]]:
+    """Each row's inputs (empty when not logged) and outputs as JSON text."""
+    labels = answer.labels.tolist()
     n = len(labels)
-    probabilities: list[dict[str, Any]] | None = None
     if answer.probabilities is not None:
         table = answer.probabilities.tolist()
         classes = [str(c) for c in (answer.classes or range(len(table[0])))]
-        probabilities = [dict(zip(classes, p, strict=True)) for p in table]
-    inputs: list[str] | None = None
+        outputs = [
+            dumps({"label": label, "probabilities": dict(zip(classes, p, strict=True))})
+            for label, p in zip(labels, table, strict=True)
+        ]
+    else:
+        outputs = [dumps({"label": label}) for label in labels]
+    inputs: list[str] = []
     if answer.inputs is not None:
         names = list(answer.inputs)
-        columns = [_plain_column(answer.inputs[name]) for name in names]
+        columns = [column.tolist() for column in answer.inputs.values()]
         if any(len(c) != n for c in columns):
             raise ValueError(f"the input columns do not all have {n} values, one per label")
         inputs = [
-            _json(dict(zip(names, values, strict=True))) for values in zip(*columns, strict=True)
+            dumps(dict(zip(names, values, strict=True))) for values in zip(*columns, strict=True)
         ]
-    rows: list[_Row] = []
-    request_id, endpoint, version_id = answer.request_id, answer.endpoint, answer.version_id
-    shadow = bool(answer.shadow)
-    for i, label in enumerate(labels):
-        outputs: dict[str, Any] = {"label": label}
-        if probabilities is not None:
-            outputs["probabilities"] = probabilities[i]
-        logged = inputs[i] if inputs is not None else "null"
-        row = (request_id, endpoint, version_id, at, latency, shadow, i, logged, _json(outputs))
-        rows.append(row)
-    return rows
+    return inputs, outputs
 
 
-def _plain_column(column: np.ndarray) -> list[Any]:
-    """A column's values as JSON-ready Python values (numbers and booleans need no more:
-    orjson writes NaN and infinities as null)."""
-    values = column.tolist()
-    return values if column.dtype.kind in "fiub" else [_plain(v) for v in values]
+def _dumps(value: Any) -> str:
+    """JSON text, fast: orjson writes NaN and infinities as null and takes NumPy scalars and
+    datetimes; anything else is a TypeError (then `_json_plain` takes the value)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _json_plain(value: Any) -> str:
+    return _json(_plain(value))
 
 
 def _row(item: Mapping[str, Any], default_at: datetime) -> _Row:

@@ -11,13 +11,14 @@ OIP clients read. 401 answers carry `WWW-Authenticate`, 429 answers `Retry-After
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from shipyard.core.errors import RateLimited, ShipyardError
 from shipyard.serve.limits import retry_after_header
@@ -44,6 +45,30 @@ def json_response(
     data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(dumps(data), status, headers, media_type="application/json")
+
+
+class AnswerResponse(Response):
+    """A prediction's 200: JSON `body`, its `x-request-id`, then `after()` once it is sent
+    (the log, shadows). Headers are built directly, without `Response.__init__`'s general
+    handling or a `BackgroundTask`: together a few percent of a one-row prediction's time."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, request_id: str, after: Callable[[], Awaitable[None]]) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+            (b"x-request-id", request_id.encode("latin-1")),
+        ]
+        self._after = after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+        await self._after()
 
 
 async def error_response(request: Request, exc: Exception) -> Response:
