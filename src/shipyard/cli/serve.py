@@ -35,7 +35,11 @@ def serve(
     ] = None,
     max_wait_ms: Annotated[
         float | None,
-        typer.Option("--max-wait-ms", min=0, help="Longest wait to fill a batch (spec: 2)."),
+        typer.Option(
+            "--max-wait-ms",
+            min=0,
+            help="Longest a batch waits for requests already being read (spec: 2).",
+        ),
     ] = None,
     max_body: Annotated[
         int, typer.Option("--max-body", min=1, help="Largest request body in bytes (413 above).")

@@ -75,7 +75,7 @@ def _table(found: list[Token]) -> RenderableType:
             "ROLE",
             "PREFIX",
             "CREATED (UTC)",
-            "LAST USED (UTC)",
+            "LAST USED (UTC, ±1 MIN)",
             "STATUS",
         ],
         [
