@@ -371,12 +371,19 @@ def test_public_names() -> None:
 # -- request ids and native thread pools ---------------------------------------------------------
 
 
-def test_request_ids_are_random_hex_and_unique() -> None:
+def test_request_ids_are_time_ordered_random_hex_and_unique() -> None:
+    import time
+
     from shipyard.serve.handlers import new_request_id
 
+    before = int(time.time())
     ids = [new_request_id() for _ in range(2_000)]  # more than one draw from the OS
+    after = int(time.time())
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)
+    assert all(before <= int(i[:8], 16) <= after for i in ids)  # the second they were made
+    assert [i[:8] for i in ids] == sorted(i[:8] for i in ids)
+    assert len({i[8:] for i in ids}) == len(ids)  # 64 random bits each
     new_request_id.forget()  # as in a forked child: a fresh draw
     assert new_request_id() not in ids
 

@@ -10,9 +10,10 @@ Where a batch runs: a model whose calls have been cheap (a moving average under 
 ms by default; 0 turns this off) is called on the event loop itself; any other on the model's
 own thread (native thread pools pinned to one thread there), so the loop stays free. Handing a
 0.1 ms prediction to a thread and back costs more than the prediction: the hand-over of the
-interpreter (GIL) between the two threads, twice per batch (measured on 2 cores, 32
-connections: 5,500 requests/s through the thread, 7,700 on the loop; one connection: ~1,250
-through the thread, ~1,500 on the loop). The first call, of unknown cost, goes to the thread.
+interpreter (GIL) between the two threads, twice per batch (measured on 2 cores with the
+benchmark's one-row requests: 8,500-9,000 requests/s through the thread, 9,900 on the loop at
+32 connections; 5,900-6,100 and 7,100-7,500 at 8). The first call, of unknown cost, goes to
+the thread.
 
 Adaptive means nobody waits for company that is not coming. The worker lingers (up to
 `max_wait_ms`, until `max_batch` rows) only for requests the server has already read that are
