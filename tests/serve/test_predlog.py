@@ -156,6 +156,17 @@ def test_a_write_failing_midway_keeps_only_the_uncommitted_rows(
     assert [p.row for p in read_predictions(ws, "credit")] == [0, 1, 2, 3, 4]
 
 
+def test_rows_go_in_without_executemany(ws: Workspace, version: ModelVersion) -> None:
+    # executemany hands the interpreter over once per row while the event loop is busy
+    # (serve.predlog._Insert): SQLite takes multi-row statements, PostgreSQL a COPY.
+    log = PredictionLog(ws, flush_seconds=60)
+    expected = {"sqlite": "values", "postgresql": "copy"}[ws.db.engine.dialect.name]
+    assert log._insert.way == expected
+    log.append(rows("many", version.id, n=4_000))  # eight chunks of 500, in order
+    log.close()
+    assert [p.row for p in read_predictions(ws, "credit")] == list(range(4_000))
+
+
 def test_rows_need_the_identifying_keys(ws: Workspace) -> None:
     with PredictionLog(ws) as log, pytest.raises(Invalid, match=r"lacks outputs, version_id"):
         log.append([{"request_id": "r", "endpoint": "credit"}])
