@@ -456,6 +456,23 @@ def test_ints_then_floats_in_a_later_block_widen_to_float(
     assert version.validation.violations == []
 
 
+def test_json_lines_widen_like_csv(
+    workspace: Workspace, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "BLOCK_SIZE", 1024)
+    rows = [f'{{"id": {i}, "x": {i}, "note": null}}' for i in range(2_000)]
+    path = data_dir / "events.jsonl"
+    path.write_text("\n".join([*rows, '{"id": 2000, "x": 2.5, "note": "late"}']) + "\n")
+
+    version = ingest(workspace, path, name="d", id="id").version
+
+    types = {c.name: c.dtype for c in version.schema_.columns}  # type: ignore[union-attr]
+    assert types == {"id": "int64", "x": "float64", "note": "string"}
+    table = read_table(workspace, version)
+    assert table.column("x").to_pylist()[-2:] == [1999.0, 2.5]
+    assert table.column("note").to_pylist()[-2:] == [None, "late"]
+
+
 def test_column_empty_in_the_first_block_takes_its_later_type(
     workspace: Workspace, csv_lines: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -152,31 +152,54 @@ def test_broken_json_line_is_invalid(write_text: WriteText) -> None:
         _read(open_source(path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Invalid,
-    reason="known gap: the JSON reader fixes column types from the first block and the "
-    "reader does not widen them the way the CSV reader does",
-)
 @pytest.mark.parametrize(
-    ("early", "late", "expected"),
-    [("1", "2.5", 2.5), ("null", '"late"', "late")],
-    ids=["ints-then-float", "missing-then-text"],
+    ("early", "late", "column", "widened", "expected"),
+    [
+        ("1", "2.5", "x", pa.float64(), 2.5),
+        ("null", '"late"', "x", pa.string(), "late"),
+        ("null", "0.5", "x", pa.float64(), 0.5),
+        ("null", "true", "x", pa.bool_(), True),
+    ],
+    ids=["ints-then-float", "missing-then-text", "missing-then-number", "missing-then-bool"],
 )
 def test_json_lines_widen_a_type_that_changes_in_a_later_block(
     write_text: WriteText,
     monkeypatch: pytest.MonkeyPatch,
     early: str,
     late: str,
+    column: str,
+    widened: pa.DataType,
     expected: object,
 ) -> None:
     monkeypatch.setattr(sources, "BLOCK_SIZE", 1024)
-    lines = [f'{{"id": {i}, "x": {early}}}' for i in range(500)]
-    path = write_text("events.jsonl", "\n".join([*lines, f'{{"id": 500, "x": {late}}}']) + "\n")
+    # Another integer column ("n") that never changes must not be the one widened.
+    lines = [f'{{"id": {i}, "n": {i}, "x": {early}}}' for i in range(500)]
+    path = write_text(
+        "events.jsonl", "\n".join([*lines, f'{{"id": 500, "n": 1, "x": {late}}}']) + "\n"
+    )
+    source = open_source(path)
 
-    table = _read(open_source(path))
+    with pytest.raises(sources.TypeWiden) as caught:
+        _read(source)
+    assert (caught.value.column, caught.value.dtype) == (column, widened)
+    source.column_types[column] = widened  # what the ingest does before reading again
+    table = _read(source)
 
     assert table.column("x").to_pylist()[-1] == expected
+    assert table.column("x").type == widened
+    assert table.column("n").type == pa.int64()
+    assert table.num_rows == 501
+
+
+def test_json_lines_with_a_number_then_text_name_the_column(
+    write_text: WriteText, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "BLOCK_SIZE", 1024)
+    lines = [f'{{"id": {i}, "code": {i}}}' for i in range(500)]
+    path = write_text("codes.jsonl", "\n".join([*lines, '{"id": 500, "code": "A7"}']) + "\n")
+
+    with pytest.raises(Invalid, match=r"column 'code' has mixed types: its values are JSON"):
+        _read(open_source(path))
 
 
 def test_sql_source_streams_in_chunks(

@@ -17,6 +17,7 @@ from pathlib import Path
 from queue import Empty, Full, Queue
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
@@ -32,6 +33,9 @@ from sqlalchemy.exc import (
 
 from shipyard.core.errors import Invalid, NotFound, Unavailable
 
+_JSON_CHANGED = re.compile(r"Column\(/(.+?)\) changed from (\w+) to (\w+)")
+_JSON_CONVERT = re.compile(r"Failed to convert JSON to (\w+)")
+_JSON_TYPES = {"number": pa.float64(), "string": pa.string(), "boolean": pa.bool_()}
 BLOCK_SIZE = 2 << 20  # measured: pyarrow's streaming CSV reader is fastest at 1-4 MiB
 SQL_CHUNK = 50_000
 FORMATS = ("csv", "parquet", "jsonl")
@@ -297,16 +301,71 @@ def _parquet_batches(source: Source) -> Iterator[pa.RecordBatch]:
 
 
 def _jsonl_batches(source: Source) -> Iterator[pa.RecordBatch]:
+    """JSON lines in blocks. A column whose type changes in a later block is widened as the
+    CSV reader widens it (`TypeWiden`: empty at first → the later type; integers → float);
+    any other change of type is an error naming the column."""
+    schema = pa.schema(list(source.column_types.items())) if source.column_types else None
+    rows, integers = 0, set()
     try:
         reader = pajson.open_json(
-            source.uri, read_options=pajson.ReadOptions(block_size=BLOCK_SIZE)
+            source.uri,
+            read_options=pajson.ReadOptions(block_size=BLOCK_SIZE),
+            parse_options=pajson.ParseOptions(explicit_schema=schema),
         )
-        yield from reader
+        integers = {f.name for f in reader.schema if pa.types.is_integer(f.type)}
+        for batch in reader:
+            rows += batch.num_rows
+            yield batch
     except pa.ArrowInvalid as exc:
-        raise Invalid(
-            f"{source.uri}: cannot read as JSON lines (one object per line): {exc}. "
-            "Check that every line is a complete JSON object with consistent value types."
-        ) from exc
+        raise _json_widen(source, str(exc), rows, integers - source.column_types.keys()) from exc
+
+
+def _json_widen(source: Source, message: str, rows: int, integers: set[str]) -> Exception:
+    """The `TypeWiden` a JSON reader error asks for, else the `Invalid` to raise."""
+    changed = _JSON_CHANGED.search(message)
+    if changed and "/" not in changed[1] and changed[1] not in source.column_types:
+        column, before, after = changed[1], changed[2], changed[3]
+        if before == "null" and after in _JSON_TYPES:
+            return TypeWiden(column, _JSON_TYPES[after])
+        return Invalid(
+            f"{source.uri}: column {column!r} has mixed types: its values are JSON {before}s "
+            f"up to about row {rows:,}, then a {after} appears. JSON lines are read with one "
+            f"type per column: fix the data (write every {column!r} value as one type, e.g. "
+            "quote them all as strings) and ingest again.",
+            details={"column": column, "expected": before, "value": after, "after_row": rows},
+        )
+    converted = _JSON_CONVERT.search(message)
+    if converted and converted[1].startswith(("int", "uint")) and integers:
+        column = _non_integer_column(source, rows, integers)
+        if column is not None:
+            return TypeWiden(column, pa.float64())
+    return Invalid(
+        f"{source.uri}: cannot read as JSON lines (one object per line): {message}. "
+        "Check that every line is a complete JSON object with consistent value types."
+    )
+
+
+def _non_integer_column(source: Source, rows: int, integers: set[str]) -> str | None:
+    """Which of `integers` (columns read as integers so far) holds a number with a fraction or
+    an exponent at or after line `rows`: pyarrow's message does not name it, so the lines from
+    there are read again until one does."""
+    with (
+        pa.input_stream(source.uri, compression="detect") as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as fh,
+    ):
+        for number, line in enumerate(fh):
+            if number < rows or not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return None
+            if not isinstance(record, dict):
+                return None
+            for name in integers:
+                if type(record.get(name)) is float:
+                    return name
+    return None
 
 
 def _sql_batches(source: Source) -> Iterator[pa.RecordBatch]:
