@@ -19,7 +19,7 @@ from shipyard.core.spec import DecayPolicy, DecaySpec, DriftPolicy, DriftWhen
 from shipyard.data import get_version as get_dataset_version
 from shipyard.loop.rollout import progress, stop
 from shipyard.loop.rollouts import list_rollouts
-from shipyard.loop.runner import Scheduler, Turn, run_once
+from shipyard.loop.runner import LoopProcess, Scheduler, Turn, run_once
 from shipyard.registry import get_version
 from shipyard.serve.endpoints import advance_canary, get_endpoint, rollback_canary
 from shipyard.store import audit
@@ -227,6 +227,33 @@ def test_the_scheduler_runs_turns_until_stopped(workspace: Workspace, tmp_path: 
     with workspace.db.read() as s:
         actors = {e.actor for e in audit.events(s, action="loop.", limit=None)}
     assert actors == {"loop-test"}  # the loop acts under its own name in the audit log
+
+
+def test_the_loop_process_retrains_in_its_own_process_and_stops(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    setup = served(workspace, tmp_path / "p")
+    _drift_and_labels(workspace, "churn@1", rows=400)
+    loop = LoopProcess(
+        workspace.settings, setup.spec, interval=0.2, actor="loop-process-test"
+    ).start()
+    try:
+        assert loop.pid is not None and loop.pid != os.getpid()
+        deadline = time.monotonic() + 240
+        while not list_rollouts(workspace, ENDPOINT) and time.monotonic() < deadline:
+            assert loop.is_alive(), "the loop process died"
+            time.sleep(0.5)
+    finally:
+        loop.stop(timeout=240)
+    assert not loop.is_alive()
+    rollout = list_rollouts(workspace, ENDPOINT)[0]
+    assert rollout.events[0].stage == "retraining"
+    with workspace.db.read() as s:
+        actors = {e.actor for e in audit.events(s, action="loop.", limit=None)}
+    assert actors == {"loop-process-test"}
 
 
 def test_stopping_while_it_trains_keeps_the_candidate_out(

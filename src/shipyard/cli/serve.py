@@ -102,16 +102,14 @@ def serve(
 
     scheduler = None
     if project is not None and (loop if loop is not None else bool(project.retrain.when)):
-        from shipyard.loop.runner import Scheduler
-        from shipyard.store.workspace import Workspace
+        from shipyard.loop.runner import LoopProcess
 
-        scheduler = Scheduler(
-            lambda: Workspace.open(settings, actor="shipyard-loop"),
-            project,
-            interval=loop_interval,
+        scheduler = LoopProcess(
+            settings, project, interval=loop_interval, log_level=log_level
         ).start()
         err.print(
-            f"retrain loop: every {loop_interval:g} s for the endpoints of {project.project!r}",
+            f"retrain loop: every {loop_interval:g} s for the endpoints of {project.project!r} "
+            f"(process {scheduler.pid})",
             markup=False,
             highlight=False,
         )

@@ -16,13 +16,18 @@ both do, per endpoint whose champion is a version of the spec's project:
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from shipyard.core.errors import ShipyardError
 from shipyard.core.records import MonitorReport, Rollout
+from shipyard.core.settings import Settings
 from shipyard.core.spec import ProjectSpec, parse_duration
 from shipyard.loop.policies import check_policies, check_spec_policies
 from shipyard.loop.retrain import retrain
@@ -132,8 +137,17 @@ def _summary(report: MonitorReport) -> str:
     return ", ".join(parts) + "; no retrain policy holds"
 
 
+class _Stop(Protocol):
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def set(self) -> None: ...
+
+
 class Scheduler:
-    """Runs `run_once()` every `interval` seconds on a daemon thread (inside `shipyard serve`)."""
+    """Runs `run_once()` every `interval` seconds on a daemon thread.
+
+    In-process, for tests and embedding; `shipyard serve --loop` runs it in a process of its
+    own (`LoopProcess`), so retraining never shares the server's interpreter lock.
+    """
 
     def __init__(
         self,
@@ -142,13 +156,14 @@ class Scheduler:
         *,
         interval: float = 60.0,
         on_turn: Callable[[Turn], None] | None = None,
+        stop: _Stop | None = None,
     ) -> None:
         self.open_workspace = open_workspace
         self.spec = spec
         self.interval = interval
         self.on_turn = on_turn
         self.turns = 0
-        self._stop = threading.Event()
+        self._stop: _Stop = stop if stop is not None else threading.Event()
         self._thread = threading.Thread(target=self._run, name="shipyard-loop", daemon=True)
 
     def start(self) -> Scheduler:
@@ -175,3 +190,81 @@ class Scheduler:
                     log.exception("loop turn failed")
         finally:
             ws.close()
+
+
+class LoopProcess:
+    """The scheduler in a process of its own, as `shipyard serve --loop` runs it.
+
+    A retrain (an Optuna search, LightGBM fits, SHAP) in the server's own process would share
+    its interpreter lock with the event loop, and the requests answered meanwhile would wait
+    for it. The child is started with `spawn` (the server has threads; forking them is
+    unsafe), logs to stderr at `log_level`, and stops when `stop()` is called or the process
+    that started it is gone.
+
+    >>> loop = LoopProcess(settings, spec, interval=60).start()
+    >>> loop.stop()
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        spec: ProjectSpec,
+        *,
+        interval: float = 60.0,
+        actor: str = "shipyard-loop",
+        log_level: str = "INFO",
+    ) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=_loop_main,
+            args=(settings, spec, interval, actor, log_level.upper(), self._stop, os.getpid()),
+            name="shipyard-loop",
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def start(self) -> LoopProcess:
+        self._process.start()
+        return self
+
+    def is_alive(self) -> bool:
+        return self._process.is_alive()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the loop to stop after its current step; terminate it after `timeout`."""
+        self._stop.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            log.warning("the retrain loop did not stop within %g s; terminating it", timeout)
+            self._process.terminate()
+            self._process.join(5)
+
+
+def _loop_main(
+    settings: Settings,
+    spec: ProjectSpec,
+    interval: float,
+    actor: str,
+    log_level: str,
+    stop: _Stop,
+    parent: int,
+) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("shipyard")
+    logger.addHandler(handler)
+    logger.setLevel(log_level)
+
+    def orphaned() -> None:  # the server is gone (killed, not stopped): stop too
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=orphaned, name="shipyard-loop-parent", daemon=True).start()
+    scheduler = Scheduler(
+        lambda: Workspace.open(settings, actor=actor), spec, interval=interval, stop=stop
+    )
+    scheduler._run()
