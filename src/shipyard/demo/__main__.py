@@ -346,7 +346,7 @@ def loop_step(env: dict[str, str]) -> None:
         console.print("[dim]wrote demo-output/monitor-drift.html (distributions, drift, quality)")
         console.print(
             "[dim]One turn of the loop (cron runs `shipyard loop run-once`; `shipyard serve "
-            "--loop` runs it inside the server):"
+            "--loop` runs it beside the server, in a process of its own):"
         )
         run("loop", "run-once", "--trials", "4")
         console.print("[dim]The candidate shadows the champion on the next 100 requests:")
