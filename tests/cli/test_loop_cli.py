@@ -14,6 +14,7 @@ from loop_cases import ENDPOINT, LOOP, drifted, label, log_traffic, served
 from projects import customers, spec_dict
 from shipyard.cli.app import main
 from shipyard.core.settings import Settings
+from shipyard.loop.rollouts import list_rollouts
 from shipyard.store.workspace import Workspace
 
 
@@ -138,3 +139,51 @@ def test_loop_run_once_needs_a_valid_spec(tmp_path: Path) -> None:
     customers(10).to_csv(tmp_path / "customers.csv", index=False)
     result = run(home, "loop", "run-once", "--spec", str(bad))
     assert result.exit_code != 0 and "retrain.when" in result.stderr and "often" in result.stderr
+
+
+def test_serve_loop_runs_the_loop_in_a_child_process_that_stops_with_the_server(
+    project: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home, spec = project
+    shipyard = Path(sys.executable).with_name("shipyard")
+    command = [str(shipyard), "--home", str(home), "serve", "--port", "0", "--spec", str(spec)]
+    command += ["--loop", "--loop-interval", "1", "--log-level", "info"]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    child = None
+    try:
+        assert server.stderr is not None
+        deadline = time.monotonic() + 120
+        while child is None and time.monotonic() < deadline:
+            line = server.stderr.readline()
+            assert line, "the server exited before starting the loop"
+            found = re.search(r"retrain loop: every 1 s .* \(process (\d+)\)", line)
+            child = int(found[1]) if found else None
+        assert child is not None and child != server.pid
+        os.kill(child, 0)  # alive
+        ws = Workspace.open(Settings.load(home=str(home)))
+        try:  # the drifted, labelled traffic makes its first turn retrain
+            while not list_rollouts(ws, ENDPOINT) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert list_rollouts(ws, ENDPOINT), "the loop process took no turn"
+        finally:
+            ws.close()
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C: the server stops, and the loop with it
+        server.communicate(timeout=240)
+    assert server.returncode in (0, 130)  # 130: the shell's code for an interrupted command
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the loop process {child} outlived the server")
