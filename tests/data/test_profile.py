@@ -155,3 +155,28 @@ def test_stored_version_carries_the_profile_of_its_data(
     city = version.profile.column("city")
     assert city is not None and city.top == frame["city"].value_counts().to_dict()
     assert version.profile.rows == 3_000
+
+
+def test_the_sample_is_the_bottom_k_of_the_row_keys_whatever_the_batch_sizes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(profile, "SAMPLE", 1_000)
+    rng = np.random.default_rng(8)
+    values = rng.normal(0, 1, 30_000)
+    values[rng.random(30_000) < 0.05] = np.nan  # missing rows never enter the sample
+    sizes = [10, 700, 5_000, 3, 2_500, 9_000, 287, 12_500]  # under, over and past the buffers
+    builder = profile.ProfileBuilder(pa.schema([("x", pa.float64())]))
+    start = 0
+    for size in sizes:
+        builder.update(pa.record_batch({"x": values[start : start + size]}))
+        start += size
+    assert start == len(values)
+
+    # The builder draws one key per row, batch after batch, from its seeded generator.
+    keys = np.random.default_rng(profile.SEED).random(len(values))
+    finite = np.isfinite(values)
+    expected = values[finite][np.argsort(keys[finite])[:1_000]]
+    numeric = builder._columns["x"]
+    assert isinstance(numeric, profile._Numeric)
+    numeric._trim()
+    assert sorted(numeric.sample.tolist()) == sorted(expected.tolist())

@@ -45,15 +45,21 @@ class _Numeric:
     m2: float = 0.0
     lo: float = math.inf
     hi: float = -math.inf
+    # The sample: the first `filled` slots of two buffers, written in place as rows enter
+    # (concatenating a new array per batch copied the whole sample for every batch and column:
+    # half of a 1M-row ingest's profiling time). They grow to 2 * SAMPLE, then are trimmed
+    # back to the SAMPLE smallest keys each time they fill.
     keys: np.ndarray = field(default_factory=lambda: np.empty(0))
     values: np.ndarray = field(default_factory=lambda: np.empty(0))
+    filled: int = 0
     cut: float = 1.0  # keys at or above this can no longer enter the sample
 
     def update(self, column: pa.Array, row_keys: np.ndarray) -> None:
         self.missing += column.null_count
         values = as_float(column, self.dtype).to_numpy(zero_copy_only=False)
         keep = np.isfinite(values)  # nulls come through as NaN
-        values = values[keep]
+        if not keep.all():
+            values = values[keep]
         n = len(values)
         if not n:
             return
@@ -66,23 +72,39 @@ class _Numeric:
         self.count = total
         self.lo = min(self.lo, float(values.min()))
         self.hi = max(self.hi, float(values.max()))
-        keys = row_keys[keep]
+        keys = row_keys[keep] if n < len(row_keys) else row_keys
         if self.cut < 1.0:  # only rows whose key beats the sample's largest can enter
             enter = keys < self.cut
             keys, values = keys[enter], values[enter]
-        self.keys = np.concatenate([self.keys, keys])
-        self.values = np.concatenate([self.values, values])
-        if len(self.keys) > 2 * SAMPLE:  # trim in amortised steps, not on every batch
-            self._trim()
+        self._append(keys, values)
+
+    def _append(self, keys: np.ndarray, values: np.ndarray) -> None:
+        n = len(keys)
+        if self.filled + n > len(self.keys) and self.filled > SAMPLE:
+            self._trim()  # in amortised steps, not on every batch
+        need = self.filled + n
+        if need > len(self.keys):
+            size = max(need, min(2 * len(self.keys), 2 * SAMPLE))
+            self.keys = _grown(self.keys, self.filled, size)
+            self.values = _grown(self.values, self.filled, size)
+        self.keys[self.filled : need] = keys
+        self.values[self.filled : need] = values
+        self.filled = need
 
     def _trim(self) -> None:
-        if len(self.keys) > SAMPLE:
-            keep = np.argpartition(self.keys, SAMPLE)[:SAMPLE]
-            self.keys, self.values = self.keys[keep], self.values[keep]
-            self.cut = float(self.keys.max())
+        if self.filled > SAMPLE:
+            keep = np.argpartition(self.keys[: self.filled], SAMPLE)[:SAMPLE]
+            kept_keys, kept_values = self.keys[keep], self.values[keep]
+            self.keys[:SAMPLE], self.values[:SAMPLE] = kept_keys, kept_values
+            self.filled = SAMPLE
+            self.cut = float(kept_keys.max())
+
+    @property
+    def sample(self) -> np.ndarray:
+        return self.values[: self.filled]
 
     def edges(self) -> np.ndarray:
-        sample = self.values
+        sample = self.sample
         inner = np.unique(np.quantile(sample, np.linspace(0, 1, BINS + 1)[1:-1]))
         edges = np.unique(np.concatenate([[self.lo], inner, [self.hi]]))
         return edges if len(edges) > 1 else np.array([self.lo, self.lo])
@@ -91,7 +113,7 @@ class _Numeric:
         self._trim()
         if not self.count:
             return ColumnProfile(name=name, dtype=self.dtype, count=0, missing=self.missing)
-        sample = np.sort(self.values)
+        sample = np.sort(self.sample)
         edges = self.edges()
         counts = bin_counts(sample, edges).astype(np.float64)
         if len(sample) < self.count:  # a sample: scale to the column's size, keep the total
@@ -109,6 +131,12 @@ class _Numeric:
             quantiles={f"p{round(q * 100):02d}": float(np.quantile(sample, q)) for q in QUANTILES},
             histogram=Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts]),
         )
+
+
+def _grown(buffer: np.ndarray, filled: int, size: int) -> np.ndarray:
+    out = np.empty(size)
+    out[:filled] = buffer[:filled]
+    return out
 
 
 def _scale(counts: np.ndarray, total: int) -> np.ndarray:
