@@ -7,6 +7,7 @@ an operator would; tests that need other limits or a shutdown start servers of t
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -596,6 +597,15 @@ def test_health_ready_and_metrics(world: World) -> None:
     assert f'shipyard_batch_rows_count{{model="{ref}"}}' in text
     assert 'shipyard_errors_total{endpoint="credit",error="InputError"' in text
     assert "shipyard_models_loaded " in text
+    found = {
+        name: float(value)
+        for name, value in re.findall(r"^(shipyard_prediction_log_\w+) (\S+)$", text, re.M)
+    }
+    logged = found["shipyard_prediction_log_pending_rows"]
+    logged += found["shipyard_prediction_log_written_rows_total"]
+    assert logged >= 3  # the three rows answered above, written or on their way
+    assert found["shipyard_prediction_log_dropped_rows_total"] == 0
+    assert found["shipyard_prediction_log_failing"] == 0
 
 
 # -- routing changes, shadows, flags, canary -----------------------------------------------------

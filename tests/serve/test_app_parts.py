@@ -445,3 +445,30 @@ def test_a_running_server_makes_full_collections_rare_and_restores_them(tmp_path
         ws.close()
     assert during[:2] == before[:2] and during[2] == 1_000 != before[2]
     assert gc.get_threshold() == before
+
+
+def test_metrics_show_the_prediction_logs_state_when_scraped() -> None:
+    from dataclasses import dataclass
+
+    from shipyard.serve.metrics import Metrics
+
+    @dataclass
+    class State:  # what a PredictionLog exposes, in a state an operator must see
+        pending: int = 0
+        written: int = 0
+        dropped: int = 0
+        rejected: int = 0
+        last_error: BaseException | None = None
+
+    metrics = Metrics()
+    assert b"shipyard_prediction_log" not in metrics.render()[0]  # no log open yet
+    state = State(pending=120, written=5_000, dropped=7, rejected=1)
+    metrics.log = state
+    text = metrics.render()[0].decode()
+    assert "shipyard_prediction_log_pending_rows 120.0" in text
+    assert "shipyard_prediction_log_written_rows_total 5000.0" in text
+    assert "shipyard_prediction_log_dropped_rows_total 7.0" in text
+    assert "shipyard_prediction_log_rejected_rows_total 1.0" in text
+    assert "shipyard_prediction_log_failing 0.0" in text
+    state.last_error = OSError("disk full")  # read at each scrape, not when registered
+    assert "shipyard_prediction_log_failing 1.0" in metrics.render()[0].decode()

@@ -1,12 +1,15 @@
 """Prometheus metrics of one serving app, in a registry of its own (no process globals).
 
 Labels: `endpoint` and `model` (the version ref that answered, e.g. "credit-risk@3"); requests
-refused before a model was chosen (401, 404, 413, …) carry model="".
+refused before a model was chosen (401, 404, 413, …) carry model="". The prediction log's
+state (rows pending, written, dropped because its buffer was full, rejected, whether writes
+are failing) is read from the log when Prometheus scrapes, so it costs requests nothing.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,6 +19,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -43,13 +48,56 @@ class Answered(NamedTuple):
     rows: Counter  # shadow="false"
 
 
+class LogState(Protocol):
+    """What the metrics read of the prediction log (`serve.predlog.PredictionLog`)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    written: int
+    dropped: int
+    rejected: int
+    last_error: BaseException | None
+
+
+class _LogCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        log = self._metrics.log
+        if log is None:
+            return
+        yield GaugeMetricFamily(
+            "shipyard_prediction_log_pending_rows",
+            "Rows answered and accepted by the prediction log, not yet written.",
+            value=log.pending,
+        )
+        for name, value, text in (
+            ("written_rows", log.written, "Rows written to the prediction log."),
+            ("dropped_rows", log.dropped, "Rows not logged: the log's buffer was full."),
+            ("rejected_rows", log.rejected, "Rows left out: they could not be stored."),
+        ):
+            yield CounterMetricFamily(f"shipyard_prediction_log_{name}", text, value=value)
+        yield GaugeMetricFamily(
+            "shipyard_prediction_log_failing",
+            "1 while the log's last write failed (its rows are kept and retried), else 0.",
+            value=0 if log.last_error is None else 1,
+        )
+
+
 class Metrics:
-    """The app's counters and histograms, and their Prometheus text rendering."""
+    """The app's counters and histograms, and their Prometheus text rendering.
+
+    `log`: the prediction log whose state `/metrics` shows (set by the runtime once open).
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._answered: dict[tuple[str, str], Answered] = {}
+        self.log: LogState | None = None
         r = self.registry
+        r.register(_LogCollector(self))
         self.requests = Counter(
             "shipyard_requests",
             "Prediction requests answered, by endpoint, model version and HTTP status.",

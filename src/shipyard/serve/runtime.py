@@ -266,6 +266,7 @@ class Runtime:
             grace=self.options.retire_after,
         )
         self._log = PredictionLog(self._ws)
+        self.metrics.log = self._log
         # Cheap models answer a lone request on the event loop's thread (serve.batcher): one
         # native thread there too, so HistGradientBoosting does not start an OpenMP team on
         # every call, and the predictors' per-call check only reads the counts (DESIGN.md).
