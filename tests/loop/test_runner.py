@@ -256,6 +256,26 @@ def test_the_loop_process_retrains_in_its_own_process_and_stops(
     assert actors == {"loop-process-test"}
 
 
+def test_a_loop_process_that_dies_is_started_again(workspace: Workspace, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    setup = served(workspace, tmp_path / "p")
+    loop = LoopProcess(workspace.settings, setup.spec, interval=3600, restart_delay=0.1).start()
+    try:
+        first = loop.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)  # the out-of-memory killer, say
+        deadline = time.monotonic() + 60
+        while (loop.restarts < 1 or not loop.is_alive()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert loop.restarts == 1 and loop.is_alive() and loop.pid != first
+    finally:
+        loop.stop(timeout=60)
+    assert not loop.is_alive()
+
+
 def test_stopping_while_it_trains_keeps_the_candidate_out(
     workspace: Workspace, tmp_path: Path
 ) -> None:

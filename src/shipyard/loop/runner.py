@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from shipyard.core.errors import ShipyardError
 from shipyard.core.records import MonitorReport, Rollout
@@ -199,7 +199,9 @@ class LoopProcess:
     its interpreter lock with the event loop, and the requests answered meanwhile would wait
     for it. The child is started with `spawn` (the server has threads; forking them is
     unsafe), logs to stderr at `log_level`, and stops when `stop()` is called or the process
-    that started it is gone.
+    that started it is gone. If it dies otherwise (killed, out of memory), the error is logged
+    and a new one is started, after `restart_delay` seconds, doubling up to ten minutes while
+    it keeps dying.
 
     >>> loop = LoopProcess(settings, spec, interval=60).start()
     >>> loop.stop()
@@ -213,14 +215,19 @@ class LoopProcess:
         interval: float = 60.0,
         actor: str = "shipyard-loop",
         log_level: str = "INFO",
+        restart_delay: float = 5.0,
     ) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._stop = context.Event()
-        self._process = context.Process(
-            target=_loop_main,
-            args=(settings, spec, interval, actor, log_level.upper(), self._stop, os.getpid()),
-            name="shipyard-loop",
-        )
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = self._context.Event()
+        self._args = (settings, spec, interval, actor, log_level.upper(), self._stop, os.getpid())
+        self._delay = restart_delay
+        self.restarts = 0
+        self._process = self._new_process()
+        self._watcher = threading.Thread(target=self._watch, name="shipyard-loop-watch")
+        self._watcher.daemon = True
+
+    def _new_process(self) -> Any:
+        return self._context.Process(target=_loop_main, args=self._args, name="shipyard-loop")
 
     @property
     def pid(self) -> int | None:
@@ -228,6 +235,7 @@ class LoopProcess:
 
     def start(self) -> LoopProcess:
         self._process.start()
+        self._watcher.start()
         return self
 
     def is_alive(self) -> bool:
@@ -241,6 +249,27 @@ class LoopProcess:
             log.warning("the retrain loop did not stop within %g s; terminating it", timeout)
             self._process.terminate()
             self._process.join(5)
+        if self._watcher.is_alive():
+            self._watcher.join(timeout)
+
+    def _watch(self) -> None:
+        delay = self._delay
+        while True:
+            self._process.join()
+            if self._stop.wait(0):
+                return
+            log.error(
+                "the retrain loop process %s exited with code %s; starting a new one in %g s",
+                self._process.pid,
+                self._process.exitcode,
+                delay,
+            )
+            if self._stop.wait(delay):
+                return
+            self._process = self._new_process()
+            self._process.start()
+            self.restarts += 1
+            delay = min(delay * 2, 600.0)
 
 
 def _loop_main(
