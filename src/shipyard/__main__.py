@@ -2,4 +2,5 @@
 
 from shipyard.cli.app import main
 
-main()
+if __name__ == "__main__":  # not when a spawned child (the retrain loop) imports it
+    main()
