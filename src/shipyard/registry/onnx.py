@@ -72,6 +72,7 @@ class OnnxModel:
     columns: tuple[str, ...]
     strings: dict[str, str]  # string column → what a missing value is fed as
     output: str  # "probabilities" or "predictions"
+    tolerance: float = DEFAULT_TOLERANCE  # the largest |difference| it was accepted with
 
     def run(self, X: pd.DataFrame) -> np.ndarray:
         """Probabilities (one column per class) for a classifier, else predictions."""
@@ -125,8 +126,9 @@ def compile_onnx(
     return _record(ws, version, OnnxResult(False, diff, len(X), reason), tolerance, None)
 
 
-def load_onnx(ws: Workspace, ref: str | Ref) -> OnnxModel:
-    """The accepted ONNX graph of a version in an onnxruntime session.
+def load_onnx(ws: Workspace, ref: str | Ref, *, threads: int | None = None) -> OnnxModel:
+    """The accepted ONNX graph of a version in an onnxruntime session (`threads`: its
+    intra-op threads; None, onnxruntime's default of one per core).
 
     >>> load_onnx(ws, "credit-risk@3").run(frame)
     """
@@ -148,9 +150,17 @@ def load_onnx(ws: Workspace, ref: str | Ref) -> OnnxModel:
         import onnxruntime as ort
     except ImportError as exc:
         raise Invalid(f"running an ONNX graph needs onnxruntime; {_INSTALL}.") from exc
-    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
     return OnnxModel(
-        session, tuple(record["columns"]), dict(record["strings"]), str(record["output"])
+        session,
+        tuple(record["columns"]),
+        dict(record["strings"]),
+        str(record["output"]),
+        float(record.get("onnx", {}).get("tolerance", DEFAULT_TOLERANCE)),
     )
 
 

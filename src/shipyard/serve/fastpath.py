@@ -666,6 +666,13 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.array_equal(a, b))
 
 
+def probe_batch(predictor: Predictor) -> Batch:
+    """The probe rows a compiled predictor was verified on (Invalid for a fallback one)."""
+    if predictor._prep is None:
+        raise Invalid(f"this predictor has no probe rows: it was {predictor.reason}.")
+    return _probe(predictor._prep)
+
+
 def _probe(prep: _Prep) -> Batch:
     """Rows that visit every category of every column, a missing value in every column, an
     unknown category, and numbers around each column's centre."""
@@ -687,4 +694,11 @@ def _probe(prep: _Prep) -> Batch:
     return Batch(n, columns)
 
 
-__all__ = ["PROBE_TOLERANCE", "Layout", "Output", "Predictor", "compile_predictor"]
+__all__ = [
+    "PROBE_TOLERANCE",
+    "Layout",
+    "Output",
+    "Predictor",
+    "compile_predictor",
+    "probe_batch",
+]

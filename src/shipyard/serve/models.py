@@ -1,7 +1,8 @@
 """Loaded model versions, one per version id, each with its fast predictor and micro-batcher.
 
 A version is loaded once (registry.load_model verifies the signed bundle; fastpath compiles the
-predictor) however many endpoints or roles use it. When no route needs a version any more it is
+predictor, and onnxpath swaps in the version's accepted ONNX graph when that is as exact and
+faster) however many endpoints or roles use it. When no route needs a version any more it is
 retired: it keeps answering the requests already sent to it for `grace` seconds, then its
 batcher finishes its queue and stops, so a routing change never drops a request.
 """
@@ -22,6 +23,7 @@ from shipyard.serve.batcher import MicroBatcher
 from shipyard.serve.explain import Explainer
 from shipyard.serve.fastpath import Predictor, compile_predictor
 from shipyard.serve.metrics import Metrics
+from shipyard.serve.onnxpath import prefer_onnx
 from shipyard.store.workspace import Workspace
 
 log = logging.getLogger("shipyard.serve")
@@ -52,7 +54,9 @@ class ServedModel:
         return Explainer(self.predictor)
 
 
-def _load(ws: Workspace, version_id: str, ref: str) -> tuple[LoadedModel, Predictor]:
+def _load(
+    ws: Workspace, version_id: str, ref: str, max_batch: int
+) -> tuple[LoadedModel, Predictor]:
     version = get_version(ws, ref)
     if version.id != version_id:
         raise Integrity(
@@ -62,7 +66,7 @@ def _load(ws: Workspace, version_id: str, ref: str) -> tuple[LoadedModel, Predic
     loaded = load_model(ws, ref)
     if loaded.signature is None:
         raise Invalid(f"model {ref} has no signature, so requests cannot be checked.")
-    return loaded, compile_predictor(loaded)
+    return loaded, prefer_onnx(ws, version, compile_predictor(loaded), max_batch=max_batch)
 
 
 class ModelPool:
@@ -96,7 +100,9 @@ class ModelPool:
         served = self._models.get(version_id)
         if served is not None:
             return served
-        loaded, predictor = await anyio.to_thread.run_sync(_load, self._ws, version_id, ref)
+        loaded, predictor = await anyio.to_thread.run_sync(
+            _load, self._ws, version_id, ref, self._max_batch
+        )
         served = self._models.get(version_id)  # loaded meanwhile by another caller
         if served is not None:
             return served
