@@ -349,9 +349,11 @@ def loop_step(env: dict[str, str]) -> None:
             "--loop` runs it beside the server, in a process of its own):"
         )
         run("loop", "run-once", "--trials", "4")
+        wait_served(server.base, token)
         console.print("[dim]The candidate shadows the champion on the next 100 requests:")
         replay(server.base, token, rows[12_000:12_150], labels[12_000:12_150], 1)
         run("loop", "run-once")
+        wait_served(server.base, token)
         console.print("[dim]The canary takes 50%, then 100% of traffic while its guards hold:")
         offset = 12_150
         for _ in range(12):
@@ -366,6 +368,18 @@ def loop_step(env: dict[str, str]) -> None:
         run("loop", "status", "flights")
         run("endpoints", "show", "flights")
         run("alerts", "ls")
+
+
+def wait_served(base: str, token: str, timeout: float = 30.0) -> None:
+    """Until the server answers with the endpoint's newest routing: it checks for changes
+    about once a second and loads a new version before it routes to it."""
+    wanted = json.loads(run_quiet("endpoints", "show", "flights", "--json"))["revision"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _status, body = http("GET", f"{base}/ready", token)
+        if body.get("endpoints", {}).get("flights", {}).get("revision") == wanted:
+            return
+        time.sleep(0.2)
 
 
 def run_quiet(*args: str) -> str:
