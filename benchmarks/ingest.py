@@ -28,13 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from peak import peak_mb  # benchmarks/peak.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20240917
@@ -118,23 +119,9 @@ def child(tool: str, csv: Path, scratch: Path) -> None:
             ws.close()
     if tool == "empty":
         seconds = imports
-    figures = {"seconds": seconds, "cpu_s": cpu, "imports": imports, "rss_mb": _peak_mb()}
+    figures = {"seconds": seconds, "cpu_s": cpu, "imports": imports, "rss_mb": peak_mb()}
     figures["rows"] = rows
     print(json.dumps(figures))
-
-
-def _peak_mb() -> float:
-    """This process's own peak RSS: VmHWM on Linux. Not ru_maxrss, which a child started by
-    subprocess (vfork, then exec) inherits from its parent (here, the CSV generator's peak)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak if sys.platform == "darwin" else peak * 1024) / 1e6
 
 
 def run_child(tool: str, csv: Path, out: Path) -> dict[str, float]:

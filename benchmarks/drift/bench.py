@@ -66,6 +66,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from peak import peak_mb  # noqa: E402  benchmarks/peak.py: the standard library only
+
 TOOLS = ("numpy", "shipyard", "shipyard_mv", "evidently", "sketch")
 LABELS = {
     "numpy": "NumPy floor",
@@ -84,22 +87,6 @@ FLOOR_PSI = 0.1
 # -- the measured jobs (children) ----------------------------------------------------------------
 # Only the standard library is imported at module level: the Evidently child runs this file in a
 # venv that has Evidently and not Shipyard, Rich or anything else of this project.
-
-
-def _peak_mb() -> float:
-    """This process's peak RSS. On Linux VmHWM, not ru_maxrss: a child started by subprocess
-    (vfork, then exec) inherits the parent's peak in ru_maxrss, here the data generator's."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak if sys.platform == "darwin" else peak * 1024) / 1e6
 
 
 def _read(reference: str, current: str) -> tuple[Any, Any]:
@@ -279,7 +266,7 @@ def child(tool: str, reference: str, current: str, params: dict[str, Any]) -> No
     elif tool != "numpy":
         import shipyard.monitor  # noqa: F401
     imports = time.perf_counter() - started
-    imports_mb = _peak_mb()
+    imports_mb = peak_mb()
     cpu = time.process_time()
     if tool == "numpy":
         figures = job_numpy(reference, current, params["columns"])
@@ -292,7 +279,7 @@ def child(tool: str, reference: str, current: str, params: dict[str, Any]) -> No
     else:
         figures = job_sketch(reference, current, params["sketch_rows"])
     figures["cpu_s"] = time.process_time() - cpu
-    figures.update(imports_s=imports, imports_mb=imports_mb, rss_mb=_peak_mb())
+    figures.update(imports_s=imports, imports_mb=imports_mb, rss_mb=peak_mb())
     figures["versions"] = _versions(tool)
     print(json.dumps(figures))
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,28 @@ class Clock:
 # -- tokens -------------------------------------------------------------------------------------
 
 
-def test_token_cache_trusts_a_lookup_for_ttl_then_sees_the_revocation(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    token, secret = create_token(workspace, "svc", Role.predictor)
+def counted_lookups(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[int], None] | None = None
+) -> list[str]:
+    """The token cache's database look-ups, one entry each; `before(count)` runs first."""
     lookups: list[str] = []
     real = auth.authenticate
 
     def counting(ws: Workspace, given: str | None) -> Any:
         lookups.append("x")
+        if before is not None:
+            before(len(lookups))
         return real(ws, given)
 
     monkeypatch.setattr(auth, "authenticate", counting)
+    return lookups
+
+
+def test_token_cache_trusts_a_lookup_for_ttl_then_sees_the_revocation(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, secret = create_token(workspace, "svc", Role.predictor)
+    lookups = counted_lookups(monkeypatch)
     clock = Clock()
     cache = TokenCache(workspace, ttl=1.0, clock=clock)
     header = f"Bearer {secret}"
@@ -78,16 +89,12 @@ def test_a_token_in_use_is_refreshed_ahead_without_making_requests_wait(
 ) -> None:
     token, secret = create_token(workspace, "svc", Role.predictor)
     release = threading.Event()
-    lookups: list[str] = []
-    real = auth.authenticate
 
-    def slow(ws: Workspace, given: str | None) -> Any:
-        lookups.append("x")
-        if len(lookups) > 1:
+    def slow(count: int) -> None:
+        if count > 1:
             assert release.wait(10)  # the refresh is slow: a database writer holds it up
-        return real(ws, given)
 
-    monkeypatch.setattr(auth, "authenticate", slow)
+    lookups = counted_lookups(monkeypatch, before=slow)
     clock = Clock()
     cache = TokenCache(workspace, ttl=1.0, clock=clock)
     header = f"Bearer {secret}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -105,7 +106,10 @@ def serve(
         from shipyard.loop.runner import LoopProcess
 
         scheduler = LoopProcess(
-            settings, project, interval=loop_interval, log_level=log_level
+            settings,
+            project,
+            interval=loop_interval,
+            setup_logging=functools.partial(_logging, log_level),
         ).start()
         err.print(
             f"retrain loop: every {loop_interval:g} s for the endpoints of {project.project!r} "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -198,10 +197,10 @@ class LoopProcess:
     A retrain (an Optuna search, LightGBM fits, SHAP) in the server's own process would share
     its interpreter lock with the event loop, and the requests answered meanwhile would wait
     for it. The child is started with `spawn` (the server has threads; forking them is
-    unsafe), logs to stderr at `log_level`, and stops when `stop()` is called or the process
-    that started it is gone. If it dies otherwise (killed, out of memory), the error is logged
-    and a new one is started, after `restart_delay` seconds, doubling up to ten minutes while
-    it keeps dying.
+    unsafe), calls `setup_logging` first (a picklable callable: the CLI passes its own), and
+    stops when `stop()` is called or the process that started it is gone. If it dies otherwise
+    (killed, out of memory), the error is logged and a new one is started, after
+    `restart_delay` seconds, doubling up to ten minutes while it keeps dying.
 
     >>> loop = LoopProcess(settings, spec, interval=60).start()
     >>> loop.stop()
@@ -214,12 +213,12 @@ class LoopProcess:
         *,
         interval: float = 60.0,
         actor: str = "shipyard-loop",
-        log_level: str = "INFO",
+        setup_logging: Callable[[], None] | None = None,
         restart_delay: float = 5.0,
     ) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._stop = self._context.Event()
-        self._args = (settings, spec, interval, actor, log_level.upper(), self._stop, os.getpid())
+        self._args = (settings, spec, interval, actor, setup_logging, self._stop, os.getpid())
         self._delay = restart_delay
         self.restarts = 0
         self._process = self._new_process()
@@ -277,15 +276,12 @@ def _loop_main(
     spec: ProjectSpec,
     interval: float,
     actor: str,
-    log_level: str,
+    setup_logging: Callable[[], None] | None,
     stop: _Stop,
     parent: int,
 ) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("shipyard")
-    logger.addHandler(handler)
-    logger.setLevel(log_level)
+    if setup_logging is not None:
+        setup_logging()
 
     def orphaned() -> None:  # the server is gone (killed, not stopped): stop too
         while not stop.wait(1.0):

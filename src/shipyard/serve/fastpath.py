@@ -630,7 +630,7 @@ def _verify(compiled: _Compiled, fallback: _Fallback, prep: _Prep) -> str | None
     singles = sorted({*range(0, batch.n, max(1, batch.n // 8)), 1, batch.n - 1})
     for got, want in chain(
         [(compiled(batch), expected)],
-        ((compiled(_row(batch, i)), _row_output(expected, i)) for i in singles),
+        ((compiled(batch.take(slice(i, i + 1))), _row_output(expected, i)) for i in singles),
     ):
         if not _same(got.labels, want.labels) or (
             got.probabilities is not None
@@ -643,10 +643,6 @@ def _verify(compiled: _Compiled, fallback: _Fallback, prep: _Prep) -> str | None
         ):
             return "its compiled predictions differ from the pipeline's on probe rows"
     return None
-
-
-def _row(batch: Batch, i: int) -> Batch:
-    return Batch(1, {name: values[i : i + 1] for name, values in batch.columns.items()})
 
 
 def _row_output(output: Output, i: int) -> Output:

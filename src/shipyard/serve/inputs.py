@@ -97,6 +97,14 @@ class Batch:
     columns: dict[str, np.ndarray]
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
+    def take(self, rows: slice | np.ndarray) -> Batch:
+        """The batch of these rows: a slice (views) or an array of row positions.
+
+        >>> batch.take(slice(i, i + 1))           # row i alone
+        """
+        n = len(range(self.n)[rows]) if isinstance(rows, slice) else len(rows)
+        return Batch(n, {name: values[rows] for name, values in self.columns.items()})
+
 
 def decode(body: bytes | bytearray | memoryview | str) -> dict[str, Any]:
     """Parse a request body as a JSON object.

@@ -116,9 +116,7 @@ def _differs(
     probe: Batch,
     tolerance: float,
 ) -> str | None:
-    singles = [
-        Batch(1, {k: v[i : i + 1] for k, v in probe.columns.items()}) for i in range(probe.n)
-    ]
+    singles = [probe.take(slice(i, i + 1)) for i in range(probe.n)]
     for batch in (probe, *singles):
         got, want = onnx(batch), compiled(batch)
         if want.probabilities is not None:
@@ -143,9 +141,8 @@ def _timings(
     max_batch: int,
 ) -> tuple[list[float], list[float]]:
     """Median seconds a call of each, on one row and on `max_batch` rows."""
-    index = np.arange(max_batch) % probe.n
-    big = Batch(max_batch, {k: v[index] for k, v in probe.columns.items()})
-    one = Batch(1, {k: v[:1] for k, v in probe.columns.items()})
+    big = probe.take(np.arange(max_batch) % probe.n)
+    one = probe.take(slice(0, 1))
     out: tuple[list[float], list[float]] = ([], [])
     for batch in (one, big):
         for timed, fn in zip(out, (onnx, compiled), strict=True):

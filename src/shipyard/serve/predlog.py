@@ -358,7 +358,11 @@ class _Insert:
             quote = dialect.identifier_preparer.quote
             table = dialect.identifier_preparer.format_table(_PREDICTIONS)
             self.copy = f"COPY {table} ({', '.join(map(quote, _COLUMNS))}) FROM STDIN"
-        self.way = "copy" if self.copy else "values" if self.order is not None else "executemany"
+
+    @property
+    def way(self) -> str:
+        """How rows go in: "copy", "values" (multi-row statements) or "executemany"."""
+        return "copy" if self.copy else "values" if self.order is not None else "executemany"
 
     def __call__(self, connection: Connection, rows: Sequence[_Row]) -> None:
         params: list[list[Any]] = []
