@@ -306,6 +306,85 @@ def test_inline_predictions_can_be_turned_off(served: tuple[Predictor, Any]) -> 
     asyncio.run(scenario())
 
 
+class Busy:
+    """A real predictor whose calls burn `cpu_ms` of the calling thread's CPU time or wait
+    `wait_s` on the clock, and say whether they hold the interpreter lock."""
+
+    def __init__(
+        self, predictor: Predictor, *, cpu_ms: float = 0.0, wait_s: float = 0.0, holds_gil: bool
+    ) -> None:
+        self.predictor = predictor
+        self.cpu_ms = cpu_ms
+        self.wait_s = wait_s
+        self.holds_gil = holds_gil
+        self.threads: list[str] = []
+
+    def predict(self, batch: Batch) -> Output:
+        self.threads.append(threading.current_thread().name)
+        start = time.thread_time()
+        while (time.thread_time() - start) * 1000 < self.cpu_ms:
+            pass
+        time.sleep(self.wait_s)
+        return self.predictor.predict(batch)
+
+
+def where(busy: Busy) -> list[str]:
+    return ["loop" if t == threading.main_thread().name else "thread" for t in busy.threads]
+
+
+def test_a_model_that_holds_the_gil_runs_on_the_loop_under_five_times_the_budget(
+    served: tuple[Predictor, Any],
+) -> None:
+    predictor, model = served
+    (part,) = batches(model, [1])
+    predictor.predict(part)  # warm: a first call's CPU time is not what the next ones cost
+
+    async def scenario(busy: Busy) -> list[str]:
+        batcher = MicroBatcher(busy, name="m", inline_ms=2)  # type: ignore[arg-type]
+        batcher.start()
+        for _ in range(4):
+            await batcher.predict(part)
+        await batcher.close()
+        return where(busy)
+
+    # 3 ms of CPU a call: over the 2 ms budget of a model that lets the lock go (a thread lets
+    # the loop run meanwhile), under the 10 ms of one that holds it (a thread would not).
+    held = Busy(predictor, cpu_ms=3, holds_gil=True)
+    assert asyncio.run(scenario(held)) == ["thread", "loop", "loop", "loop"]
+    released = Busy(predictor, cpu_ms=3, holds_gil=False)
+    assert asyncio.run(scenario(released)) == ["thread"] * 4
+
+
+def test_a_model_that_waits_inside_predict_goes_back_to_its_thread_and_is_tried_again(
+    served: tuple[Predictor, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shipyard.serve.batcher as batcher_module
+
+    predictor, model = served
+    (part,) = batches(model, [1])
+    monkeypatch.setattr(batcher_module, "_RETRY_LOOP_S", (0.3, 60.0))
+    # Little CPU, so its thread call (timed by CPU: a clock there counts the waits for the
+    # interpreter) says cheap; 50 ms on the clock on the loop, over the 4 ms it may block it.
+    waits = Busy(predictor, wait_s=0.05, holds_gil=False)
+    predictor.predict(part)  # warm: a first call's CPU time is not what the next ones cost
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        batcher = MicroBatcher(waits, name="m", inline_ms=2)  # type: ignore[arg-type]
+        batcher.start()
+        for _ in range(3):
+            await batcher.predict(part)
+        first = where(waits)
+        await asyncio.sleep(0.35)  # past the retry delay: tried on the loop once more
+        for _ in range(2):
+            await batcher.predict(part)
+        await batcher.close()
+        return first, where(waits)[3:]
+
+    first, later = asyncio.run(scenario())
+    assert first == ["thread", "loop", "thread"]
+    assert later == ["loop", "thread"]
+
+
 def test_a_failing_request_does_not_fail_the_others_in_its_batch(
     served: tuple[Predictor, Any],
 ) -> None:

@@ -47,6 +47,7 @@ def test_an_accepted_graph_that_is_faster_serves_and_answers_as_the_pipeline(
     served = prefer_onnx(workspace, version, compiled, timer=onnx_faster)
 
     assert served is not compiled and served.reason.startswith("onnxruntime (3× as fast")
+    assert compiled.holds_gil and not served.holds_gil  # onnxruntime runs with the lock let go
     loaded = load_model(workspace, version.ref)
     X, _ = frame(50, seed=9)
     rows = X.to_dict("records")

@@ -92,6 +92,9 @@ class Predictor:
     `fast` is True when the pipeline was compiled to NumPy, `reason` says how or why not,
     `flavor` is the registry flavor of the model it was built from. A compiled predictor has
     its final `estimator` and the matrix's `layout`; a fallback one has None for both.
+    `holds_gil` is True where the work is Python and NumPy on small arrays, which keep the
+    interpreter lock, and False where a native library does most of it with the lock let go
+    (LightGBM's booster, ONNX Runtime): it tells the batcher what a thread would gain.
     """
 
     __slots__ = (
@@ -101,6 +104,7 @@ class Predictor:
         "estimator",
         "fast",
         "flavor",
+        "holds_gil",
         "layout",
         "reason",
         "threads",
@@ -118,8 +122,10 @@ class Predictor:
         flavor: str = "unknown",
         estimator: Any = None,
         layout: Layout | None = None,
+        holds_gil: bool = True,
     ) -> None:
         self.fast = fast
+        self.holds_gil = holds_gil
         self.reason = reason
         self.classes = classes
         self.threads = threads
@@ -196,6 +202,7 @@ def compile_predictor(
         flavor=model.flavor,
         estimator=final,
         layout=layout,
+        holds_gil=not isinstance(head, _LightGBMHead),
     )
 
 

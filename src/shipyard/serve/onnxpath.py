@@ -103,6 +103,7 @@ def prefer_onnx(
                 threads=compiled.threads,
                 estimate=estimate,
                 flavor=compiled.flavor,
+                holds_gil=False,  # the graph runs in onnxruntime with the lock let go
             )
         problem = f"its ONNX graph is not faster ({_speed(onnx_s, compiled_s)})"
     log.info("%s: serving with %s; %s", version.ref, compiled.reason, problem)
