@@ -715,7 +715,7 @@ def logged_predictions(home: str, endpoint: str) -> int:
     import sqlite3
 
     with sqlite3.connect(Path(home) / "shipyard.db") as conn:
-        query = "SELECT count(*) FROM predictions WHERE endpoint = ?"
+        query = "SELECT coalesce(sum(rows), 0) FROM prediction_segments WHERE endpoint = ?"
         return int(conn.execute(query, (endpoint,)).fetchone()[0])
 
 

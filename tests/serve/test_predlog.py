@@ -24,7 +24,7 @@ from shipyard.serve.predlog import (
     read_predictions,
     record_feedback,
 )
-from shipyard.store.tables import PredictionRow
+from shipyard.store.tables import PredictionSegmentRow
 from shipyard.store.workspace import Workspace
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -63,7 +63,14 @@ def rows(request_id: str, version_id: str, n: int = 1, **extra: Any) -> list[dic
 
 def stored(ws: Workspace) -> int:
     with ws.db.read() as s:
-        return int(s.scalar(select(func.count()).select_from(PredictionRow)) or 0)
+        return int(s.scalar(select(func.sum(PredictionSegmentRow.rows))) or 0)
+
+
+def segments(ws: Workspace) -> list[tuple[str, int]]:
+    """(endpoint, rows) of each stored segment, in the order written."""
+    with ws.db.read() as s:
+        query = select(PredictionSegmentRow.endpoint, PredictionSegmentRow.rows)
+        return [tuple(r) for r in s.execute(query.order_by(PredictionSegmentRow.id))]
 
 
 def test_nothing_acknowledged_is_lost_from_four_threads(
@@ -126,14 +133,12 @@ def test_a_failed_write_keeps_the_rows(
     assert [p.request_id for p in read_predictions(ws, "credit")] == ["r1"] * 3 + ["r2"] * 2
 
 
-def test_a_write_failing_midway_keeps_only_the_uncommitted_rows(
+def test_a_write_failing_midway_keeps_only_the_uncommitted_segments(
     ws: Workspace, version: ModelVersion, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shipyard.serve import predlog
-
-    monkeypatch.setattr(predlog, "_INSERT_CHUNK", 2)  # rows are committed two at a time
     log = PredictionLog(ws, flush_seconds=60)
-    log.append(rows("r1", version.id, n=5))
+    log.append(rows("r1", version.id, n=5))  # a segment of "credit"
+    log.append([{**row, "endpoint": "other"} for row in rows("o1", version.id, n=3)])
     log.append(rows("x" * 500, version.id))  # rejected: must not stay pending
     real, calls = ws.db.write, []
 
@@ -148,23 +153,30 @@ def test_a_write_failing_midway_keeps_only_the_uncommitted_rows(
     monkeypatch.setattr(ws.db, "write", fails_second_time)
     with pytest.raises(Unavailable, match=r"could not write 3 predictions .*disk full"):
         log.flush()
-    assert (stored(ws), log.written, log.pending, log.rejected) == (2, 2, 3, 1)
+    assert (stored(ws), log.written, log.pending, log.rejected) == (5, 5, 3, 1)
     monkeypatch.setattr(ws.db, "write", real)
     assert log.flush() == 3
-    assert (log.pending, log.written) == (0, 5)
+    assert (log.pending, log.written) == (0, 8)
     log.close()
+    assert segments(ws) == [("credit", 5), ("other", 3)]
     assert [p.row for p in read_predictions(ws, "credit")] == [0, 1, 2, 3, 4]
+    assert [p.request_id for p in read_predictions(ws, "other")] == ["o1"] * 3
 
 
-def test_rows_go_in_without_executemany(ws: Workspace, version: ModelVersion) -> None:
-    # executemany hands the interpreter over once per row while the event loop is busy
-    # (serve.predlog._Insert): SQLite takes multi-row statements, PostgreSQL a COPY.
-    log = PredictionLog(ws, flush_seconds=60)
-    expected = {"sqlite": "values", "postgresql": "copy"}[ws.db.engine.dialect.name]
-    assert log._insert.way == expected
-    log.append(rows("many", version.id, n=4_000))  # eight chunks of 500, in order
+def test_a_flush_writes_a_segment_per_endpoint_and_layout(
+    ws: Workspace, version: ModelVersion
+) -> None:
+    log = PredictionLog(ws, flush_seconds=60, max_buffer=100_000)  # no flush before close()
+    for i in range(4_000):
+        log.append_answer(answered(f"a{i:04d}", version.id))  # two rows each
+    log.append_answer(answered("bare", version.id, inputs=None))  # no inputs: another layout
+    log.append_answer(answered("elsewhere", version.id, endpoint="other"))
     log.close()
-    assert [p.row for p in read_predictions(ws, "credit")] == list(range(4_000))
+    assert segments(ws) == [("credit", 8_000), ("credit", 2), ("other", 2)]
+    got = read_predictions(ws, "credit")
+    assert len(got) == 8_002
+    assert [(p.request_id, p.row) for p in got[:3]] == [("a0000", 0), ("a0000", 1), ("a0001", 0)]
+    assert got[-1].request_id == "bare" and got[-1].inputs is None
 
 
 def test_rows_need_the_identifying_keys(ws: Workspace) -> None:
@@ -246,20 +258,31 @@ def answered(request_id: str, version_id: str, n: int = 2, **extra: Any) -> Answ
 
 
 def stored_json(ws: Workspace) -> list[tuple[Any, ...]]:
-    """The rows as another reader sees them in the table: inputs and outputs parsed from the
-    database's own JSON, in insertion order."""
+    """The rows as read back: (request_id, row, at, shadow, inputs, outputs), as written."""
+    return [
+        (p.request_id, p.row, p.at, p.shadow, p.inputs, p.outputs)
+        for p in read_predictions(ws, "credit")
+    ]
+
+
+def test_a_segment_is_a_parquet_file_any_reader_takes(ws: Workspace, version: ModelVersion) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    with PredictionLog(ws) as log:
+        log.append_answer(answered("whole", version.id))
     with ws.db.read() as s:
-        result = s.execute(
-            select(
-                PredictionRow.request_id,
-                PredictionRow.row,
-                PredictionRow.at,
-                PredictionRow.shadow,
-                PredictionRow.inputs,
-                PredictionRow.outputs,
-            ).order_by(PredictionRow.id)
-        )
-        return [tuple(r) for r in result]
+        data = s.scalar(select(PredictionSegmentRow.data))
+    table = pq.read_table(io.BytesIO(data))
+    assert table.column_names == [
+        *("request_id", "row", "version_id", "at", "latency_ms", "shadow"),
+        *("in:income", "in:grade", "in:owner", "label", "probabilities"),
+    ]
+    assert table.to_pydict()["in:grade"] == ["A", None]
+    assert table.to_pydict()["probabilities"] == [[0.2, 0.8], [0.9, 0.1]]
+    assert table.schema.metadata[b"classes"] == b'["no","yes"]'
+    assert table["at"].to_pylist() == [T0, T0]
 
 
 def test_an_answer_is_stored_as_its_rows_would_be(ws: Workspace, version: ModelVersion) -> None:

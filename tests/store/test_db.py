@@ -149,3 +149,83 @@ def test_missing_driver_is_unavailable() -> None:
         pytest.skip("mysqlclient is installed here, so mysql:// has its driver")
     with pytest.raises(Unavailable, match=r"mysql://u@h/db needs a driver that is not installed"):
         Database("mysql://u@h/db")
+
+
+def test_logged_predictions_move_into_segments_and_back(db: Database) -> None:
+    """Migration 0005: the row-per-prediction table's rows become Parquet segments (read back
+    as they were), and a downgrade puts them back as rows."""
+    from alembic import command
+
+    from shipyard.store import logsegments
+
+    def migrate(step: str, target: str) -> None:
+        cfg = db._alembic_config()
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            getattr(command, step)(cfg, target)
+
+    migrate("upgrade", "0004")
+    at = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    old = [
+        {
+            "request_id": f"r{i}",
+            "endpoint": "credit" if i < 3 else "other",
+            "version_id": "mv_1",
+            "at": at,
+            "latency_ms": 1.5 + i,
+            "shadow": i == 1,
+            "row": 0,
+            "inputs": None if i == 2 else {"income": 1000.0 + i, "grade": "A"},
+            "outputs": {"label": "yes", "probabilities": {"no": 0.2, "yes": 0.8}},
+        }
+        for i in range(4)
+    ]
+    predictions = text(
+        "INSERT INTO predictions (request_id, endpoint, version_id, at, latency_ms, shadow, "
+        "row, inputs, outputs) VALUES (:request_id, :endpoint, :version_id, :at, :latency_ms, "
+        ":shadow, :row, :inputs, :outputs)"
+    )
+    import json
+
+    with db.engine.begin() as conn:
+        conn.execute(
+            predictions,
+            [
+                {**row, "inputs": json.dumps(row["inputs"]), "outputs": json.dumps(row["outputs"])}
+                for row in old
+            ],
+        )
+
+    migrate("upgrade", "head")
+    assert "predictions" not in inspect(db.engine).get_table_names()
+    with db.read() as s:
+        infos = logsegments.segments(s, "credit")
+        (rows,) = logsegments.scan_segments(s, infos)
+        assert [i.rows for i in infos] == [3]
+        assert [i.rows for i in logsegments.segments(s, "other")] == [1]
+    assert rows.request_ids.tolist() == ["r0", "r1", "r2"]
+    assert rows.shadow.tolist() == [False, True, False]
+    assert [rows.input(i) for i in range(3)] == [
+        {"income": 1000.0, "grade": "A"},
+        {"income": 1001.0, "grade": "A"},
+        None,
+    ]
+    assert rows.output(0) == old[0]["outputs"]
+
+    migrate("downgrade", "0004")
+    with db.engine.connect() as conn:
+        back = conn.execute(
+            text("SELECT request_id, endpoint, shadow, inputs FROM predictions ORDER BY id")
+        ).all()
+    assert [(r[0], r[1], bool(r[2])) for r in back] == [
+        (row["request_id"], row["endpoint"], row["shadow"]) for row in old
+    ]
+    parsed = [
+        json.loads(r[3]) if isinstance(r[3], str) else r[3] for r in back
+    ]  # PostgreSQL: parsed
+    assert parsed[:3] == [
+        old[0]["inputs"],
+        old[1]["inputs"],
+        None,
+    ]
+    migrate("upgrade", "head")

@@ -1,9 +1,10 @@
 """Windows of the prediction log, read back as columns: the monitor's view of production.
 
-The serving layer writes one row per answered row of a request (`store.tables.PredictionRow`:
-inputs and outputs as JSON objects). `scan()` reads a time range of one endpoint in chunks
-(keyset pagination on the row id, so memory is bounded by the chunk however long the window)
-and turns each chunk into NumPy columns that a `WindowSketch` takes in one vectorised update.
+The serving layer writes the log as segments (`store.logsegments`: a flush's rows of one
+endpoint as one Parquet file). `scan()` reads the segments that overlap a time range of one
+endpoint, one at a time, keeps the rows asked for and hands them on in chunks of NumPy columns
+(memory is bounded by the chunk and one segment however long the window) that a `WindowSketch`
+takes in one vectorised update.
 `labelled()` does the same for rows that received a feedback label (the latest label wins).
 
     >>> for chunk in scan(ws, "credit", start, end, version_id=champion.id):
@@ -14,15 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shipyard.core.errors import Invalid, NotFound
-from shipyard.store.tables import EndpointRow, FeedbackRow, PredictionRow
+from shipyard.store import logsegments
+from shipyard.store.logsegments import Rows
+from shipyard.store.tables import EndpointRow, FeedbackRow
 from shipyard.store.workspace import Workspace
 
 CHUNK_ROWS = 20_000
@@ -78,9 +81,35 @@ def scan(
     `features` fixes the input columns (absent ones come back as missing); by default, the
     columns seen in the chunk.
     """
-    check_endpoint(ws, endpoint)
-    query = _where(select(*_COLUMNS), endpoint, start, end, version_id, shadow)
-    yield from _chunks(ws, query, features, chunk_rows)
+    if chunk_rows < 1:
+        raise Invalid(f"chunk_rows={chunk_rows} must be at least 1.")
+    with ws.db.read() as s:
+        _check_endpoint(s, endpoint)
+        infos = logsegments.segments(s, endpoint, start, end)
+    held: list[Rows] = []
+    count = 0
+    for info in infos:
+        with ws.db.read() as s:
+            (rows,) = logsegments.scan_segments(s, [info], start, end)
+        mask = np.ones(rows.n, dtype=bool)
+        if version_id is not None:
+            mask &= rows.version_ids == version_id
+        if shadow is not None:
+            mask &= rows.shadow == shadow
+        if not mask.all():
+            rows = rows.take(mask)
+        first = 0
+        while first < rows.n:  # the segment's rows, as much of each chunk as they fill
+            stop = min(rows.n, first + chunk_rows - count)
+            part = rows if stop - first == rows.n else rows.take(np.arange(first, stop))
+            held.append(part)
+            count += part.n
+            first = stop
+            if count == chunk_rows:
+                yield _chunk(held, features)
+                held, count = [], 0
+    if count:
+        yield _chunk(held, features)
 
 
 def labelled(
@@ -171,90 +200,54 @@ def _take(chunk: LogChunk, keep: np.ndarray, truth: np.ndarray | None) -> LogChu
     )
 
 
-_COLUMNS = (
-    PredictionRow.id,
-    PredictionRow.request_id,
-    PredictionRow.version_id,
-    PredictionRow.at,
-    PredictionRow.latency_ms,
-    PredictionRow.shadow,
-    PredictionRow.inputs,
-    PredictionRow.outputs,
-    PredictionRow.row,
-)
-
-
-def _where(
-    query: Select[Any],
-    endpoint: str,
-    start: datetime | None,
-    end: datetime | None,
-    version_id: str | None,
-    shadow: bool | None,
-) -> Select[Any]:
-    query = query.where(PredictionRow.endpoint == endpoint)
-    if start is not None:
-        query = query.where(PredictionRow.at >= start)
-    if end is not None:
-        query = query.where(PredictionRow.at < end)
-    if version_id is not None:
-        query = query.where(PredictionRow.version_id == version_id)
-    if shadow is not None:
-        query = query.where(PredictionRow.shadow == shadow)
-    return query
-
-
-def _chunks(
-    ws: Workspace, query: Select[Any], features: Sequence[str] | None, chunk_rows: int
-) -> Iterator[LogChunk]:
-    if chunk_rows < 1:
-        raise Invalid(f"chunk_rows={chunk_rows} must be at least 1.")
-    after = -1
-    while True:
-        page = query.where(PredictionRow.id > after).order_by(PredictionRow.id).limit(chunk_rows)
-        with ws.db.read() as s:
-            rows = s.execute(page).all()
-        if not rows:
-            return
-        after = rows[-1][0]
-        yield _chunk(rows, features)
-        if len(rows) < chunk_rows:
-            return
-
-
-def _chunk(rows: Sequence[Any], features: Sequence[str] | None) -> LogChunk:
-    n = len(rows)
-    inputs_list = [r[6] for r in rows]
-    outputs = [r[7] or {} for r in rows]
+def _chunk(parts: Sequence[Rows], features: Sequence[str] | None) -> LogChunk:
+    """Consecutive rows (of one or more segments) as one chunk."""
+    n = sum(p.n for p in parts)
     if features is None:
         names: dict[str, None] = {}
-        for item in inputs_list:
-            if item:
-                names.update(dict.fromkeys(item))
+        for part in parts:
+            names.update(dict.fromkeys(part.inputs))
         features = list(names)
-    inputs: dict[str, np.ndarray] = {}
-    for name in features:
-        column = np.empty(n, dtype=object)
-        column[:] = [item.get(name) if item else None for item in inputs_list]
-        inputs[name] = column
-    labels = np.empty(n, dtype=object)
-    labels[:] = [o.get("label") for o in outputs]
-    probabilities = [o.get("probabilities") for o in outputs]
-    scores = _positive_scores(probabilities)
+    inputs = {name: _concat([_input(p, name) for p in parts]) for name in features}
+    probabilities: list[dict[str, float] | None] = []
+    for part in parts:
+        outputs = [part.output(i) for i in range(part.n)]
+        probabilities += [o.get("probabilities") for o in outputs]
     return LogChunk(
         rows=n,
-        request_ids=np.array([r[1] for r in rows], dtype=object),
-        positions=np.array([r[8] for r in rows], dtype=np.int64),
-        version_ids=np.array([r[2] for r in rows], dtype=object),
-        at=np.array([_naive_utc(r[3]) for r in rows], dtype="datetime64[us]"),
-        latency_ms=np.array([r[4] for r in rows], dtype=np.float64),
-        shadow=np.array([bool(r[5]) for r in rows], dtype=bool),
+        request_ids=_concat([p.request_ids for p in parts]),
+        positions=_concat([p.positions for p in parts]),
+        version_ids=_concat([p.version_ids for p in parts]),
+        at=_concat([p.at for p in parts]),
+        latency_ms=_concat([p.latency_ms for p in parts]),
+        shadow=_concat([p.shadow for p in parts]),
         inputs=inputs,
-        labels=labels,
-        scores=scores,
+        labels=_concat([p.labels for p in parts]),
+        scores=_positive_scores(probabilities),
         probabilities=probabilities,
-        errors=np.array(["error" in o for o in outputs], dtype=bool),
+        errors=_concat([p.errors for p in parts]),
     )
+
+
+def _input(part: Rows, name: str) -> np.ndarray:
+    """A part's values of an input column; None (as objects) where it has none or where the
+    row's inputs were not logged."""
+    values = part.inputs.get(name)
+    if values is None:
+        return np.full(part.n, None, dtype=object)
+    if part.logged.all():
+        return values
+    out = values.astype(object)
+    out[~part.logged] = None
+    return out
+
+
+def _concat(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    if len(arrays) == 1:
+        return arrays[0]
+    if len({a.dtype for a in arrays}) > 1:  # numbers in one segment, objects in another
+        arrays = [a.astype(object) for a in arrays]
+    return np.concatenate(arrays)
 
 
 def _positive_scores(probabilities: Sequence[dict[str, float] | None]) -> np.ndarray | None:
@@ -266,10 +259,6 @@ def _positive_scores(probabilities: Sequence[dict[str, float] | None]) -> np.nda
         if p:
             out[i] = float(list(p.values())[-1])
     return out
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
 def _check_endpoint(s: Session, endpoint: str) -> None:

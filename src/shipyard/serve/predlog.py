@@ -3,18 +3,18 @@
 `PredictionLog.append()` only extends an in-memory list under a lock (microseconds). The
 server's request path uses `append_answer()` instead, which keeps one request's `Answered`
 record as it is (the validated input columns and the outputs as NumPy arrays) and builds no
-per-row objects at all. A background thread turns what is buffered into rows (inputs and
-outputs serialised with orjson) and writes them in one bulk insert (SQLAlchemy Core) every
-`flush_seconds`, or sooner when the buffer fills; it yields the interpreter between chunks so
-the event loop never waits long for it. `flush()` writes now and `close()` writes whatever is
-left, so a row `append()` or `append_answer()` accepted is never lost on a graceful shutdown.
-When the database falls behind and the buffer holds `max_buffer` rows, both refuse new rows
-(they return how many they accepted, and `dropped` counts the rest) instead of growing
-without bound.
+per-row objects at all. A background thread writes what is buffered every `flush_seconds`, or
+sooner when the buffer fills: the answers of one endpoint with the same columns become one
+segment (`store.logsegments`: their arrays concatenated, column by column, into one Parquet
+file stored in one row), so a flush costs a few bulk copies and an INSERT per segment, not
+work per row. `flush()` writes now and `close()` writes whatever is left, so a row `append()`
+or `append_answer()` accepted is never lost on a graceful shutdown. When the database falls
+behind and the buffer holds `max_buffer` rows, both refuse new rows (they return how many they
+accepted, and `dropped` counts the rest) instead of growing without bound.
 
-Each stored row has `inputs` as a JSON object column → value (null where the endpoint does not
-log inputs) and `outputs` as a JSON object (`{"label": …}`, plus `"probabilities": {class: p}`
-for a classifier that gives them); NaN and infinities are stored as null.
+Read back, each row has `inputs` as an object column → value (None where the endpoint does not
+log inputs) and `outputs` as an object (`{"label": …}`, plus `"probabilities": {class: p}` for
+a classifier that gives them); NaN and infinities read back as None.
 
     >>> log = PredictionLog(ws)
     >>> log.append([{"request_id": rid, "endpoint": "credit", "version_id": v.id,
@@ -32,50 +32,38 @@ import contextlib
 import json
 import logging
 import math
-import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
 from types import TracebackType
 from typing import Any, cast
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, Dialect, Table, Text, bindparam, func, insert, select
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.core.errors import Invalid, Unavailable
 from shipyard.core.records import FeedbackResult, LabelledPrediction, Prediction
 from shipyard.serve.endpoints import unknown_endpoint
-from shipyard.store.tables import EndpointRow, FeedbackRow, PredictionRow
+from shipyard.store import logsegments
+from shipyard.store.logsegments import Rows
+from shipyard.store.tables import EndpointRow, FeedbackRow
 from shipyard.store.workspace import Workspace
 
 log = logging.getLogger("shipyard.serve.predlog")
 
-_PREDICTIONS = cast(Table, PredictionRow.__table__)
 _FEEDBACK = cast(Table, FeedbackRow.__table__)
-_JSON_COLUMNS = ("inputs", "outputs")
-# The columns a stored row is written with, in the order of `_Row`.
-_COLUMNS = (
-    "request_id",
-    "endpoint",
-    "version_id",
-    "at",
-    "latency_ms",
-    "shadow",
-    "row",
-    *_JSON_COLUMNS,
-)
-_Row = tuple[str, str, str, datetime, float, bool, int, str, str]  # inputs, outputs: JSON text
+# A stored dict row: request_id, endpoint, version_id, at, latency_ms, shadow, row, inputs and
+# outputs as JSON text.
+_Row = tuple[str, str, str, datetime, float, bool, int, str | None, str]
 REQUIRED = frozenset({"request_id", "endpoint", "version_id", "outputs"})
-_INSERT_CHUNK = 500  # rows per insert and commit; the writer yields the interpreter between them
-# Parameters one SQLite statement may take: 32,766 since SQLite 3.32, 999 before.
-_SQLITE_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-_SERIALISE_CHUNK = 64  # buffered items serialised between two yields
+_RELEASE_CHUNK = 500  # buffered items freed between two yields of the interpreter
 _LOOKUP_CHUNK = 500  # request ids per IN (...) query
 _MAX_FEEDBACK = 100_000
 _UNKNOWN_SHOWN = 20
@@ -128,8 +116,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._buffer: list[_Buffered] = []
-        self._retry: list[_Row] = []  # checked rows a failed write put back
-        self._insert = _Insert(ws.db.engine.dialect)
+        self._retry: list[_Segment] = []  # built segments a failed write put back
         self._pending = 0
         self._closed = False
         self.written = 0
@@ -199,10 +186,9 @@ class PredictionLog:
     def flush(self) -> int:
         """Write every accepted row now; returns how many were written.
 
-        Rows are committed `_INSERT_CHUNK` at a time, so the database's write lock (SQLite
-        has one per file) is never held for long by the log. On a database error the rows not
-        yet committed stay buffered for the next attempt and the error is raised as
-        Unavailable.
+        Each segment is committed on its own (one INSERT), so the database's write lock
+        (SQLite has one per file) is held for milliseconds. On a database error the segments
+        not yet committed stay for the next attempt and the error is raised as Unavailable.
         """
         with self._flush_lock:
             with self._lock:
@@ -210,59 +196,86 @@ class PredictionLog:
                 count = self._pending
             if not taken and not self._retry:
                 return 0
-            params = [*self._retry, *self._params(taken)]
+            built = [*self._retry, *self._segments(taken)]
             self._retry = []
-            written = 0
+            written = done = 0
             try:
-                for start in range(0, len(params), _INSERT_CHUNK):
-                    if start:
+                for segment in built:
+                    if done:
                         time.sleep(0)  # let the event loop's thread run meanwhile
-                    chunk = params[start : start + _INSERT_CHUNK]
                     with self.ws.db.write() as s:
-                        self._insert(s.connection(), chunk)
-                    written += len(chunk)
+                        logsegments.insert_segment(
+                            s.connection(), segment.endpoint, segment.table, segment.data
+                        )
+                    done += 1
+                    written += segment.rows
             except Exception as exc:
-                self._retry = params[written:]  # kept, in order, for the next attempt
+                self._retry = built[done:]  # kept, in order, for the next attempt
                 self.last_error = exc
+                rows = sum(segment.rows for segment in self._retry)
                 raise Unavailable(
-                    f"could not write {len(self._retry):,} predictions to the log ({exc}); they "
-                    "stay buffered and are retried. Check the metadata database."
+                    f"could not write {rows:,} predictions to the log ({exc}); they stay "
+                    "buffered and are retried. Check the metadata database."
                 ) from exc
             finally:
                 with self._lock:  # what is still pending of what was taken: the retries
-                    self._pending -= count - len(self._retry)
+                    self._pending -= count - sum(segment.rows for segment in self._retry)
                 self.written += written
-                _release(params)
             self.last_error = None
             return written
 
-    def _params(self, taken: list[_Buffered]) -> list[_Row]:
-        """The rows to store; a row that cannot be stored is logged and left out (`rejected`)."""
-        out: list[_Row] = []
-        taken.reverse()  # popped from the end, in order: each item is freed once serialised
-        index = 0
-        while taken:
-            item = taken.pop()
-            index += 1
-            if not index % _SERIALISE_CHUNK:
-                time.sleep(0)  # let the event loop's thread run meanwhile
+    def _segments(self, taken: list[_Buffered]) -> list[_Segment]:
+        """The segments to store; a row that cannot be stored is logged and left out
+        (`rejected`). Frees `taken` as it goes."""
+        answers: dict[tuple[Any, ...], list[Answered]] = {}
+        rows: dict[str, list[_Row]] = {}
+        for item in taken:
             if isinstance(item, Answered):
                 try:
-                    out += _answer_rows(item)
+                    _check_answer(item)
                 except Exception as exc:  # one bad answer must not take the others with it
                     self.rejected += item.n
                     log.error(
                         "prediction log rows of request %r left out: %s", item.request_id, exc
                     )
+                    continue
+                answers.setdefault(_layout(item), []).append(item)
                 continue
-            at, rows = item
-            for row in rows:
+            at, given = item
+            for row in given:
                 try:
-                    out.append(_row(row, at))
+                    checked = _row(row, at)
                 except Exception as exc:  # one bad row must not take the others with it
                     self.rejected += 1
                     log.error("prediction log row left out: %s", exc)
+                    continue
+                rows.setdefault(checked[1], []).append(checked)
+        _release(taken)
+        out: list[_Segment] = []
+        for group in answers.values():
+            time.sleep(0)  # let the event loop's thread run meanwhile
+            out += self._answer_segments(group)
+        for endpoint, dict_rows in rows.items():
+            out.append(_Segment.of(endpoint, _json_table(dict_rows)))
         return out
+
+    def _answer_segments(self, group: list[Answered]) -> list[_Segment]:
+        """One segment of answers that share a layout; where that fails (an array of the
+        wrong length, values Arrow cannot store as their column), each answer on its own, in
+        the JSON layout if need be, and those that cannot be stored at all are left out."""
+        try:
+            return [_Segment.of(group[0].endpoint, _columnar(group))]
+        except Exception:
+            tables = []
+            for answer in group:
+                try:
+                    tables.append(_alone(answer))
+                except Exception as exc:
+                    self.rejected += answer.n
+                    log.error(
+                        "prediction log rows of request %r left out: %s", answer.request_id, exc
+                    )
+            return [_Segment.of(t.endpoint, t.table) for t in tables]
 
     def _background(self) -> None:
         while not self._closed:
@@ -305,104 +318,6 @@ class PredictionLog:
             )
 
 
-class _Insert:
-    """The bulk insert as the database driver takes it, with SQLAlchemy's own conversions for
-    this database applied (how SQLite stores datetimes, say), so a row is stored exactly as
-    `insert(PredictionRow)` stores it, without SQLAlchemy's per-row work of building
-    parameters.
-
-    inputs and outputs arrive as JSON text: SQLite stores JSON as text, so it goes in as it is;
-    elsewhere (PostgreSQL) it is cast to the column's JSON type in SQL.
-
-    Rows do not go in through `executemany`: the drivers release the GIL around every
-    statement they step or send, and with the event loop's thread busy each release became a
-    hand-over of the interpreter, one per row. SQLite gets multi-row `INSERT … VALUES (…), …`
-    statements (as many rows as one statement takes), PostgreSQL through psycopg a `COPY …
-    FROM STDIN`. Measured on 2 cores, 5,000 rows with a busy event-loop thread: SQLite
-    300-500 ms a flush in the server before (17 µs a row with the loop idle); PostgreSQL 369
-    ms with `executemany`, 38 ms with COPY. Any other driver keeps `executemany`.
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        values: dict[str, Any] = {}
-        for name in _COLUMNS:
-            column = _PREDICTIONS.c[name]
-            if name in _JSON_COLUMNS:
-                text = bindparam(f"{name}_json", type_=Text())
-                values[name] = text if dialect.name == "sqlite" else text.cast(column.type)
-            else:
-                values[name] = bindparam(f"{name}_value", type_=column.type)
-        compiled = (
-            insert(_PREDICTIONS).values(values).compile(dialect=dialect, for_executemany=True)
-        )
-        keys = [f"{name}_json" if name in _JSON_COLUMNS else f"{name}_value" for name in _COLUMNS]
-        self.sql = compiled.string
-        self.convert = [
-            (i, convert)
-            for i, name in enumerate(_COLUMNS)
-            if name not in _JSON_COLUMNS
-            and (convert := _PREDICTIONS.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-        ]
-        head, _, group = self.sql.partition(" VALUES ")
-        names = list(compiled.positiontup or ()) if compiled.positional else []
-        # Where each statement parameter comes from in a row (positional drivers: SQLite).
-        self.order: list[int] | None = (
-            [keys.index(name) for name in names] if sorted(names) == sorted(keys) else None
-        )
-        self.keys = keys
-        self._head, self._group = f"{head} VALUES ", group
-        self._texts: dict[int, str] = {}
-        self.rows_per_statement = max(1, _SQLITE_VARIABLES // len(_COLUMNS))
-        self.copy: str | None = None
-        if dialect.name == "postgresql" and dialect.driver == "psycopg":
-            quote = dialect.identifier_preparer.quote
-            table = dialect.identifier_preparer.format_table(_PREDICTIONS)
-            self.copy = f"COPY {table} ({', '.join(map(quote, _COLUMNS))}) FROM STDIN"
-
-    @property
-    def way(self) -> str:
-        """How rows go in: "copy", "values" (multi-row statements) or "executemany"."""
-        return "copy" if self.copy else "values" if self.order is not None else "executemany"
-
-    def __call__(self, connection: Connection, rows: Sequence[_Row]) -> None:
-        params: list[list[Any]] = []
-        convert = self.convert
-        # The rows of one request share their time, latency and flag objects: each is
-        # converted once (`at` to SQLite's text was a tenth of the writer's time).
-        seen: list[Any] = [None] * len(convert)
-        done: list[Any] = [None] * len(convert)
-        for row in rows:
-            values = list(row)
-            for j, (i, function) in enumerate(convert):
-                value = values[i]
-                if value is not seen[j]:
-                    seen[j], done[j] = value, function(value)
-                values[i] = done[j]
-            params.append(values)
-        if self.copy is not None:
-            driver = connection.connection.driver_connection
-            with driver.cursor() as cursor, cursor.copy(self.copy) as copy:  # type: ignore[union-attr]
-                for values in params:
-                    copy.write_row(values)
-            return
-        order = self.order
-        if order is None:
-            named = [dict(zip(self.keys, values, strict=True)) for values in params]
-            connection.exec_driver_sql(self.sql, named)
-            return
-        step = self.rows_per_statement
-        for start in range(0, len(params), step):
-            part = params[start : start + step]
-            flat = tuple(values[i] for values in part for i in order)
-            connection.exec_driver_sql(self._text(len(part)), flat)
-
-    def _text(self, n: int) -> str:
-        text = self._texts.get(n)
-        if text is None:
-            text = self._texts[n] = self._head + ", ".join([self._group] * n)
-        return text
-
-
 def _release(items: list[Any]) -> None:
     """Empty `items` a chunk at a time, yielding the interpreter in between.
 
@@ -411,7 +326,7 @@ def _release(items: list[Any]) -> None:
     the event loop waits that long: measured, the one-connection stalls behind the p99.
     """
     while items:
-        del items[-_INSERT_CHUNK:]
+        del items[-_RELEASE_CHUNK:]
         time.sleep(0)
 
 
@@ -434,23 +349,119 @@ def _check_ids(request_id: Any, endpoint: Any, version_id: Any) -> None:
             raise ValueError(f"{key} {value!r} must be a non-empty string of at most {limit}")
 
 
-def _answer_rows(answer: Answered) -> list[_Row]:
-    """One stored row per row of an answered request."""
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """A segment built and encoded, ready to insert (or to retry)."""
+
+    endpoint: str
+    table: pa.Table
+    data: bytes
+
+    @property
+    def rows(self) -> int:
+        return int(self.table.num_rows)
+
+    @classmethod
+    def of(cls, endpoint: str, table: pa.Table) -> _Segment:
+        return cls(endpoint, table, logsegments.encode(table))
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    endpoint: str
+    table: pa.Table
+
+
+def _check_answer(answer: Answered) -> None:
     _check_ids(answer.request_id, answer.endpoint, answer.version_id)
     latency = float(answer.latency_ms)
     if not math.isfinite(latency):
         raise ValueError(f"latency_ms {latency!r} must be finite")
+
+
+def _layout(answer: Answered) -> tuple[Any, ...]:
+    """What answers must share to go in one columnar segment: the endpoint, the input
+    columns and their kinds, the labels' kind, the classes."""
+    inputs = (
+        None
+        if answer.inputs is None
+        else tuple((name, values.dtype.kind == "O") for name, values in answer.inputs.items())
+    )
+    probabilities = answer.probabilities
+    width = None if probabilities is None else probabilities.shape[-1]
+    classes = None if answer.classes is None else tuple(answer.classes)
+    return answer.endpoint, inputs, answer.labels.dtype.kind, width, classes
+
+
+def _columnar(group: Sequence[Answered]) -> pa.Table:
+    """The answers of one layout as one columnar segment (`store.logsegments`)."""
+    first = group[0]
+    counts = np.fromiter((a.n for a in group), dtype=np.int64, count=len(group))
+    total = int(counts.sum())
+    if total == len(group):  # one row each: the common case, no repeats needed
+        positions = np.zeros(total, dtype=np.int64)
+        ids: list[str] = [a.request_id for a in group]
+        versions: list[str] = [a.version_id for a in group]
+    else:
+        positions = np.concatenate([np.arange(n) for n in counts.tolist()])
+        ids = np.repeat(np.array([a.request_id for a in group], dtype=object), counts).tolist()
+        versions = np.repeat(np.array([a.version_id for a in group], dtype=object), counts).tolist()
+    at = np.array([a.at for a in group], dtype=np.float64)
+    latency = np.array([float(a.latency_ms) for a in group], dtype=np.float64)
+    shadow = np.array([bool(a.shadow) for a in group], dtype=bool)
+    at_us = np.repeat((at * 1e6).astype(np.int64), counts)
+    base = logsegments.base_arrays(
+        ids, positions, versions, at_us, np.repeat(latency, counts), np.repeat(shadow, counts)
+    )
+    inputs = None
+    if first.inputs is not None:
+        names = list(first.inputs)
+        merged = zip(*(a.inputs.values() for a in group if a.inputs is not None), strict=True)
+        inputs = {name: np.concatenate(parts) for name, parts in zip(names, merged, strict=True)}
+    labels = np.concatenate([a.labels for a in group])
+    probabilities = None
+    if first.probabilities is not None:
+        probabilities = np.concatenate(
+            [a.probabilities for a in group if a.probabilities is not None]
+        )
+    return logsegments.columnar_table(base, inputs, labels, probabilities, first.classes)
+
+
+def _alone(answer: Answered) -> _Table:
+    """One answer's segment: columnar, or (values Arrow will not take as a column) JSON."""
+    try:
+        return _Table(answer.endpoint, _columnar([answer]))
+    except Exception:
+        return _Table(answer.endpoint, _json_table(_answer_rows(answer)))
+
+
+def _json_table(rows: Sequence[_Row]) -> pa.Table:
+    """Checked dict rows (`_row`) as one segment in the JSON layout."""
+    at_us = np.array([int(r[3].timestamp() * 1e6) for r in rows], dtype=np.int64)
+    base = logsegments.base_arrays(
+        [r[0] for r in rows],
+        np.array([r[6] for r in rows], dtype=np.int64),
+        [r[2] for r in rows],
+        at_us,
+        np.array([r[4] for r in rows], dtype=np.float64),
+        np.array([r[5] for r in rows], dtype=bool),
+    )
+    return logsegments.json_table(base, [r[7] for r in rows], [r[8] for r in rows])
+
+
+def _answer_rows(answer: Answered) -> list[_Row]:
+    """One dict row per row of an answered request, inputs and outputs as JSON text."""
     at = datetime.fromtimestamp(answer.at, UTC)
     try:
         inputs, outputs = _answer_json(answer, _dumps)
     except TypeError:  # a value orjson does not take as it is (an int beyond 64 bits, say)
         inputs, outputs = _answer_json(answer, _json_plain)
     request_id, endpoint, version_id = answer.request_id, answer.endpoint, answer.version_id
-    shadow = bool(answer.shadow)
-    logged = inputs or repeat("null")
+    latency, shadow = float(answer.latency_ms), bool(answer.shadow)
+    logged: Sequence[str | None] = inputs or [None] * len(outputs)
     return [
         (request_id, endpoint, version_id, at, latency, shadow, i, logged_i, output)
-        for i, (logged_i, output) in enumerate(zip(logged, outputs, strict=False))
+        for i, (logged_i, output) in enumerate(zip(logged, outputs, strict=True))
     ]
 
 
@@ -514,7 +525,7 @@ def _row(item: Mapping[str, Any], default_at: datetime) -> _Row:
         latency,
         shadow,
         row,
-        _json(inputs),
+        None if inputs is None else _json(inputs),
         _json(outputs),
     )
 
@@ -562,15 +573,13 @@ def read_predictions(
     """Logged predictions of an endpoint, oldest first; `since` inclusive, `until` exclusive."""
     with ws.db.read() as s:
         _check_endpoint(s, endpoint)
-        query = select(PredictionRow).where(PredictionRow.endpoint == endpoint)
-        if since is not None:
-            query = query.where(PredictionRow.at >= since)
-        if until is not None:
-            query = query.where(PredictionRow.at < until)
-        query = query.order_by(PredictionRow.at, PredictionRow.id)
-        if limit is not None:
-            query = query.limit(limit)
-        return [_prediction(r) for r in s.scalars(query)]
+        infos = logsegments.segments(s, endpoint, since, until)
+        parts = list(logsegments.scan_segments(s, infos, since, until))
+    found = [(rows.at[i], k, i, rows) for k, rows in enumerate(parts) for i in range(rows.n)]
+    found.sort(key=lambda hit: hit[:3])  # by time, then as written
+    if limit is not None:
+        found = found[:limit]
+    return [_prediction(endpoint, rows, i) for _, _, i, rows in found]
 
 
 def record_feedback(
@@ -593,16 +602,7 @@ def record_feedback(
     now = datetime.now(UTC)
     with ws.db.write() as s:
         _check_endpoint(s, endpoint)
-        known: set[tuple[str, int]] = set()
-        ids = sorted({request_id for request_id, _, _ in wanted})
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            chunk = ids[start : start + _LOOKUP_CHUNK]
-            found = s.execute(
-                select(PredictionRow.request_id, PredictionRow.row)
-                .where(PredictionRow.endpoint == endpoint, PredictionRow.request_id.in_(chunk))
-                .distinct()
-            )
-            known.update((request_id, row) for request_id, row in found)
+        known = _logged_rows(s, endpoint, sorted({request_id for request_id, _, _ in wanted}))
         matched = [(rid, row, label) for rid, row, label in wanted if (rid, row) in known]
         unknown = [rid for rid, row, _ in wanted if (rid, row) not in known]
         if matched:
@@ -620,6 +620,20 @@ def record_feedback(
     )
 
 
+def _logged_rows(s: Session, endpoint: str, request_ids: list[str]) -> set[tuple[str, int]]:
+    """The (request id, row) pairs of `request_ids` (sorted) that `endpoint` logged: only the
+    segments whose request-id range takes one in are read, and of them two columns."""
+    known: set[tuple[str, int]] = set()
+    if not request_ids:
+        return known
+    wanted = pa.array(request_ids, type=pa.string())
+    for info in logsegments.holding(logsegments.segments(s, endpoint), request_ids):
+        table = logsegments.load(s, info.id, ["request_id", "row"])
+        hits = table.filter(pc.is_in(table["request_id"], value_set=wanted))
+        known.update(zip(hits["request_id"].to_pylist(), hits["row"].to_pylist(), strict=True))
+    return known
+
+
 def labelled(
     ws: Workspace,
     endpoint: str,
@@ -633,36 +647,37 @@ def labelled(
         .group_by(FeedbackRow.request_id, FeedbackRow.row)
         .subquery()
     )
-    query = (
-        select(PredictionRow, FeedbackRow.label, FeedbackRow.at)
-        .join(
-            latest,
-            (latest.c.request_id == PredictionRow.request_id) & (latest.c.row == PredictionRow.row),
-        )
-        .join(FeedbackRow, FeedbackRow.id == latest.c.fid)
-        .where(PredictionRow.endpoint == endpoint)
+    query = select(FeedbackRow.request_id, FeedbackRow.row, FeedbackRow.label, FeedbackRow.at).join(
+        latest, FeedbackRow.id == latest.c.fid
     )
-    if since is not None:
-        query = query.where(PredictionRow.at >= since)
-    if until is not None:
-        query = query.where(PredictionRow.at < until)
-    query = query.order_by(PredictionRow.at, PredictionRow.id)
     with ws.db.read() as s:
         _check_endpoint(s, endpoint)
-        return [
-            LabelledPrediction(
-                request_id=p.request_id,
-                row=p.row,
-                version_id=p.version_id,
-                shadow=p.shadow,
-                at=p.at,
-                inputs=p.inputs,
-                outputs=p.outputs,
-                label=label,
-                labelled_at=labelled_at,
-            )
-            for p, label, labelled_at in s.execute(query)
-        ]
+        labels = {(rid, row): (label, at) for rid, row, label, at in s.execute(query)}
+        ids = sorted({rid for rid, _ in labels})
+        infos = logsegments.holding(logsegments.segments(s, endpoint, since, until), ids)
+        parts = list(logsegments.scan_segments(s, infos, since, until))
+    found = []
+    for k, rows in enumerate(parts):
+        for i, key in enumerate(
+            zip(rows.request_ids.tolist(), rows.positions.tolist(), strict=True)
+        ):
+            if key in labels:
+                found.append((rows.at[i], k, i, rows, labels[key]))
+    found.sort(key=lambda hit: hit[:3])
+    return [
+        LabelledPrediction(
+            request_id=str(rows.request_ids[i]),
+            row=int(rows.positions[i]),
+            version_id=str(rows.version_ids[i]),
+            shadow=bool(rows.shadow[i]),
+            at=_aware(rows.at[i]),
+            inputs=rows.input(i),
+            outputs=rows.output(i),
+            label=label,
+            labelled_at=labelled_at,
+        )
+        for _, _, i, rows, (label, labelled_at) in found
+    ]
 
 
 def _feedback_item(index: int, item: Mapping[str, Any]) -> tuple[str, int, Any]:
@@ -688,15 +703,19 @@ def _check_endpoint(s: Session, endpoint: str) -> None:
         raise unknown_endpoint(s, endpoint)
 
 
-def _prediction(row: PredictionRow) -> Prediction:
+def _prediction(endpoint: str, rows: Rows, i: int) -> Prediction:
     return Prediction(
-        request_id=row.request_id,
-        endpoint=row.endpoint,
-        version_id=row.version_id,
-        at=row.at,
-        latency_ms=row.latency_ms,
-        shadow=row.shadow,
-        row=row.row,
-        inputs=row.inputs,
-        outputs=row.outputs,
+        request_id=str(rows.request_ids[i]),
+        endpoint=endpoint,
+        version_id=str(rows.version_ids[i]),
+        at=_aware(rows.at[i]),
+        latency_ms=float(rows.latency_ms[i]),
+        shadow=bool(rows.shadow[i]),
+        row=int(rows.positions[i]),
+        inputs=rows.input(i),
+        outputs=rows.output(i),
     )
+
+
+def _aware(at: np.datetime64) -> datetime:
+    return cast(datetime, at.astype("datetime64[us]").item()).replace(tzinfo=UTC)

@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -229,22 +229,21 @@ class EndpointRow(Base):
     updated_by: Mapped[str] = mapped_column(String(128))
 
 
-class PredictionRow(Base):
-    """One row of one request as answered by one version (shadow copies included)."""
+class PredictionSegmentRow(Base):
+    """Logged predictions of one endpoint, a writer's flush at a time, as a Parquet file
+    (`store.logsegments`: one row per row of a request as answered by one version)."""
 
-    __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_endpoint_at", "endpoint", "at"),)
+    __tablename__ = "prediction_segments"
+    __table_args__ = (Index("ix_prediction_segments_endpoint_last_at", "endpoint", "last_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(128), index=True)
     endpoint: Mapped[str] = mapped_column(String(64))
-    version_id: Mapped[str] = mapped_column(String(32))
-    at: Mapped[datetime] = mapped_column(index=True)
-    latency_ms: Mapped[float] = mapped_column(Float)
-    shadow: Mapped[bool] = mapped_column(Boolean)
-    row: Mapped[int] = mapped_column(Integer)
-    inputs: Mapped[dict[str, Any] | None]
-    outputs: Mapped[dict[str, Any]]
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    rows: Mapped[int] = mapped_column(Integer)
+    min_request_id: Mapped[str] = mapped_column(String(128))
+    max_request_id: Mapped[str] = mapped_column(String(128))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class FeedbackRow(Base):
