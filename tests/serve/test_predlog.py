@@ -446,3 +446,79 @@ def test_feedback_items_are_checked(ws: Workspace, item: dict[str, Any], pattern
 def test_feedback_for_an_unknown_endpoint(ws: Workspace) -> None:
     with pytest.raises(NotFound, match=r"endpoint 'nope' does not exist"):
         record_feedback(ws, "nope", [{"request_id": "r1", "label": "no"}])
+
+
+def test_small_segments_are_merged_in_time_order_and_reads_are_unchanged(
+    ws: Workspace, version: ModelVersion
+) -> None:
+    log = PredictionLog(ws, flush_seconds=60)
+    for minute in (3, 1, 2, 0):  # four flushes, written out of time order
+        log.append_answer(
+            answered(f"m{minute}", version.id, at=(T0 + timedelta(minutes=minute)).timestamp())
+        )
+        log.append_answer(answered(f"bare{minute}", version.id, inputs=None))  # another layout
+        log.flush()
+    log.append_answer(answered("elsewhere", version.id, endpoint="other"))
+    log.flush()
+    before = [(p.request_id, p.row, p.inputs, p.outputs) for p in read_predictions(ws, "credit")]
+    assert len(segments(ws)) == 9
+
+    assert log.compact() == 8  # two layouts of "credit", four segments each; "other" has one
+    log.close()
+
+    assert sorted(segments(ws)) == [("credit", 8), ("credit", 8), ("other", 2)]
+    after = [(p.request_id, p.row, p.inputs, p.outputs) for p in read_predictions(ws, "credit")]
+    assert sorted(after, key=str) == sorted(before, key=str)  # rows at the same time: any order
+    from shipyard.store import logsegments
+
+    with ws.db.read() as s:
+        merged = [
+            logsegments.decode(logsegments.load(s, info.id))
+            for info in logsegments.segments(s, "credit")
+        ]
+    timed = next(rows for rows in merged if rows.inputs)
+    assert timed.request_ids.tolist() == ["m0", "m0", "m1", "m1", "m2", "m2", "m3", "m3"]
+
+
+def test_monitor_windows_read_segments_in_chunks_with_filters(
+    ws: Workspace, version: ModelVersion
+) -> None:
+    from shipyard.monitor.window import labelled as labelled_window
+    from shipyard.monitor.window import scan
+
+    log = PredictionLog(ws, flush_seconds=60)
+    for minute in range(5):  # five segments, two rows each, plus a shadow copy each
+        at = (T0 + timedelta(minutes=minute)).timestamp()
+        log.append_answer(answered(f"r{minute}", version.id, at=at))
+        log.append_answer(answered(f"s{minute}", "mv_shadow", at=at, shadow=True))
+        log.flush()
+    log.append([{**rows("e", version.id)[0], "inputs": None, "outputs": {"error": 500}}])
+    log.close()
+
+    chunks = list(
+        scan(ws, "credit", T0 + timedelta(minutes=1), T0 + timedelta(minutes=4), chunk_rows=4)
+    )
+    assert [c.rows for c in chunks] == [4, 2]  # minutes 1-3: six answered rows
+    ids = [rid for c in chunks for rid in c.request_ids.tolist()]
+    assert ids == ["r1", "r1", "r2", "r2", "r3", "r3"]
+    income = chunks[0].inputs["income"]
+    assert income.dtype == np.float64 and np.isnan(income[1])  # numbers stay numbers
+    assert chunks[0].inputs["grade"].tolist() == ["A", None, "A", None]
+    assert chunks[0].scores.tolist() == [0.8, 0.1, 0.8, 0.1]
+    assert chunks[0].probabilities[0] == {"no": 0.2, "yes": 0.8}
+
+    shadows = list(scan(ws, "credit", None, None, shadow=True, version_id="mv_shadow"))
+    assert sum(c.rows for c in shadows) == 10
+    everything = list(scan(ws, "credit", None, None, shadow=None, features=["income", "nope"]))
+    assert sum(c.rows for c in everything) == 21
+    assert set(everything[0].inputs) == {"income", "nope"}
+    errors = np.concatenate([c.errors for c in everything])
+    assert errors.sum() == 1 and everything[-1].answered().rows == everything[-1].rows - 1
+
+    record_feedback(ws, "credit", [{"request_id": "r2", "row": 1, "label": "yes"}])
+    (hit,) = list(labelled_window(ws, "credit", None, None))
+    assert (hit.request_ids.tolist(), hit.positions.tolist(), hit.truth.tolist()) == (
+        ["r2"],
+        [1],
+        ["yes"],
+    )

@@ -103,14 +103,23 @@ class PredictionLog:
     """Buffered, batched writer of predictions for one server process. Thread-safe."""
 
     def __init__(
-        self, ws: Workspace, *, flush_seconds: float = 1.0, max_buffer: int = 50_000
+        self,
+        ws: Workspace,
+        *,
+        flush_seconds: float = 1.0,
+        max_buffer: int = 50_000,
+        compact_seconds: float = 60.0,
     ) -> None:
-        if flush_seconds <= 0 or max_buffer < 1:
+        if flush_seconds <= 0 or max_buffer < 1 or compact_seconds <= 0:
             raise Invalid(
-                f"flush_seconds ({flush_seconds}) and max_buffer ({max_buffer}) must be positive."
+                f"flush_seconds ({flush_seconds}), max_buffer ({max_buffer}) and "
+                f"compact_seconds ({compact_seconds}) must be positive."
             )
         self.ws = ws
         self.flush_seconds = flush_seconds
+        self.compact_seconds = compact_seconds
+        self._compacted_at = time.monotonic()
+        self._written_to: set[str] = set()  # endpoints written since the last compaction
         self.max_buffer = max_buffer
         self._flush_rows = max(1, max_buffer // 10)
         self._lock = threading.Lock()
@@ -209,6 +218,7 @@ class PredictionLog:
                         )
                     done += 1
                     written += segment.rows
+                    self._written_to.add(segment.endpoint)
             except Exception as exc:
                 self._retry = built[done:]  # kept, in order, for the next attempt
                 self.last_error = exc
@@ -287,6 +297,26 @@ class PredictionLog:
                 self.flush()
             except Exception as exc:  # kept buffered; retried next time, raised by close()
                 log.warning("prediction log write failed, will retry: %s", exc)
+            if time.monotonic() - self._compacted_at >= self.compact_seconds:
+                self.compact()
+
+    def compact(self) -> int:
+        """Merge the small segments of the endpoints written since the last time
+        (`store.logsegments.compact`); returns how many segments were merged away. The writer
+        thread does this every `compact_seconds`; a failure is logged and tried next time."""
+        with self._flush_lock:
+            endpoints, self._written_to = self._written_to, set()
+            self._compacted_at = time.monotonic()
+            gone = 0
+            for endpoint in sorted(endpoints):
+                try:
+                    with self.ws.db.write() as s:
+                        gone += logsegments.compact(s, endpoint)
+                except Exception as exc:
+                    self._written_to.add(endpoint)
+                    log.warning("prediction log segments of %s not merged: %s", endpoint, exc)
+                time.sleep(0)  # let the event loop's thread run meanwhile
+            return gone
 
     def close(self) -> None:
         """Stop the writer and write everything accepted; raises if that write fails."""

@@ -23,6 +23,12 @@ then its inputs and outputs in one of two layouts:
   row-per-prediction table): `inputs` and `outputs`, JSON text (inputs null when not logged).
 
 `decode()` turns a segment into `Rows`, NumPy columns the same for both layouts.
+
+A quiet endpoint gets a small segment every flush (a request a second: 86,400 a day, each
+with a Parquet file's fixed overhead, each a separate read for the monitor). `compact()`
+merges an endpoint's small segments of the same layout into one, its rows in time order, in
+one transaction that also deletes them (on PostgreSQL it skips segments another server is
+compacting at that moment).
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.store.tables import PredictionSegmentRow
@@ -60,6 +66,7 @@ SCHEMA = pa.schema(
 )
 _TABLE = cast(Table, PredictionSegmentRow.__table__)
 _CLASSES = b"classes"
+_COMPACT_AT_ONCE = 1_000  # segments one compact() call looks at
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +228,44 @@ def insert_segment(connection: Connection, endpoint: str, table: pa.Table, data:
     )
 
 
+def compact(s: Session, endpoint: str, *, small: int = 5_000, most: int = 100_000) -> int:
+    """Merge `endpoint`'s segments of fewer than `small` rows, oldest first and up to `most`
+    rows (and 1,000 segments) in all, into one per layout, in the caller's write transaction;
+    returns how many segments went. A layout with one small segment is left as it is."""
+    t = PredictionSegmentRow
+    query = (
+        select(t.id, t.rows)
+        .where(t.endpoint == endpoint, t.rows < small)
+        .order_by(t.first_at, t.id)
+        .limit(_COMPACT_AT_ONCE)
+    )
+    if s.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    chosen: list[int] = []
+    total = 0
+    for segment_id, rows in s.execute(query):
+        if total + rows > most and chosen:
+            break
+        chosen.append(segment_id)
+        total += rows
+    by_layout: dict[pa.Schema, list[tuple[int, pa.Table]]] = {}
+    for segment_id in chosen:
+        table = load(s, segment_id)
+        by_layout.setdefault(table.schema, []).append((segment_id, table))
+    gone = 0
+    connection = s.connection()
+    for parts in by_layout.values():
+        if len(parts) < 2:
+            continue
+        merged = pa.concat_tables([table for _, table in parts])
+        merged = merged.take(pc.sort_indices(merged["at"]))  # stable: ties keep their order
+        insert_segment(connection, endpoint, merged, encode(merged))
+        ids = [segment_id for segment_id, _ in parts]
+        s.execute(delete(t).where(t.id.in_(ids)))
+        gone += len(ids)
+    return gone
+
+
 # -- reading -------------------------------------------------------------------------------------
 
 
@@ -230,7 +275,8 @@ def segments(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[SegmentInfo]:
-    """The segments of `endpoint` that may hold rows with `start <= at < end`, in write order."""
+    """The segments of `endpoint` that may hold rows with `start <= at < end`, oldest first
+    (by their first row's time; merged segments hold rows of the ones they replaced)."""
     t = PredictionSegmentRow
     query = select(
         t.id, t.endpoint, t.first_at, t.last_at, t.rows, t.min_request_id, t.max_request_id
@@ -239,7 +285,7 @@ def segments(
         query = query.where(t.last_at >= start)
     if end is not None:
         query = query.where(t.first_at < end)
-    return [SegmentInfo(*row) for row in s.execute(query.order_by(t.id))]
+    return [SegmentInfo(*row) for row in s.execute(query.order_by(t.first_at, t.id))]
 
 
 def holding(infos: Sequence[SegmentInfo], request_ids: Sequence[str]) -> list[SegmentInfo]:
