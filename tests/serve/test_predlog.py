@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from serve_cases import add
 from sklearn.pipeline import Pipeline
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from shipyard.core.errors import Invalid, NotFound, Unavailable
 from shipyard.core.records import ModelVersion
@@ -522,3 +522,26 @@ def test_monitor_windows_read_segments_in_chunks_with_filters(
         [1],
         ["yes"],
     )
+
+
+def test_a_merge_another_process_got_to_first_is_rolled_back(
+    ws: Workspace, version: ModelVersion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.store import logsegments
+
+    log = PredictionLog(ws, flush_seconds=60)
+    for i in range(3):
+        log.append_answer(answered(f"r{i}", version.id))
+        log.flush()
+    log.close()
+    real_encode = logsegments.encode
+
+    def another_process_merges_one_first(table: Any) -> bytes:
+        with ws.db.write() as s:  # as a second server's compaction would
+            first = s.scalar(select(func.min(PredictionSegmentRow.id)))
+            s.execute(delete(PredictionSegmentRow).where(PredictionSegmentRow.id == first))
+        return real_encode(table)
+
+    monkeypatch.setattr(logsegments, "encode", another_process_merges_one_first)
+    assert logsegments.compact(ws.db, "credit") == 0
+    assert segments(ws) == [("credit", 2), ("credit", 2)]  # left as they were

@@ -310,8 +310,7 @@ class PredictionLog:
             gone = 0
             for endpoint in sorted(endpoints):
                 try:
-                    with self.ws.db.write() as s:
-                        gone += logsegments.compact(s, endpoint)
+                    gone += logsegments.compact(self.ws.db, endpoint)
                 except Exception as exc:
                     self._written_to.add(endpoint)
                     log.warning("prediction log segments of %s not merged: %s", endpoint, exc)

@@ -27,14 +27,13 @@ then its inputs and outputs in one of two layouts:
 A quiet endpoint gets a small segment every flush (a request a second: 86,400 a day, each
 with a Parquet file's fixed overhead, each a separate read for the monitor). `compact()`
 merges an endpoint's small segments of the same layout into one, its rows in time order, in
-one transaction that also deletes them (on PostgreSQL it skips segments another server is
-compacting at that moment).
+one short transaction that also deletes them (several servers writing one log may compact at
+once: the one that finds its segments gone leaves them).
 """
 
 from __future__ import annotations
 
 import bisect
-import io
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -47,9 +46,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy import Connection, CursorResult, Table, delete, insert, select
 from sqlalchemy.orm import Session
 
+from shipyard.store.db import Database
 from shipyard.store.tables import PredictionSegmentRow
 
 INPUT = "in:"  # prefix of the columnar layout's input columns
@@ -204,10 +204,11 @@ def base_arrays(
 
 
 def encode(table: pa.Table) -> bytes:
-    """The segment's Parquet bytes."""
-    sink = io.BytesIO()
+    """The segment's Parquet bytes. Written to an Arrow buffer, not a Python file object, so
+    the interpreter lock is let go for the whole write (the event loop runs meanwhile)."""
+    sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", compression_level=1)
-    return sink.getvalue()
+    return cast(bytes, sink.getvalue().to_pybytes())
 
 
 def insert_segment(connection: Connection, endpoint: str, table: pa.Table, data: bytes) -> None:
@@ -228,42 +229,60 @@ def insert_segment(connection: Connection, endpoint: str, table: pa.Table, data:
     )
 
 
-def compact(s: Session, endpoint: str, *, small: int = 5_000, most: int = 100_000) -> int:
+def compact(db: Database, endpoint: str, *, small: int = 1_000, most: int = 100_000) -> int:
     """Merge `endpoint`'s segments of fewer than `small` rows, oldest first and up to `most`
-    rows (and 1,000 segments) in all, into one per layout, in the caller's write transaction;
-    returns how many segments went. A layout with one small segment is left as it is."""
+    rows (and 1,000 segments) in all, into one per layout; returns how many segments went.
+    A layout with one small segment is left as it is.
+
+    The merging happens outside any transaction; a short write transaction then deletes the
+    merged segments and inserts the result, or (when another process merged some of them
+    meanwhile: fewer rows deleted than chosen) rolls back and leaves them.
+    """
     t = PredictionSegmentRow
-    query = (
-        select(t.id, t.rows)
-        .where(t.endpoint == endpoint, t.rows < small)
-        .order_by(t.first_at, t.id)
-        .limit(_COMPACT_AT_ONCE)
-    )
-    if s.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    chosen: list[int] = []
-    total = 0
-    for segment_id, rows in s.execute(query):
-        if total + rows > most and chosen:
-            break
-        chosen.append(segment_id)
-        total += rows
-    by_layout: dict[pa.Schema, list[tuple[int, pa.Table]]] = {}
-    for segment_id in chosen:
-        table = load(s, segment_id)
-        by_layout.setdefault(table.schema, []).append((segment_id, table))
+    with db.read() as s:
+        query = (
+            select(t.id, t.rows)
+            .where(t.endpoint == endpoint, t.rows < small)
+            .order_by(t.first_at, t.id)
+            .limit(_COMPACT_AT_ONCE)
+        )
+        chosen: list[int] = []
+        total = 0
+        for segment_id, rows in s.execute(query):
+            if total + rows > most and chosen:
+                break
+            chosen.append(segment_id)
+            total += rows
+        by_layout: dict[pa.Schema, list[tuple[int, pa.Table]]] = {}
+        for segment_id in chosen:
+            try:
+                table = load(s, segment_id)
+            except LookupError:  # merged by another process since it was chosen
+                continue
+            by_layout.setdefault(table.schema, []).append((segment_id, table))
     gone = 0
-    connection = s.connection()
     for parts in by_layout.values():
         if len(parts) < 2:
             continue
         merged = pa.concat_tables([table for _, table in parts])
         merged = merged.take(pc.sort_indices(merged["at"]))  # stable: ties keep their order
-        insert_segment(connection, endpoint, merged, encode(merged))
+        data = encode(merged)
         ids = [segment_id for segment_id, _ in parts]
-        s.execute(delete(t).where(t.id.in_(ids)))
+        try:
+            with db.write() as s:
+                result = cast(CursorResult[Any], s.execute(delete(t).where(t.id.in_(ids))))
+                deleted = result.rowcount
+                if deleted != len(ids):
+                    raise _Raced
+                insert_segment(s.connection(), endpoint, merged, data)
+        except _Raced:
+            continue
         gone += len(ids)
     return gone
+
+
+class _Raced(Exception):
+    """Another process merged some of the chosen segments first."""
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -305,7 +324,7 @@ def load(s: Session, segment_id: int, columns: Sequence[str] | None = None) -> p
     data = s.scalar(select(PredictionSegmentRow.data).where(PredictionSegmentRow.id == segment_id))
     if data is None:
         raise LookupError(f"prediction log segment {segment_id} is gone")
-    file = pq.ParquetFile(io.BytesIO(data))
+    file = pq.ParquetFile(pa.BufferReader(data))  # read in C++, the interpreter lock let go
     if columns is not None:
         present = set(file.schema_arrow.names)
         columns = [c for c in columns if c in present]
