@@ -14,19 +14,20 @@ between the two threads, twice per batch (measured on 2 cores with the benchmark
 requests: 8,500-9,000 requests/s through the thread, 9,900 on the loop at 32 connections;
 5,900-6,100 and 7,100-7,500 at 8). The first call, of unknown cost, goes to the thread.
 
-A model whose work holds the interpreter lock (`Predictor.holds_gil`: Python and NumPy on small
-arrays, which is most compiled pipelines) gains nothing on a thread but the loop's turns in
-between, and pays the hand-overs: it runs on the loop while its calls cost under five times
-`inline_ms` (a request behind it waits at most that long). Measured on a loaded 2-core machine
-with the benchmark's HistGradientBoosting model, whose batches at 32 connections cost 1.8 ms of
-CPU there: 0.36-0.40 of the no-op ceiling through the thread, 0.43 on the loop.
+A model whose work holds the interpreter lock (`Predictor.holds_gil`: Python and NumPy on
+small arrays, which is every compiled pipeline at serving's batch sizes) gains nothing on a
+thread but the loop's turns in between, and pays the hand-overs: it runs on the loop while its
+calls cost under five times `inline_ms` of CPU (a request behind it waits about that long).
+Measured on a loaded 2-core machine with the benchmark's HistGradientBoosting model, whose
+batches at 32 connections cost 1.8 ms of CPU there: 0.36-0.40 of the no-op ceiling through the
+thread, 0.48 on the loop (medians of six alternating runs).
 
 "Cheap" is judged by two moving averages. On the thread a call is timed by the thread's CPU
 time (`time.thread_time`), not the clock: under load its wall time is mostly waiting for the
 interpreter the event loop holds, so a clock would call a cheap model slow there and keep it on
-the thread for good. On the loop a call is timed by the clock, which is what the loop
+the thread for good. On the loop a call is also timed by the clock, which is what the loop
 waits: a model that waits inside `predict` (a remote call, a sleep) costs little CPU but
-blocks the loop, and goes back to the thread. It is tried on the loop again after 1 s, then
+blocks the loop, and over twice its CPU budget of clock time it goes back to the thread. It is tried on the loop again after 1 s, then
 after twice as long each time it is still slow (at most a minute), so a one-off stall (the
 machine taking the core away) does not keep a cheap model off the loop for long.
 
