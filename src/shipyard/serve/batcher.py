@@ -27,9 +27,10 @@ time (`time.thread_time`), not the clock: under load its wall time is mostly wai
 interpreter the event loop holds, so a clock would call a cheap model slow there and keep it on
 the thread for good. On the loop a call is also timed by the clock, which is what the loop
 waits: a model that waits inside `predict` (a remote call, a sleep) costs little CPU but
-blocks the loop, and over twice its CPU budget of clock time it goes back to the thread. It is tried on the loop again after 1 s, then
-after twice as long each time it is still slow (at most a minute), so a one-off stall (the
-machine taking the core away) does not keep a cheap model off the loop for long.
+blocks the loop, and over twice its CPU budget of clock time it goes back to the thread. It is
+tried on the loop again after 1 s, then after twice as long each time it is still slow (at
+most a minute), so a one-off stall (the machine taking the core away) does not keep a cheap
+model off the loop for long.
 
 Adaptive means nobody waits for company that is not coming. The worker lingers (up to
 `max_wait_ms`, until `max_batch` rows) only for requests the server has already read that are
