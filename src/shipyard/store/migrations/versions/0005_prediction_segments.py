@@ -10,6 +10,7 @@ A downgrade moves segments back into rows the same way.
 
 import io
 import json
+import logging
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -117,6 +118,13 @@ def upgrade() -> None:
         )
     bind = op.get_bind()
     old, new = _predictions(), _segments()
+    total = bind.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
+    if total:
+        logging.getLogger("shipyard.store").warning(
+            "moving %s logged predictions into Parquet segments (once; about a minute per "
+            "million rows on a small machine)",
+            f"{total:,}",
+        )
     after = -1
     while True:
         page = bind.execute(
