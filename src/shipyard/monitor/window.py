@@ -90,7 +90,7 @@ def scan(
     count = 0
     for info in infos:
         with ws.db.read() as s:
-            (rows,) = logsegments.scan_segments(s, [info], start, end)
+            rows = logsegments.read_rows(s, info, start, end)
         mask = np.ones(rows.n, dtype=bool)
         if version_id is not None:
             mask &= rows.version_ids == version_id

@@ -64,7 +64,6 @@ _FEEDBACK = cast(Table, FeedbackRow.__table__)
 _Row = tuple[str, str, str, datetime, float, bool, int, str | None, str]
 REQUIRED = frozenset({"request_id", "endpoint", "version_id", "outputs"})
 _RELEASE_CHUNK = 500  # buffered items freed between two yields of the interpreter
-_LOOKUP_CHUNK = 500  # request ids per IN (...) query
 _MAX_FEEDBACK = 100_000
 _UNKNOWN_SHOWN = 20
 _LIMITS = {"request_id": 128, "endpoint": 64, "version_id": 32}
@@ -265,6 +264,7 @@ class PredictionLog:
         for group in answers.values():
             time.sleep(0)  # let the event loop's thread run meanwhile
             out += self._answer_segments(group)
+            _release(group)  # a chunk at a time, not all of the flush's arrays at the end
         for endpoint, dict_rows in rows.items():
             out.append(_Segment.of(endpoint, _json_table(dict_rows)))
         return out
@@ -276,16 +276,16 @@ class PredictionLog:
         try:
             return [_Segment.of(group[0].endpoint, _columnar(group))]
         except Exception:
-            tables = []
+            out = []
             for answer in group:
                 try:
-                    tables.append(_alone(answer))
+                    out.append(_Segment.of(answer.endpoint, _alone(answer)))
                 except Exception as exc:
                     self.rejected += answer.n
                     log.error(
                         "prediction log rows of request %r left out: %s", answer.request_id, exc
                     )
-            return [_Segment.of(t.endpoint, t.table) for t in tables]
+            return out
 
     def _background(self) -> None:
         while not self._closed:
@@ -395,12 +395,6 @@ class _Segment:
         return cls(endpoint, table, logsegments.encode(table))
 
 
-@dataclass(frozen=True, slots=True)
-class _Table:
-    endpoint: str
-    table: pa.Table
-
-
 def _check_answer(answer: Answered) -> None:
     _check_ids(answer.request_id, answer.endpoint, answer.version_id)
     latency = float(answer.latency_ms)
@@ -456,12 +450,12 @@ def _columnar(group: Sequence[Answered]) -> pa.Table:
     return logsegments.columnar_table(base, inputs, labels, probabilities, first.classes)
 
 
-def _alone(answer: Answered) -> _Table:
+def _alone(answer: Answered) -> pa.Table:
     """One answer's segment: columnar, or (values Arrow will not take as a column) JSON."""
     try:
-        return _Table(answer.endpoint, _columnar([answer]))
+        return _columnar([answer])
     except Exception:
-        return _Table(answer.endpoint, _json_table(_answer_rows(answer)))
+        return _json_table(_answer_rows(answer))
 
 
 def _json_table(rows: Sequence[_Row]) -> pa.Table:
@@ -604,11 +598,10 @@ def read_predictions(
         _check_endpoint(s, endpoint)
         infos = logsegments.segments(s, endpoint, since, until)
         parts = list(logsegments.scan_segments(s, infos, since, until))
-    found = [(rows.at[i], k, i, rows) for k, rows in enumerate(parts) for i in range(rows.n)]
-    found.sort(key=lambda hit: hit[:3])  # by time, then as written
+    found = _in_time_order(parts)
     if limit is not None:
         found = found[:limit]
-    return [_prediction(endpoint, rows, i) for _, _, i, rows in found]
+    return [_prediction(endpoint, rows, i) for rows, i in found]
 
 
 def record_feedback(
@@ -685,28 +678,43 @@ def labelled(
         ids = sorted({rid for rid, _ in labels})
         infos = logsegments.holding(logsegments.segments(s, endpoint, since, until), ids)
         parts = list(logsegments.scan_segments(s, infos, since, until))
-    found = []
-    for k, rows in enumerate(parts):
-        for i, key in enumerate(
-            zip(rows.request_ids.tolist(), rows.positions.tolist(), strict=True)
-        ):
-            if key in labels:
-                found.append((rows.at[i], k, i, rows, labels[key]))
-    found.sort(key=lambda hit: hit[:3])
-    return [
-        LabelledPrediction(
-            request_id=str(rows.request_ids[i]),
-            row=int(rows.positions[i]),
-            version_id=str(rows.version_ids[i]),
-            shadow=bool(rows.shadow[i]),
-            at=_aware(rows.at[i]),
-            inputs=rows.input(i),
-            outputs=rows.output(i),
-            label=label,
-            labelled_at=labelled_at,
+    out = []
+    for rows, i in _in_time_order(parts, lambda rows, i: _key(rows, i) in labels):
+        label, labelled_at = labels[_key(rows, i)]
+        out.append(
+            LabelledPrediction(
+                request_id=str(rows.request_ids[i]),
+                row=int(rows.positions[i]),
+                version_id=str(rows.version_ids[i]),
+                shadow=bool(rows.shadow[i]),
+                at=_aware(rows.at[i]),
+                inputs=rows.input(i),
+                outputs=rows.output(i),
+                label=label,
+                labelled_at=labelled_at,
+            )
         )
-        for _, _, i, rows, (label, labelled_at) in found
+    return out
+
+
+def _key(rows: Rows, i: int) -> tuple[str, int]:
+    """Row i's (request id, row in its request): what feedback names."""
+    return str(rows.request_ids[i]), int(rows.positions[i])
+
+
+def _in_time_order(
+    parts: Sequence[Rows], keep: Callable[[Rows, int], bool] | None = None
+) -> list[tuple[Rows, int]]:
+    """(segment rows, position) of every row of `parts` (those `keep` accepts), by time, rows
+    at the same time as they were written."""
+    found = [
+        (rows.at[i], k, i, rows)
+        for k, rows in enumerate(parts)
+        for i in range(rows.n)
+        if keep is None or keep(rows, i)
     ]
+    found.sort(key=lambda hit: hit[:3])
+    return [(rows, i) for _, _, i, rows in found]
 
 
 def _feedback_item(index: int, item: Mapping[str, Any]) -> tuple[str, int, Any]:

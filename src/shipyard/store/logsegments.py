@@ -54,16 +54,7 @@ from shipyard.store.tables import PredictionSegmentRow
 
 INPUT = "in:"  # prefix of the columnar layout's input columns
 COLUMNS = ("request_id", "row", "version_id", "at", "latency_ms", "shadow")
-SCHEMA = pa.schema(
-    [
-        ("request_id", pa.string()),
-        ("row", pa.int32()),
-        ("version_id", pa.string()),
-        ("at", pa.timestamp("us", tz="UTC")),
-        ("latency_ms", pa.float64()),
-        ("shadow", pa.bool_()),
-    ]
-)
+_AT = pa.timestamp("us", tz="UTC")  # `at`: microseconds, UTC
 _TABLE = cast(Table, PredictionSegmentRow.__table__)
 _CLASSES = b"classes"
 _COMPACT_AT_ONCE = 1_000  # segments one compact() call looks at
@@ -197,7 +188,7 @@ def base_arrays(
         "request_id": pa.array(request_ids, type=pa.string()),
         "row": pa.array(positions.astype(np.int32, copy=False)),
         "version_id": pa.array(version_ids, type=pa.string()),
-        "at": pa.array(at_us.astype(np.int64, copy=False), type=SCHEMA.field("at").type),
+        "at": pa.array(at_us.astype(np.int64, copy=False), type=_AT),
         "latency_ms": pa.array(latency_ms.astype(np.float64, copy=False)),
         "shadow": pa.array(shadow.astype(bool, copy=False)),
     }
@@ -339,13 +330,20 @@ def scan_segments(
 ) -> Iterator[Rows]:
     """Each segment's rows with `start <= at < end`, decoded, oldest segment first."""
     for info in infos:
-        rows = decode(load(s, info.id))
-        mask = np.ones(rows.n, dtype=bool)
-        if start is not None:
-            mask &= rows.at >= _datetime64(start)
-        if end is not None:
-            mask &= rows.at < _datetime64(end)
-        yield rows if mask.all() else rows.take(mask)
+        yield read_rows(s, info, start, end)
+
+
+def read_rows(
+    s: Session, info: SegmentInfo, start: datetime | None = None, end: datetime | None = None
+) -> Rows:
+    """One segment's rows with `start <= at < end`, decoded."""
+    rows = decode(load(s, info.id))
+    mask = np.ones(rows.n, dtype=bool)
+    if start is not None:
+        mask &= rows.at >= _datetime64(start)
+    if end is not None:
+        mask &= rows.at < _datetime64(end)
+    return rows if mask.all() else rows.take(mask)
 
 
 def decode(table: pa.Table) -> Rows:
