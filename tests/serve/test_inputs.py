@@ -10,7 +10,15 @@ import pytest
 
 from shipyard.core.errors import Invalid
 from shipyard.core.records import Signature, SignatureColumn
-from shipyard.serve.inputs import MAX_ROWS, Batch, InputError, decode, from_oip, to_columns
+from shipyard.serve.inputs import (
+    MAX_ROWS,
+    Batch,
+    InputError,
+    decode,
+    from_oip,
+    join_columns,
+    to_columns,
+)
 
 SIGNATURE = Signature(
     inputs=[
@@ -128,6 +136,37 @@ def test_records_columns_and_oip_give_the_same_batch() -> None:
         assert batch.columns["grade"].tolist() == ["B", None, "D"]
         assert batch.columns["owner"].tolist() == ["True", "False", "True"]
         assert batch.columns["city"].tolist() == ["Leeds", "York", ""]
+
+
+def test_a_small_request_holds_its_columns_as_two_blocks() -> None:
+    batch = to_columns(SIGNATURE, {"rows": ROWS})
+    numbers, texts = batch.blocks
+    assert numbers.names == ("income", "age", "score")
+    assert texts.names == ("grade", "owner", "city")
+    assert (numbers.matrix.dtype, numbers.matrix.shape) == (np.float64, (3, 3))
+    assert (texts.matrix.dtype, texts.matrix.shape) == (object, (3, 3))
+    for block in batch.blocks:  # each column is a row of its block, not a copy
+        for i, name in enumerate(block.names):
+            assert np.shares_memory(batch.columns[name], block.matrix)
+            np.testing.assert_array_equal(batch.columns[name], block.matrix[i])
+    assert to_columns(SIGNATURE, {"columns": _columns(ROWS)}).blocks == ()  # the general path
+
+
+def test_joined_batches_share_blocks_or_fall_back_to_columns() -> None:
+    a = to_columns(SIGNATURE, {"rows": ROWS[:2]})
+    b = to_columns(SIGNATURE, {"rows": ROWS[2:]})
+    loose = to_columns(SIGNATURE, {"columns": _columns(ROWS[2:])})  # no blocks
+    whole = to_columns(SIGNATURE, {"columns": _columns(ROWS)})
+    for parts, blocked in (([a, b], True), ([a, loose], False)):
+        columns, blocks = join_columns([p.columns for p in parts], [p.blocks for p in parts])
+        assert list(columns) == SIGNATURE.names
+        for name in SIGNATURE.names:
+            assert columns[name].tolist() == pytest.approx(
+                whole.columns[name].tolist(), nan_ok=True
+            )
+        assert [x.names for x in blocks] == ([x.names for x in a.blocks] if blocked else [])
+        for block in blocks:
+            assert all(np.shares_memory(columns[name], block.matrix) for name in block.names)
 
 
 def test_an_oip_matrix_holds_the_columns_in_signature_order() -> None:

@@ -15,8 +15,9 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy import delete, func, select
 
 from shipyard.core.errors import Invalid, NotFound, Unavailable
-from shipyard.core.records import ModelVersion
+from shipyard.core.records import ModelVersion, Signature, SignatureColumn
 from shipyard.serve.endpoints import create_endpoint
+from shipyard.serve.inputs import Batch, to_columns
 from shipyard.serve.predlog import (
     Answered,
     PredictionLog,
@@ -366,6 +367,42 @@ def test_answers_count_against_the_buffer_and_bad_ones_are_left_out(
     assert log.append_answer(answered("c", version.id)) == 0  # closed: not acknowledged
     assert (log.written, log.rejected) == (3, 2)
     assert [p.request_id for p in read_predictions(ws, "credit")] == ["a"] * 3
+
+
+def test_answers_with_and_without_blocks_share_a_segment_and_a_bad_one_is_left_out(
+    ws: Workspace, version: ModelVersion
+) -> None:
+    signature = Signature(
+        inputs=[
+            SignatureColumn(name="income", dtype="float64"),
+            SignatureColumn(name="grade", dtype="string"),
+        ],
+        output="class",
+        classes=["no", "yes"],
+    )
+    blocked = to_columns(signature, {"rows": [{"income": 1.0, "grade": "A"}]})
+    loose = to_columns(signature, {"columns": {"income": [2.0, 3.0], "grade": ["B", None]}})
+    assert blocked.blocks and not loose.blocks
+
+    def answer(request_id: str, batch: Batch, **extra: Any) -> Answered:
+        labels = np.array(["yes"] * batch.n, dtype=object)
+        fields = {"inputs": batch.columns, "blocks": batch.blocks, "labels": labels}
+        fields["probabilities"] = np.full((batch.n, 2), 0.5)
+        return answered(request_id, version.id, **{**fields, **extra})
+
+    with PredictionLog(ws, flush_seconds=60) as log:
+        log.append_answer(answer("blocked", blocked))
+        log.append_answer(answer("nan-latency", blocked, latency_ms=float("nan")))
+        log.append_answer(answer("loose", loose))
+        log.append_answer(answer("blocked-again", blocked))
+    assert segments(ws) == [("credit", 4)]  # the three good answers, one segment
+    assert log.rejected == 1
+    assert [(r[0], r[1], r[4]) for r in stored_json(ws)] == [
+        ("blocked", 0, {"income": 1.0, "grade": "A"}),
+        ("loose", 0, {"income": 2.0, "grade": "B"}),
+        ("loose", 1, {"income": 3.0, "grade": None}),
+        ("blocked-again", 0, {"income": 1.0, "grade": "A"}),
+    ]
 
 
 def test_answers_from_four_threads_are_all_written(ws: Workspace, version: ModelVersion) -> None:

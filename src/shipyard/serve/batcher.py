@@ -63,12 +63,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from shipyard.core.errors import Unavailable
 from shipyard.serve.fastpath import Output, Predictor
-from shipyard.serve.inputs import Batch
+from shipyard.serve.inputs import Batch, join_columns
 
 log = logging.getLogger("shipyard.serve")
 _CONCURRENT_S = 0.1  # after a merged batch, traffic counts as concurrent for this long
@@ -342,9 +341,8 @@ def pin_threads(threads: int | None) -> None:
 
 def concat(batches: Sequence[Batch]) -> Batch:
     """One batch of the rows of `batches`, in order (same columns in each)."""
-    first = batches[0]
-    columns = {name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns}
-    return Batch(n=sum(b.n for b in batches), columns=columns, warnings=[])
+    columns, blocks = join_columns([b.columns for b in batches], [b.blocks for b in batches])
+    return Batch(n=sum(b.n for b in batches), columns=columns, warnings=[], blocks=blocks)
 
 
 def split(output: Output, sizes: Sequence[int]) -> list[Output | BaseException]:

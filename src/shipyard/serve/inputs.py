@@ -85,17 +85,29 @@ class InputError(Invalid):
 
 
 @dataclass(frozen=True, slots=True)
+class Block:
+    """Columns of a batch held as the rows of one (columns, rows) matrix: the batch's column
+    `names[i]` is `matrix[i]`. Joining batches (the micro-batcher, the prediction log) then
+    costs one array operation per block, not one per column."""
+
+    names: tuple[str, ...]
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     """Validated request columns, in signature order, all of length `n`.
 
     `warnings` counts the range and category problems let through by `strict_ranges=False`:
     `[{"column": "income", "rule": "range", "count": 3, "row": 0, "value": -5.0}, ...]`
-    (`row`/`value` is the first example).
+    (`row`/`value` is the first example). `blocks` says which columns are rows of one matrix
+    (`Block`); columns in none are arrays of their own.
     """
 
     n: int
     columns: dict[str, np.ndarray]
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    blocks: tuple[Block, ...] = ()
 
     def take(self, rows: slice | np.ndarray) -> Batch:
         """The batch of these rows: a slice (views) or an array of row positions.
@@ -104,6 +116,32 @@ class Batch:
         """
         n = len(range(self.n)[rows]) if isinstance(rows, slice) else len(rows)
         return Batch(n, {name: values[rows] for name, values in self.columns.items()})
+
+
+def join_columns(
+    columns: Sequence[Mapping[str, np.ndarray]], blocks: Sequence[tuple[Block, ...]]
+) -> tuple[dict[str, np.ndarray], tuple[Block, ...]]:
+    """The columns of several batches (the same names in each, with their `blocks`) joined
+    row-wise, in order: a block all of them have is joined as one matrix, every other column
+    on its own. Returns the joined columns, in the first batch's order, and blocks.
+
+    >>> columns, blocks = join_columns([a.columns, b.columns], [a.blocks, b.blocks])
+    """
+    first = columns[0]
+    shared = blocks[0]
+    names = tuple(block.names for block in shared)
+    if any(len(b) != len(shared) or tuple(x.names for x in b) != names for b in blocks[1:]):
+        shared = ()
+    out: dict[str, np.ndarray] = {}
+    joined = []
+    for k, block in enumerate(shared):
+        matrix = np.concatenate([b[k].matrix for b in blocks], axis=1)
+        joined.append(Block(block.names, matrix))
+        out.update(zip(block.names, matrix, strict=True))
+    for name in first:
+        if name not in out:
+            out[name] = np.concatenate([c[name] for c in columns])
+    return ({name: out[name] for name in first} if joined else out), tuple(joined)
 
 
 def decode(body: bytes | bytearray | memoryview | str) -> dict[str, Any]:
@@ -236,6 +274,8 @@ class _Spec:
     small_low: tuple[float, ...]
     small_high: tuple[float, ...]
     small_integer: tuple[int, ...]
+    numeric_names: tuple[str, ...]  # the names of the `numeric` and `textual` columns
+    textual_names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +337,8 @@ def _prepare(signature: Signature) -> _Spec:
         small_low=tuple(max(low, -largest) for *_, low, _high in small_numeric),
         small_high=tuple(min(high, largest) for *_, high in small_numeric),
         small_integer=tuple(k for k, column in enumerate(small_numeric) if column[2]),
+        numeric_names=tuple(numeric_names),
+        textual_names=tuple(name for name, *_ in small_textual),
     )
 
 
@@ -406,6 +448,7 @@ def _small_rows(spec: _Spec, rows: Any, options: _Options) -> Batch | None:
     columns: dict[str, np.ndarray] = {}
     matrix: np.ndarray | None = None
     numbers: list[float] = []  # column after column, each n values
+    textual: list[list[str | None]] = []  # the other columns' values, column after column
     append = numbers.append
     try:
         # First all of a row's numbers at once, in C: ints and floats within the bounds
@@ -467,16 +510,22 @@ def _small_rows(spec: _Spec, rows: Any, options: _Options) -> Batch | None:
                 if allowed is not None and value not in allowed:
                     return None
                 texts.append(value)
-            columns[name] = np.array(texts, dtype=object)
+            textual.append(texts)
     except KeyError:  # a column missing from a row
         return None
     if matrix is None and numbers:
         matrix = np.array(numbers, dtype=np.float64).reshape(len(spec.small_numeric), n)
+    blocks: list[Block] = []
+    # (columns, rows), C order: each column a view of one row (`Block`)
     if matrix is not None:
-        # (columns, rows), C order: each column a view of one row, as `_numbers` makes them
-        for k, column in enumerate(spec.small_numeric):
-            columns[column[0]] = matrix[k]
-    return Batch(n, {name: columns[name] for name in spec.names}, [])
+        blocks.append(Block(spec.numeric_names, matrix))
+    if textual:
+        texts_matrix = np.empty((len(textual), n), dtype=object)
+        texts_matrix[...] = textual
+        blocks.append(Block(spec.textual_names, texts_matrix))
+    for block in blocks:
+        columns.update(zip(block.names, block.matrix, strict=True))
+    return Batch(n, {name: columns[name] for name in spec.names}, [], tuple(blocks))
 
 
 def _from_columns(spec: _Spec, columns: Any, options: _Options) -> Batch:
@@ -1034,8 +1083,10 @@ __all__ = [
     "MAX_ROWS",
     "SMALL_ROWS",
     "Batch",
+    "Block",
     "InputError",
     "decode",
     "from_oip",
+    "join_columns",
     "to_columns",
 ]

@@ -244,6 +244,7 @@ class Runtime:
                 latency_ms=latency_ms,
                 shadow=shadow,
                 inputs=batch.columns if log_inputs else None,
+                blocks=batch.blocks if log_inputs else (),
                 labels=output.labels,
                 probabilities=output.probabilities,
                 classes=output.classes,
