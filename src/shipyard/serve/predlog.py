@@ -52,7 +52,7 @@ from sqlalchemy.orm import Session
 from shipyard.core.errors import Invalid, Unavailable
 from shipyard.core.records import FeedbackResult, LabelledPrediction, Prediction
 from shipyard.serve.endpoints import unknown_endpoint
-from shipyard.serve.inputs import Block, join_columns
+from shipyard.serve.inputs import Block
 from shipyard.store import logsegments
 from shipyard.store.logsegments import Rows
 from shipyard.store.tables import EndpointRow, FeedbackRow
@@ -99,7 +99,72 @@ class Answered:
         return len(self.labels)
 
 
-_Buffered = tuple[datetime, Sequence[Mapping[str, Any]]] | Answered
+_Rows = tuple[datetime, Sequence[Mapping[str, Any]]]  # rows given to append(), and when
+
+
+class _Pending:
+    """Answers of one layout (`_layout`) waiting for the writer, kept column by column as
+    they arrive: the request's thread appends a dozen references (microseconds, its memory
+    still in cache), and a flush joins each column's list of arrays with one C-level call
+    instead of visiting every answer again. The answers themselves are kept for the case
+    where they must be stored one by one (`PredictionLog._answer_segments`)."""
+
+    __slots__ = (
+        "answers",
+        "at",
+        "blocks",
+        "counts",
+        "ids",
+        "labels",
+        "latency",
+        "layout",
+        "loose",
+        "probabilities",
+        "shadow",
+        "versions",
+    )
+
+    def __init__(self, layout: tuple[Any, ...]) -> None:
+        self.layout = layout
+        names, block_names = layout[1], layout[2]
+        in_blocks = {name for names_ in block_names for name in names_}
+        self.answers: list[Answered] = []
+        self.ids: list[str] = []
+        self.versions: list[str] = []
+        self.at: list[float] = []
+        self.latency: list[float] = []
+        self.shadow: list[bool] = []
+        self.counts: list[int] = []
+        self.blocks: list[list[np.ndarray]] = [[] for _ in block_names]
+        self.loose: dict[str, list[np.ndarray]] = {
+            name: [] for name in names or () if name not in in_blocks
+        }
+        self.labels: list[np.ndarray] = []
+        self.probabilities: list[np.ndarray] = []
+
+    @classmethod
+    def of(cls, answers: Sequence[Answered]) -> _Pending:
+        pending = cls(_layout(answers[0]))
+        for answer in answers:
+            pending.add(answer)
+        return pending
+
+    def add(self, answer: Answered) -> None:
+        self.answers.append(answer)
+        self.ids.append(answer.request_id)
+        self.versions.append(answer.version_id)
+        self.at.append(answer.at)
+        self.latency.append(answer.latency_ms)
+        self.shadow.append(answer.shadow)
+        self.counts.append(answer.n)
+        if answer.inputs is not None:
+            for parts, block in zip(self.blocks, answer.blocks, strict=False):
+                parts.append(block.matrix)
+            for name, parts in self.loose.items():
+                parts.append(answer.inputs[name])
+        self.labels.append(answer.labels)
+        if answer.probabilities is not None:
+            self.probabilities.append(answer.probabilities)
 
 
 class PredictionLog:
@@ -127,7 +192,8 @@ class PredictionLog:
         self._flush_rows = max(1, max_buffer // 10)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._buffer: list[_Buffered] = []
+        self._buffer: list[_Rows] = []  # from append()
+        self._answers: dict[tuple[Any, ...], _Pending] = {}  # from append_answer(), by layout
         self._retry: list[_Segment] = []  # built segments a failed write put back
         self._pending = 0
         self._closed = False
@@ -166,19 +232,30 @@ class PredictionLog:
     def append_answer(self, answer: Answered) -> int:
         """Queue one request's answer, a row per row of it; returns how many rows were
         accepted (0 when full or closed). The arrays are kept, not copied: do not change
-        them afterwards. Rows become dicts and JSON only in the writer's thread."""
+        them afterwards. Rows become Parquet only in the writer's thread."""
         n = answer.n
         if not n:
             return 0
-        return self._accept(answer, n)
+        try:
+            layout = _layout(answer)
+        except Exception as exc:  # not an answer this log can hold at all
+            self._reject(answer, exc)
+            return 0
+        return self._accept(answer, n, layout)
 
-    def _accept(self, item: _Buffered, n: int) -> int:
+    def _accept(self, item: _Rows | Answered, n: int, layout: tuple[Any, ...] = ()) -> int:
         with self._lock:
             if self._closed or self._pending + n > self.max_buffer:
                 self.dropped += n
                 accepted = 0
             else:
-                self._buffer.append(item)
+                if isinstance(item, Answered):
+                    pending = self._answers.get(layout)
+                    if pending is None:
+                        pending = self._answers[layout] = _Pending(layout)
+                    pending.add(item)
+                else:
+                    self._buffer.append(item)
                 self._pending += n
                 accepted = n
             full = self._pending >= self._flush_rows
@@ -205,10 +282,11 @@ class PredictionLog:
         with self._flush_lock:
             with self._lock:
                 taken, self._buffer = self._buffer, []
+                answers, self._answers = list(self._answers.values()), {}
                 count = self._pending
-            if not taken and not self._retry:
+            if not taken and not answers and not self._retry:
                 return 0
-            built = [*self._retry, *self._segments(taken)]
+            built = [*self._retry, *self._segments(taken, answers)]
             self._retry = []
             written = done = 0
             try:
@@ -237,21 +315,11 @@ class PredictionLog:
             self.last_error = None
             return written
 
-    def _segments(self, taken: list[_Buffered]) -> list[_Segment]:
+    def _segments(self, taken: list[_Rows], answers: list[_Pending]) -> list[_Segment]:
         """The segments to store; a row that cannot be stored is logged and left out
-        (`rejected`). Frees `taken` as it goes."""
-        answers: dict[tuple[Any, ...], list[Answered]] = {}
+        (`rejected`). Frees what it was given as it goes."""
         rows: dict[str, list[_Row]] = {}
-        for item in taken:
-            if isinstance(item, Answered):
-                try:
-                    key = _layout(item)
-                except Exception as exc:  # one bad answer must not take the others with it
-                    self._reject(item, exc)
-                    continue
-                answers.setdefault(key, []).append(item)
-                continue
-            at, given = item
+        for at, given in taken:
             for row in given:
                 try:
                     checked = _row(row, at)
@@ -262,23 +330,24 @@ class PredictionLog:
                 rows.setdefault(checked[1], []).append(checked)
         _release(taken)
         out: list[_Segment] = []
-        for group in answers.values():
+        for pending in answers:
             time.sleep(0)  # let the event loop's thread run meanwhile
-            out += self._answer_segments(group)
-            _release(group)  # a chunk at a time, not all of the flush's arrays at the end
+            out += self._answer_segments(pending)
+            _release(pending.answers)  # a chunk at a time, not all of the flush's at the end
         for endpoint, dict_rows in rows.items():
             out.append(_Segment.of(endpoint, _json_table(dict_rows)))
         return out
 
-    def _answer_segments(self, group: list[Answered]) -> list[_Segment]:
+    def _answer_segments(self, pending: _Pending) -> list[_Segment]:
         """One segment of answers that share a layout. Where that fails, the answers are
         checked one by one and those that pass make one segment again; where even that fails
         (an array of the wrong length, values Arrow cannot store as their column), each
         answer goes on its own, in the JSON layout if need be. What cannot be stored at all
         is logged and left out."""
+        group = pending.answers
         endpoint = group[0].endpoint
         try:
-            return [_Segment.of(endpoint, _columnar(group))]
+            return [_Segment.of(endpoint, _columnar(pending))]
         except Exception:
             checked = []
             for answer in group:
@@ -290,7 +359,7 @@ class PredictionLog:
                 checked.append(answer)
             if checked and len(checked) < len(group):
                 with contextlib.suppress(Exception):
-                    return [_Segment.of(endpoint, _columnar(checked))]
+                    return [_Segment.of(endpoint, _columnar(_Pending.of(checked)))]
             out = []
             for answer in checked:
                 try:
@@ -420,55 +489,65 @@ def _check_answer(answer: Answered) -> None:
 
 def _layout(answer: Answered) -> tuple[Any, ...]:
     """What answers must share to go in one columnar segment: the endpoint, the input
-    columns and their types, the labels' type, the classes. (Built by C-level iteration:
-    once per answer, it was a fifth of the writer's time.)"""
+    columns (in order, and those that are rows of one matrix, `Batch.blocks`) and their
+    types, the labels' type, the number of probabilities and the classes. Built by C-level
+    iteration: it runs on the request's thread."""
     inputs = answer.inputs
+    names = blocks = dtypes = None
+    if inputs is not None:
+        names = tuple(inputs)
+        given = answer.blocks
+        if given and sum(map(len, map(_NAMES, given))) == len(names):
+            blocks = tuple(map(_NAMES, given))
+            dtypes = tuple(block.matrix.dtype for block in given)
+        else:  # no blocks, or some columns outside them: every column on its own
+            blocks, dtypes = (), tuple(map(_DTYPE, inputs.values()))
     probabilities = answer.probabilities
     return (
         answer.endpoint,
-        None if inputs is None else tuple(inputs),
-        None if inputs is None else tuple(map(_DTYPE, inputs.values())),
+        names,
+        blocks or (),
+        dtypes,
         answer.labels.dtype,
         None if probabilities is None else probabilities.shape[-1],
         None if answer.classes is None else tuple(answer.classes),
     )
 
 
+_NAMES = attrgetter("names")
 _DTYPE = attrgetter("dtype")
 
 
-def _columnar(group: Sequence[Answered]) -> pa.Table:
+def _columnar(pending: _Pending) -> pa.Table:
     """The answers of one layout as one columnar segment (`store.logsegments`)."""
-    first = group[0]
-    counts = np.fromiter((a.n for a in group), dtype=np.int64, count=len(group))
+    endpoint, names, block_names, _, _, width, classes = pending.layout
+    counts = np.array(pending.counts, dtype=np.int64)
     total = int(counts.sum())
-    if total == len(group):  # one row each: the common case, no repeats needed
+    ids, versions = pending.ids, pending.versions
+    if total == len(counts):  # one row each: the common case, no repeats needed
         positions = np.zeros(total, dtype=np.int64)
-        ids: list[str] = [a.request_id for a in group]
-        versions: list[str] = [a.version_id for a in group]
     else:
-        positions = np.concatenate([np.arange(n) for n in counts.tolist()])
-        ids = np.repeat(np.array([a.request_id for a in group], dtype=object), counts).tolist()
-        versions = np.repeat(np.array([a.version_id for a in group], dtype=object), counts).tolist()
-    at = np.array([a.at for a in group], dtype=np.float64)
-    latency = np.array([float(a.latency_ms) for a in group], dtype=np.float64)
-    _check_group(first.endpoint, ids, versions, latency)
-    shadow = np.array([bool(a.shadow) for a in group], dtype=bool)
-    at_us = np.repeat((at * 1e6).astype(np.int64), counts)
+        positions = np.concatenate([np.arange(n) for n in pending.counts])
+        ids = np.repeat(np.array(ids, dtype=object), counts).tolist()
+        versions = np.repeat(np.array(versions, dtype=object), counts).tolist()
+    latency = np.array(pending.latency, dtype=np.float64)
+    _check_group(endpoint, ids, versions, latency)
+    at_us = np.repeat((np.array(pending.at, dtype=np.float64) * 1e6).astype(np.int64), counts)
+    shadow = np.array(pending.shadow, dtype=bool)
     base = logsegments.base_arrays(
         ids, positions, versions, at_us, np.repeat(latency, counts), np.repeat(shadow, counts)
     )
     inputs = None
-    if first.inputs is not None:
-        given = [cast(Mapping[str, np.ndarray], a.inputs) for a in group]  # all, by layout
-        inputs, _ = join_columns(given, [a.blocks for a in group])
-    labels = np.concatenate([a.labels for a in group])
-    probabilities = None
-    if first.probabilities is not None:
-        probabilities = np.concatenate(
-            [a.probabilities for a in group if a.probabilities is not None]
-        )
-    return logsegments.columnar_table(base, inputs, labels, probabilities, first.classes)
+    if names is not None:
+        joined: dict[str, np.ndarray] = {}
+        for block, parts in zip(block_names, pending.blocks, strict=True):
+            joined.update(zip(block, np.concatenate(parts, axis=1), strict=True))
+        for name, parts in pending.loose.items():
+            joined[name] = np.concatenate(parts)
+        inputs = {name: joined[name] for name in names}
+    labels = np.concatenate(pending.labels)
+    probabilities = None if width is None else np.concatenate(pending.probabilities)
+    return logsegments.columnar_table(base, inputs, labels, probabilities, classes)
 
 
 def _check_group(endpoint: Any, ids: list[Any], versions: list[Any], latency: np.ndarray) -> None:
@@ -485,7 +564,7 @@ def _check_group(endpoint: Any, ids: list[Any], versions: list[Any], latency: np
 def _alone(answer: Answered) -> pa.Table:
     """One answer's segment: columnar, or (values Arrow will not take as a column) JSON."""
     try:
-        return _columnar([answer])
+        return _columnar(_Pending.of([answer]))
     except Exception:
         return _json_table(_answer_rows(answer))
 
