@@ -106,11 +106,11 @@ class _Pending:
     """Answers of one layout (`_layout`) waiting for the writer, kept column by column as
     they arrive: the request's thread appends a dozen references (microseconds, its memory
     still in cache), and a flush joins each column's list of arrays with one C-level call
-    instead of visiting every answer again. The answers themselves are kept for the case
-    where they must be stored one by one (`PredictionLog._answer_segments`)."""
+    instead of visiting every answer again. The answers themselves are not kept (they are
+    freed with their request, on its thread); `answer(i)` puts one together again where
+    they must be stored one by one (`PredictionLog._answer_segments`)."""
 
     __slots__ = (
-        "answers",
         "at",
         "blocks",
         "counts",
@@ -128,7 +128,6 @@ class _Pending:
         self.layout = layout
         names, block_names = layout[1], layout[2]
         in_blocks = {name for names_ in block_names for name in names_}
-        self.answers: list[Answered] = []
         self.ids: list[str] = []
         self.versions: list[str] = []
         self.at: list[float] = []
@@ -149,8 +148,10 @@ class _Pending:
             pending.add(answer)
         return pending
 
+    def __len__(self) -> int:
+        return len(self.counts)
+
     def add(self, answer: Answered) -> None:
-        self.answers.append(answer)
         self.ids.append(answer.request_id)
         self.versions.append(answer.version_id)
         self.at.append(answer.at)
@@ -165,6 +166,40 @@ class _Pending:
         self.labels.append(answer.labels)
         if answer.probabilities is not None:
             self.probabilities.append(answer.probabilities)
+
+    def answer(self, i: int) -> Answered:
+        """The `i`-th answer added, as it was given."""
+        endpoint, names, block_names, _, _, width, classes = self.layout
+        inputs: dict[str, np.ndarray] | None = None
+        blocks: tuple[Block, ...] = ()
+        if names is not None:
+            blocks = tuple(
+                Block(block, parts[i])
+                for block, parts in zip(block_names, self.blocks, strict=True)
+            )
+            given = {
+                n: v for block in blocks for n, v in zip(block.names, block.matrix, strict=True)
+            }
+            given.update((name, parts[i]) for name, parts in self.loose.items())
+            inputs = {name: given[name] for name in names}
+        return Answered(
+            request_id=self.ids[i],
+            endpoint=endpoint,
+            version_id=self.versions[i],
+            at=self.at[i],
+            latency_ms=self.latency[i],
+            shadow=self.shadow[i],
+            inputs=inputs,
+            labels=self.labels[i],
+            probabilities=None if width is None else self.probabilities[i],
+            classes=classes,
+            blocks=blocks,
+        )
+
+    def clear(self) -> None:
+        """Let go of the arrays, a list at a time (see `_release`)."""
+        for parts in (self.labels, self.probabilities, *self.blocks, *self.loose.values()):
+            _release(parts)
 
 
 class PredictionLog:
@@ -333,7 +368,7 @@ class PredictionLog:
         for pending in answers:
             time.sleep(0)  # let the event loop's thread run meanwhile
             out += self._answer_segments(pending)
-            _release(pending.answers)  # a chunk at a time, not all of the flush's at the end
+            pending.clear()  # a chunk at a time, not all of the flush's arrays at the end
         for endpoint, dict_rows in rows.items():
             out.append(_Segment.of(endpoint, _json_table(dict_rows)))
         return out
@@ -344,11 +379,11 @@ class PredictionLog:
         (an array of the wrong length, values Arrow cannot store as their column), each
         answer goes on its own, in the JSON layout if need be. What cannot be stored at all
         is logged and left out."""
-        group = pending.answers
-        endpoint = group[0].endpoint
+        endpoint = pending.layout[0]
         try:
             return [_Segment.of(endpoint, _columnar(pending))]
         except Exception:
+            group = [pending.answer(i) for i in range(len(pending))]
             checked = []
             for answer in group:
                 try:

@@ -429,6 +429,11 @@ def _label_array(labels: np.ndarray) -> pa.Array:
         return pa.array(labels.astype(np.int64, copy=False))
     if labels.dtype.kind == "b":
         return pa.array(labels)
+    if labels.dtype.kind in "OU":
+        try:  # text labels (the usual classifier's): converted in C
+            return pa.array(labels, type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # other objects: as their text
+            pass
     return pa.array([None if v is None else str(v) for v in labels.tolist()], type=pa.string())
 
 
