@@ -269,7 +269,11 @@ class _Prep:
             X = np.empty((n, self.width)) if not self.onehot else np.zeros((n, self.width))
             for block in self.numeric:
                 view = X[:, block.start : block.start + len(block.names)]
-                view[...] = np.array([columns[name] for name in block.names], np.float64).T
+                # the request's own matrix of these columns (inputs.Block), or one gathered
+                held = next((b.matrix for b in batch.blocks if b.names == block.names), None)
+                if held is None:
+                    held = np.array([columns[name] for name in block.names], np.float64)
+                view[...] = held.T
                 if block.fill is not None:
                     np.copyto(view, block.fill, where=np.isnan(view))
                 if block.mean is not None:
@@ -277,12 +281,12 @@ class _Prep:
                 if block.scale is not None:
                     view /= block.scale
             if self.onehot:
-                hits = np.fromiter(
-                    chain.from_iterable(
-                        map(c.lookup.get, columns[c.name], repeat(c.default)) for c in self.onehot
-                    ),
+                hits = np.array(
+                    [
+                        list(map(c.lookup.get, columns[c.name], repeat(c.default)))
+                        for c in self.onehot
+                    ],
                     dtype=np.intp,
-                    count=n * len(self.onehot),
                 ).reshape(len(self.onehot), n)
                 flat = hits + np.arange(0, n * self.width, self.width)
                 X.reshape(-1)[flat[hits >= 0]] = 1.0

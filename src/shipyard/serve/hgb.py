@@ -13,11 +13,13 @@ A missing value is handled without a test per node: the rows are widened to `[x,
 (-inf <= any threshold), the others from x (NaN <= anything is False: right). Leaves point to
 themselves, so stepping further from one changes nothing.
 
-One row (a request at concurrency 1) takes one step for every node at once, then doubles the
-distance (next = next[next]) until every root has reached its leaf: log2(depth) steps. More
-rows walk down level by level, the trees sorted by depth so level d only touches the trees that
-are deeper than d. The raw sums plus the baseline then go through the estimator's own loss,
-as `predict_proba`/`predict` do. Models with categorical features are not read (`unsupported`).
+One row (a request at concurrency 1) takes one step for every node at once (where each node
+leads), then follows the roots down that table: one gather of a value per tree per level (the
+demo's 100 trees, 6,100 nodes, 17 levels: 35 µs; doubling the distance over every node instead,
+next = next[next], took 82 µs). More rows walk down level by level, the trees sorted by depth
+so level d only touches the trees that are deeper than d. The raw sums plus the baseline then
+go through the estimator's own loss, as `predict_proba`/`predict` do. Models with categorical
+features are not read (`unsupported`).
 
     >>> forest = Forest(hgb_classifier)
     >>> forest.predict_proba(X)      # equals hgb_classifier.predict_proba(X) to ~1e-15
@@ -51,10 +53,10 @@ class Forest:
         "children",
         "class_starts",
         "classes",
+        "depth",
         "estimator",
         "evens",
         "feature",
-        "jumps",
         "n_features",
         "n_trees",
         "roots",
@@ -97,7 +99,7 @@ class Forest:
         self.n_trees = len(trees)
         deepest = int(depths.max(initial=0))
         self.steps = [int((depths > d).sum()) for d in range(deepest)]
-        self.jumps = max(deepest - 1, 0).bit_length()  # 2**jumps >= deepest
+        self.depth = deepest
         self.baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64)
         self.by_class = np.argsort(klass, kind="stable")
         self.class_starts = np.searchsorted(klass[self.by_class], np.arange(per_iteration))
@@ -122,9 +124,10 @@ class Forest:
     def _one(self, row: np.ndarray) -> np.ndarray:
         went_left = row[self.feature] <= self.threshold
         following = self.children[self.evens + went_left]
-        for _ in range(self.jumps):
-            following = following[following]
-        return following[self.roots][:, None]
+        at = self.roots
+        for _ in range(self.depth):
+            at = following[at]
+        return at[:, None]
 
     def _walk(self, wide: np.ndarray) -> np.ndarray:
         flat = wide.reshape(-1)
