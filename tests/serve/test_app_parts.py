@@ -435,8 +435,14 @@ def test_close_answers_what_is_queued_then_refuses(served: tuple[Predictor, Any]
 def test_concat_and_split_round_trip(served: tuple[Predictor, Any]) -> None:
     predictor, model = served
     parts = batches(model, [2, 3, 1])
+    assert all(part.blocks for part in parts)  # small requests: columns held as matrices
     merged = concat(parts)
     assert merged.n == 6
+    assert [b.names for b in merged.blocks] == [b.names for b in parts[0].blocks]
+    loose = Batch(merged.n, {name: values.copy() for name, values in merged.columns.items()})
+    assert any(b.names == n.names for n in predictor._prep.numeric for b in merged.blocks)
+    same = predictor.predict(loose)  # the preprocessing's other way in: column by column
+    np.testing.assert_array_equal(predictor.predict(merged).probabilities, same.probabilities)
     pieces = split(predictor.predict(merged), [2, 3, 1])
     for part, piece in zip(parts, pieces, strict=True):
         assert isinstance(piece, Output)
