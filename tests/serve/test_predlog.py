@@ -410,14 +410,14 @@ def test_an_answer_the_log_cannot_hold_is_refused_at_once(
     ws: Workspace, version: ModelVersion, caplog: pytest.LogCaptureFixture
 ) -> None:
     with PredictionLog(ws, flush_seconds=60) as log:
-        assert log.append_answer(answered("fine", version.id)) == 2
         assert log.append_answer(answered("listed", version.id, labels=["yes", "no"])) == 0
+        assert log.append_answer(answered("fine", version.id)) == 2
+        assert (log.pending, log.rejected) == (2, 2)
         short = answered("short", version.id, n=1, labels=np.array(["yes", "no"]))
-        assert log.append_answer(short) == 0  # two labels for one row of inputs
+        assert log.append_answer(short) == 2  # two labels, one row of inputs: found at the flush
         assert log.append_answer(answered("fine-too", version.id, n=1)) == 1
-        assert (log.pending, log.rejected) == (3, 4)
-    assert "'listed' left out" in caplog.text
-    assert "'short' left out" in caplog.text and "not one for 2 rows" in caplog.text
+    assert log.rejected == 4
+    assert "'listed' left out" in caplog.text and "'short' left out" in caplog.text
     stored_rows = [(p.request_id, p.row, p.inputs) for p in read_predictions(ws, "credit")]
     assert stored_rows == [  # nothing of the refused answers, nothing out of line
         ("fine", 0, {"income": 1000.0, "grade": "A", "owner": "True"}),

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import itertools
 import json
 import logging
 import math
@@ -39,7 +38,6 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import accumulate
 from operator import attrgetter
 from types import TracebackType
 from typing import Any, cast
@@ -104,73 +102,44 @@ class Answered:
 _Rows = tuple[datetime, Sequence[Mapping[str, Any]]]  # rows given to append(), and when
 
 
-class _Part:
-    """One column of pending answers, or several of the same type (a `Block`, probabilities):
-    rows of numbers are appended as their bytes, anything else as a list of its values, so an
-    answer's own arrays are not kept (they are freed with their request) and a flush turns the
-    whole column into one array without a step per row."""
-
-    __slots__ = ("data", "dtype", "width")
-
-    def __init__(self, like: np.ndarray) -> None:
-        self.dtype = like.dtype if like.dtype.kind in "biuf" else np.dtype(object)
-        self.width = like.shape[1] if like.ndim == 2 else 0
-        self.data: bytearray | list[Any] = bytearray() if self.dtype.kind != "O" else []
-
-    def fits(self, rows: np.ndarray, n: int) -> bool:
-        """`rows` is n rows of this part (its type is the layout's: `_layout`)."""
-        return rows.shape == ((n, self.width) if self.width else (n,))
-
-    def put(self, rows: np.ndarray) -> None:
-        if isinstance(self.data, bytearray):
-            self.data += rows.tobytes()  # C order: row after row
-        else:
-            self.data += rows.ravel().tolist()
-
-    def array(self) -> np.ndarray:
-        """Every row put, as (rows,) or (rows, width)."""
-        if isinstance(self.data, bytearray):
-            values = np.frombuffer(self.data, dtype=self.dtype)
-        else:
-            values = np.empty(len(self.data), dtype=object)
-            values[:] = self.data
-        return values.reshape(-1, self.width) if self.width else values
-
-
 class _Pending:
     """Answers of one layout (`_layout`) waiting for the writer, kept column by column as
-    they arrive: the request's thread appends its arrays' rows to its layout's parts (`_Part`;
-    microseconds, its memory still in cache), and a flush takes each part as one array, with
-    no step per row while it holds the interpreter. `answers()` puts the answers together
-    again where they must be stored one by one (`PredictionLog._answer_segments`)."""
+    they arrive: the request's thread appends a dozen references (microseconds, its memory
+    still in cache), and a flush joins each column's list of arrays with one C-level call
+    instead of visiting every answer again. The answers themselves are not kept (they are
+    freed with their request, on its thread); `answer(i)` puts one together again where
+    they must be stored one by one (`PredictionLog._answer_segments`)."""
 
     __slots__ = (
         "at",
-        "block_names",
+        "blocks",
         "counts",
         "ids",
+        "labels",
         "latency",
         "layout",
         "loose",
-        "parts",
+        "probabilities",
         "shadow",
         "versions",
     )
 
     def __init__(self, layout: tuple[Any, ...]) -> None:
         self.layout = layout
-        names, self.block_names = layout[1], layout[2]
-        in_blocks = {name for names_ in self.block_names for name in names_}
-        self.loose = tuple(name for name in names or () if name not in in_blocks)
+        names, block_names = layout[1], layout[2]
+        in_blocks = {name for names_ in block_names for name in names_}
         self.ids: list[str] = []
         self.versions: list[str] = []
         self.at: list[float] = []
         self.latency: list[float] = []
         self.shadow: list[bool] = []
         self.counts: list[int] = []
-        # "labels", "probabilities" (rows, classes), ("block", k) the k-th Block as (rows,
-        # columns), ("in", name) each other input column
-        self.parts: dict[Any, _Part] = {}
+        self.blocks: list[list[np.ndarray]] = [[] for _ in block_names]
+        self.loose: dict[str, list[np.ndarray]] = {
+            name: [] for name in names or () if name not in in_blocks
+        }
+        self.labels: list[np.ndarray] = []
+        self.probabilities: list[np.ndarray] = []
 
     @classmethod
     def of(cls, answers: Sequence[Answered]) -> _Pending:
@@ -183,73 +152,54 @@ class _Pending:
         return len(self.counts)
 
     def add(self, answer: Answered) -> None:
-        """Append `answer`; raises ValueError, and adds nothing, where an array's shape does
-        not fit the answer's rows."""
-        n = answer.n
-        rows: list[tuple[Any, np.ndarray]] = [("labels", answer.labels)]
-        if answer.probabilities is not None:
-            rows.append(("probabilities", answer.probabilities))
-        if answer.inputs is not None:
-            rows += [(("block", k), block.matrix.T) for k, block in enumerate(answer.blocks)]
-            rows += [(("in", name), answer.inputs[name]) for name in self.loose]
-        parts = [(self.parts.get(key) or _Part(values), key, values) for key, values in rows]
-        for part, key, values in parts:
-            if not part.fits(values, n):
-                raise ValueError(f"{key} has shape {values.shape}, not one for {n} rows")
-        for part, key, values in parts:
-            part.put(values)
-            self.parts[key] = part
         self.ids.append(answer.request_id)
         self.versions.append(answer.version_id)
         self.at.append(answer.at)
         self.latency.append(answer.latency_ms)
         self.shadow.append(answer.shadow)
-        self.counts.append(n)
+        self.counts.append(answer.n)
+        if answer.inputs is not None:
+            for parts, block in zip(self.blocks, answer.blocks, strict=False):
+                parts.append(block.matrix)
+            for name, parts in self.loose.items():
+                parts.append(answer.inputs[name])
+        self.labels.append(answer.labels)
+        if answer.probabilities is not None:
+            self.probabilities.append(answer.probabilities)
 
-    def columns(self) -> tuple[dict[str, np.ndarray] | None, np.ndarray, np.ndarray | None]:
-        """Every row's inputs (by name, in the layout's order; None when not logged), labels
-        and probabilities."""
-        names, width = self.layout[1], self.layout[6]
-        inputs = None
+    def answer(self, i: int) -> Answered:
+        """The `i`-th answer added, as it was given."""
+        endpoint, names, block_names, _, _, width, classes = self.layout
+        inputs: dict[str, np.ndarray] | None = None
+        blocks: tuple[Block, ...] = ()
         if names is not None:
-            given = {name: self.parts["in", name].array() for name in self.loose}
-            for k, block in enumerate(self.block_names):
-                matrix = np.ascontiguousarray(self.parts["block", k].array().T)
-                given.update(zip(block, matrix, strict=True))
-            inputs = {name: given[name] for name in names}
-        labels = self.parts["labels"].array()
-        probabilities = None if width is None else self.parts["probabilities"].array()
-        return inputs, labels, probabilities
-
-    def answers(self) -> list[Answered]:
-        """The answers added, as they were given."""
-        endpoint, _, block_names, *_, classes = self.layout
-        inputs, labels, probabilities = self.columns()
-        starts = [0, *accumulate(self.counts)]
-        out = []
-        for i, (start, stop) in enumerate(itertools.pairwise(starts)):
-            mine = None if inputs is None else {k: v[start:stop] for k, v in inputs.items()}
-            blocks: tuple[Block, ...] = ()
-            if mine is not None:
-                blocks = tuple(
-                    Block(block, np.array([mine[name] for name in block])) for block in block_names
-                )
-            out.append(
-                Answered(
-                    request_id=self.ids[i],
-                    endpoint=endpoint,
-                    version_id=self.versions[i],
-                    at=self.at[i],
-                    latency_ms=self.latency[i],
-                    shadow=self.shadow[i],
-                    inputs=mine,
-                    labels=labels[start:stop],
-                    probabilities=None if probabilities is None else probabilities[start:stop],
-                    classes=classes,
-                    blocks=blocks,
-                )
+            blocks = tuple(
+                Block(block, parts[i])
+                for block, parts in zip(block_names, self.blocks, strict=True)
             )
-        return out
+            given = {
+                n: v for block in blocks for n, v in zip(block.names, block.matrix, strict=True)
+            }
+            given.update((name, parts[i]) for name, parts in self.loose.items())
+            inputs = {name: given[name] for name in names}
+        return Answered(
+            request_id=self.ids[i],
+            endpoint=endpoint,
+            version_id=self.versions[i],
+            at=self.at[i],
+            latency_ms=self.latency[i],
+            shadow=self.shadow[i],
+            inputs=inputs,
+            labels=self.labels[i],
+            probabilities=None if width is None else self.probabilities[i],
+            classes=classes,
+            blocks=blocks,
+        )
+
+    def clear(self) -> None:
+        """Let go of the arrays, a list at a time (see `_release`)."""
+        for parts in (self.labels, self.probabilities, *self.blocks, *self.loose.values()):
+            _release(parts)
 
 
 class PredictionLog:
@@ -316,9 +266,8 @@ class PredictionLog:
 
     def append_answer(self, answer: Answered) -> int:
         """Queue one request's answer, a row per row of it; returns how many rows were
-        accepted (0 when full or closed, or when its arrays do not fit its rows: those are
-        counted as rejected). Its arrays' values are copied; they become Parquet in the
-        writer's thread."""
+        accepted (0 when full or closed). The arrays are kept, not copied: do not change
+        them afterwards. Rows become Parquet only in the writer's thread."""
         n = answer.n
         if not n:
             return 0
@@ -330,7 +279,6 @@ class PredictionLog:
         return self._accept(answer, n, layout)
 
     def _accept(self, item: _Rows | Answered, n: int, layout: tuple[Any, ...] = ()) -> int:
-        refused: ValueError | None = None
         with self._lock:
             if self._closed or self._pending + n > self.max_buffer:
                 self.dropped += n
@@ -339,23 +287,16 @@ class PredictionLog:
                 if isinstance(item, Answered):
                     pending = self._answers.get(layout)
                     if pending is None:
-                        pending = _Pending(layout)
-                    try:
-                        pending.add(item)
-                    except ValueError as exc:  # arrays that do not fit the answer's rows
-                        refused = exc
-                    else:
-                        self._answers[layout] = pending
+                        pending = self._answers[layout] = _Pending(layout)
+                    pending.add(item)
                 else:
                     self._buffer.append(item)
-                accepted = 0 if refused else n
-                self._pending += accepted
+                self._pending += n
+                accepted = n
             full = self._pending >= self._flush_rows
         if full:
             self._wake.set()
-        if refused is not None and isinstance(item, Answered):
-            self._reject(item, refused)
-        elif not accepted:
+        if not accepted:
             self._warn_dropped(n)
         return accepted
 
@@ -427,6 +368,7 @@ class PredictionLog:
         for pending in answers:
             time.sleep(0)  # let the event loop's thread run meanwhile
             out += self._answer_segments(pending)
+            pending.clear()  # a chunk at a time, not all of the flush's arrays at the end
         for endpoint, dict_rows in rows.items():
             out.append(_Segment.of(endpoint, _json_table(dict_rows)))
         return out
@@ -441,7 +383,7 @@ class PredictionLog:
         try:
             return [_Segment.of(endpoint, _columnar(pending))]
         except Exception:
-            group = pending.answers()
+            group = [pending.answer(i) for i in range(len(pending))]
             checked = []
             for answer in group:
                 try:
@@ -602,7 +544,6 @@ def _layout(answer: Answered) -> tuple[Any, ...]:
         blocks or (),
         dtypes,
         answer.labels.dtype,
-        None if probabilities is None else probabilities.dtype,
         None if probabilities is None else probabilities.shape[-1],
         None if answer.classes is None else tuple(answer.classes),
     )
@@ -614,7 +555,7 @@ _DTYPE = attrgetter("dtype")
 
 def _columnar(pending: _Pending) -> pa.Table:
     """The answers of one layout as one columnar segment (`store.logsegments`)."""
-    endpoint, *_, classes = pending.layout
+    endpoint, names, block_names, _, _, width, classes = pending.layout
     counts = np.array(pending.counts, dtype=np.int64)
     total = int(counts.sum())
     ids, versions = pending.ids, pending.versions
@@ -631,7 +572,16 @@ def _columnar(pending: _Pending) -> pa.Table:
     base = logsegments.base_arrays(
         ids, positions, versions, at_us, np.repeat(latency, counts), np.repeat(shadow, counts)
     )
-    inputs, labels, probabilities = pending.columns()
+    inputs = None
+    if names is not None:
+        joined: dict[str, np.ndarray] = {}
+        for block, parts in zip(block_names, pending.blocks, strict=True):
+            joined.update(zip(block, np.concatenate(parts, axis=1), strict=True))
+        for name, parts in pending.loose.items():
+            joined[name] = np.concatenate(parts)
+        inputs = {name: joined[name] for name in names}
+    labels = np.concatenate(pending.labels)
+    probabilities = None if width is None else np.concatenate(pending.probabilities)
     return logsegments.columnar_table(base, inputs, labels, probabilities, classes)
 
 
