@@ -827,19 +827,8 @@ def labelled(
     out = []
     for rows, i in _in_time_order(parts, lambda rows, i: _key(rows, i) in labels):
         label, labelled_at = labels[_key(rows, i)]
-        out.append(
-            LabelledPrediction(
-                request_id=str(rows.request_ids[i]),
-                row=int(rows.positions[i]),
-                version_id=str(rows.version_ids[i]),
-                shadow=bool(rows.shadow[i]),
-                at=_aware(rows.at[i]),
-                inputs=rows.input(i),
-                outputs=rows.output(i),
-                label=label,
-                labelled_at=labelled_at,
-            )
-        )
+        logged = _prediction(endpoint, rows, i).model_dump(exclude=_NOT_LABELLED)
+        out.append(LabelledPrediction(**logged, label=label, labelled_at=labelled_at))
     return out
 
 
@@ -884,6 +873,10 @@ def _feedback_item(index: int, item: Mapping[str, Any]) -> tuple[str, int, Any]:
 def _check_endpoint(s: Session, endpoint: str) -> None:
     if s.get(EndpointRow, endpoint) is None:
         raise unknown_endpoint(s, endpoint)
+
+
+# what a labelled prediction leaves out of a logged one (endpoint, latency)
+_NOT_LABELLED = set(Prediction.model_fields) - set(LabelledPrediction.model_fields)
 
 
 def _prediction(endpoint: str, rows: Rows, i: int) -> Prediction:
