@@ -477,10 +477,30 @@ def test_forest_equals_the_estimator_on_every_row_with_missing_values(
     np.testing.assert_allclose(np.concatenate(rows), expected, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(getattr(forest, method)(matrix), expected, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(forest.raw(matrix[:64]), estimator._raw_predict(matrix[:64]))
+    # The batch walk drops finished pairs at chosen levels; any choice gives the same leaves.
+    for levels in (frozenset(), frozenset(range(1, forest.depth)), frozenset({2})):
+        forest.compact_at = levels
+        np.testing.assert_allclose(getattr(forest, method)(matrix), expected, rtol=1e-12)
     if method == "predict_proba":  # labels too (a regressor's predict is checked above)
         np.testing.assert_array_equal(forest.predict(matrix), estimator.predict(matrix))
     with pytest.raises(ValueError, match=r"X has shape \(1, 4\), the model takes 5 features"):
         forest.raw(matrix[:1, :4])
+
+
+def test_forest_drops_finished_pairs_where_the_training_rows_say_it_pays() -> None:
+    X, label, _area = _table()
+    matrix = X[NUMERIC].to_numpy(np.float64, copy=True)
+    deep = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=63, random_state=0)
+    deep.fit(matrix[:TRAIN], label.iloc[:TRAIN])
+    shallow = HistGradientBoostingClassifier(max_iter=10, max_depth=2, random_state=0)
+    shallow.fit(matrix[:TRAIN], label.iloc[:TRAIN])
+
+    forest = hgb.Forest(deep)
+
+    assert forest.depth > 6 and forest.compact_at  # a deep forest drops pairs somewhere …
+    assert all(0 < level < forest.depth for level in forest.compact_at)
+    assert hgb.Forest(shallow).compact_at == frozenset()  # … two levels are not worth a drop
+    np.testing.assert_allclose(forest.predict_proba(matrix), deep.predict_proba(matrix))
 
 
 def test_hist_gradient_boosting_with_categorical_features_calls_the_estimator(
