@@ -60,7 +60,7 @@ PROBE_TOLERANCE = 1e-9
 _UNKNOWN = "\x00shipyard: a category never seen in training\x00"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
 class Output:
     """Predictions for a batch: `labels` (classes, or numbers for regression), and for a
     classifier with probabilities one column per class in `classes` order."""

@@ -98,7 +98,7 @@ new_request_id = _RequestIds()
 # -- the prediction path shared by /v1 and /v2 --------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
 class Answer:
     request_id: str
     choice: Choice

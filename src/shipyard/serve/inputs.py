@@ -84,7 +84,7 @@ class InputError(Invalid):
     """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
 class Block:
     """Columns of a batch held as the rows of one (columns, rows) matrix: the batch's column
     `names[i]` is `matrix[i]`. Joining batches (the micro-batcher, the prediction log) then
@@ -94,7 +94,7 @@ class Block:
     matrix: np.ndarray
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
 class Batch:
     """Validated request columns, in signature order, all of length `n`.
 
@@ -278,7 +278,7 @@ class _Spec:
     textual_names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
 class _Options:
     allow_extra: bool
     strict_ranges: bool

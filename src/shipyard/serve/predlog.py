@@ -71,7 +71,7 @@ _UNKNOWN_SHOWN = 20
 _LIMITS = {"request_id": 128, "endpoint": 64, "version_id": 32}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
 class Answered:
     """One request's answer from one version, as `PredictionLog.append_answer()` keeps it.
 

@@ -34,7 +34,7 @@ GUARD_KEYS = ("error_rate", "p99_ms", "agreement", "min_requests")
 DEFAULT_MIN_REQUESTS = 100
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
 class Choice:
     """Where one request goes. Shared between requests: treat `shadows` as read-only.
 
