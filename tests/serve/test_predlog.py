@@ -21,6 +21,7 @@ from shipyard.serve.inputs import Batch, to_columns
 from shipyard.serve.predlog import (
     Answered,
     PredictionLog,
+    _layout,
     labelled,
     read_predictions,
     record_feedback,
@@ -256,6 +257,32 @@ def answered(request_id: str, version_id: str, n: int = 2, **extra: Any) -> Answ
         "classes": ["no", "yes"],
     }
     return Answered(**{**fields, **extra})
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        [("income", "float64"), ("grade", "string"), ("owner", "bool")],
+        [("income", "float64"), ("age", "int64")],  # numbers only
+        [("grade", "string"), ("owner", "bool")],  # no numbers: an empty numbers block
+    ],
+    ids=["mixed", "numbers", "texts"],
+)
+def test_a_batch_schema_groups_answers_as_their_inputs_would(
+    columns: list[tuple[str, str]],
+) -> None:
+    signature = Signature(
+        inputs=[SignatureColumn(name=name, dtype=dtype) for name, dtype in columns],
+        output="class",
+        classes=["no", "yes"],
+    )
+    values = {"income": 5.0, "age": 3, "grade": "A", "owner": True}
+    batch = to_columns(signature, {"rows": [{n: values[n] for n, _ in columns}] * 2})
+    assert batch.schema is not None  # the fast path's batch says its schema …
+    given = answered("r", "v", inputs=batch.columns, blocks=batch.blocks, schema=batch.schema)
+    found = answered("r", "v", inputs=batch.columns, blocks=batch.blocks)
+
+    assert _layout(given) == _layout(found)  # … and it is what the log finds by looking
 
 
 def stored_json(ws: Workspace) -> list[tuple[Any, ...]]:

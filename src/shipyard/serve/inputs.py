@@ -101,13 +101,16 @@ class Batch:
     `warnings` counts the range and category problems let through by `strict_ranges=False`:
     `[{"column": "income", "rule": "range", "count": 3, "row": 0, "value": -5.0}, ...]`
     (`row`/`value` is the first example). `blocks` says which columns are rows of one matrix
-    (`Block`); columns in none are arrays of their own.
+    (`Block`); columns in none are arrays of their own. `schema`, where the fast path knows
+    it, is (column names, each block's names, each block's dtype): the same for every batch
+    of a signature, what the prediction log groups answers by (`predlog._layout`).
     """
 
     n: int
     columns: dict[str, np.ndarray]
     warnings: list[dict[str, Any]] = field(default_factory=list)
     blocks: tuple[Block, ...] = ()
+    schema: tuple[Any, ...] | None = None
 
     def take(self, rows: slice | np.ndarray) -> Batch:
         """The batch of these rows: a slice (views) or an array of row positions.
@@ -276,6 +279,7 @@ class _Spec:
     small_integer: tuple[int, ...]
     numeric_names: tuple[str, ...]  # the names of the `numeric` and `textual` columns
     textual_names: tuple[str, ...]
+    small_schema: tuple[Any, ...]  # `Batch.schema` of what `_small_rows` builds
 
 
 @dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
@@ -319,6 +323,10 @@ def _prepare(signature: Signature) -> _Spec:
         (c.name, c.kind, c.nullable, c.values) for i, c in enumerate(columns) if i not in numeric
     )
     numeric_names = [name for name, *_ in small_numeric]
+    textual_names = tuple(name for name, *_ in small_textual)
+    # `_small_rows` always makes the numbers' block (of no rows where there are no numbers)
+    block_names = (tuple(numeric_names),) + (textual_names,) * bool(textual_names)
+    dtypes = (np.dtype(np.float64),) + (np.dtype(object),) * bool(textual_names)
     largest = float(np.finfo(np.float64).max)
     return _Spec(
         columns=columns,
@@ -338,7 +346,8 @@ def _prepare(signature: Signature) -> _Spec:
         small_high=tuple(min(high, largest) for *_, high in small_numeric),
         small_integer=tuple(k for k, column in enumerate(small_numeric) if column[2]),
         numeric_names=tuple(numeric_names),
-        textual_names=tuple(name for name, *_ in small_textual),
+        textual_names=textual_names,
+        small_schema=(names, block_names, dtypes),
     )
 
 
@@ -525,7 +534,9 @@ def _small_rows(spec: _Spec, rows: Any, options: _Options) -> Batch | None:
         blocks.append(Block(spec.textual_names, texts_matrix))
     for block in blocks:
         columns.update(zip(block.names, block.matrix, strict=True))
-    return Batch(n, {name: columns[name] for name in spec.names}, [], tuple(blocks))
+    return Batch(
+        n, {name: columns[name] for name in spec.names}, [], tuple(blocks), spec.small_schema
+    )
 
 
 def _from_columns(spec: _Spec, columns: Any, options: _Options) -> Batch:

@@ -93,6 +93,7 @@ class Answered:
     probabilities: np.ndarray | None
     classes: Sequence[str] | None
     blocks: tuple[Block, ...] = ()  # which of `inputs` are rows of one matrix (Batch.blocks)
+    schema: tuple[Any, ...] | None = None  # the inputs' `Batch.schema`, where it is known
 
     @property
     def n(self) -> int:
@@ -529,7 +530,9 @@ def _layout(answer: Answered) -> tuple[Any, ...]:
     iteration: it runs on the request's thread."""
     inputs = answer.inputs
     names = blocks = dtypes = None
-    if inputs is not None:
+    if inputs is not None and answer.schema is not None:
+        names, blocks, dtypes = answer.schema  # the same for every answer of a signature
+    elif inputs is not None:
         names = tuple(inputs)
         given = answer.blocks
         if given and sum(map(len, map(_NAMES, given))) == len(names):

@@ -245,6 +245,7 @@ class Runtime:
                 shadow=shadow,
                 inputs=batch.columns if log_inputs else None,
                 blocks=batch.blocks if log_inputs else (),
+                schema=batch.schema if log_inputs else None,
                 labels=output.labels,
                 probabilities=output.probabilities,
                 classes=output.classes,
