@@ -145,6 +145,10 @@ def test_a_small_request_holds_its_columns_as_two_blocks() -> None:
     assert texts.names == ("grade", "owner", "city")
     assert (numbers.matrix.dtype, numbers.matrix.shape) == (np.float64, (3, 3))
     assert (texts.matrix.dtype, texts.matrix.shape) == (object, (3, 3))
+    assert list(batch.columns) == SIGNATURE.names and len(batch.columns) == 6  # in order
+    assert dict(batch.columns).keys() == set(SIGNATURE.names)
+    with pytest.raises(KeyError):
+        batch.columns["unknown"]
     for block in batch.blocks:  # each column is a row of its block, not a copy
         for i, name in enumerate(block.names):
             assert np.shares_memory(batch.columns[name], block.matrix)
