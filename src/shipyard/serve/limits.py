@@ -42,13 +42,26 @@ async def read_body(request: Request, limit: int) -> bytes:
             ) from None
         if size > limit:
             raise _too_large(limit, f"{size:,} bytes (Content-Length)")
+    # The ASGI messages themselves, as `Request.stream()` reads them, without its async
+    # generator (a few percent of a one-row prediction's time); the request is left consumed.
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            from starlette.requests import ClientDisconnect  # the web stack, only when serving
+
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         total += len(chunk)
         if total > limit:
             raise _too_large(limit, f"more than {limit:,} bytes (streamed)")
-        chunks.append(chunk)
+        if chunk:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    request._stream_consumed = True
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

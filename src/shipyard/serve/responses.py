@@ -11,7 +11,7 @@ OIP clients read. 401 answers carry `WWW-Authenticate`, 429 answers `Retry-After
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -54,7 +54,7 @@ class AnswerResponse(Response):
 
     media_type = "application/json"
 
-    def __init__(self, body: bytes, request_id: str, after: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, body: bytes, request_id: str, after: Callable[[], None]) -> None:
         self.status_code = 200
         self.body = body
         self.background = None
@@ -68,7 +68,7 @@ class AnswerResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self.body})
-        await self._after()
+        self._after()
 
 
 async def error_response(request: Request, exc: Exception) -> Response:

@@ -416,7 +416,7 @@ class Runtime:
 
     # -- after a response -----------------------------------------------------------------------
 
-    async def after(
+    def after(
         self,
         route: Route,
         choice: Choice,

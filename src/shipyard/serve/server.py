@@ -57,6 +57,9 @@ def uvicorn_config(
         log_level=log_level,
         access_log=False,
         server_header=False,
+        # Callers are told apart by their tokens, never by address: X-Forwarded-* headers are
+        # neither trusted nor rewritten, and a request skips uvicorn's middleware for them.
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         **extra,
     )
