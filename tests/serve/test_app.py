@@ -752,6 +752,27 @@ def test_flags_pin_a_version_and_relax_ranges_without_a_restart(world: World) ->
     assert r.json()["warnings"][0]["rule"] == "category"
 
 
+def test_an_a_b_split_is_sticky_by_the_request_key_header(world: World) -> None:
+    name = world.endpoint("split")
+    set_route(world.ws, name, challengers=[(world.versions["b"].ref, 50)])
+    world.wait_revision(name, 2)
+    body = {"rows": records(rows(1))}
+    with world.client() as c:
+
+        def model(key: str | None) -> str:
+            headers = {} if key is None else {"X-Shipyard-Key": key}
+            r = c.post(f"/v1/endpoints/{name}/predict", json=body, headers=headers)
+            assert r.status_code == 200, r.text
+            return str(r.json()["model"])
+
+        by_key = {key: model(key) for key in (f"customer-{i}" for i in range(16))}
+        again = {key: model(key) for key in by_key}
+        keyless = {model(None) for _ in range(24)}
+    assert again == by_key  # the same key, the same version
+    both = {world.versions["a"].ref, world.versions["b"].ref}
+    assert set(by_key.values()) == both and keyless == both  # and the split is a split
+
+
 def test_a_failing_canary_is_rolled_back_automatically_and_audited(world: World) -> None:
     name = world.endpoint("canaried")
     set_route(

@@ -46,6 +46,7 @@ from shipyard.core.settings import Settings
 from shipyard.core.spec import ServeSpec
 from shipyard.serve import handlers, oip, openapi
 from shipyard.serve.auth import ANY, PREDICT, READ, Access
+from shipyard.serve.headers import header
 from shipyard.serve.lane import ServingApp
 from shipyard.serve.limits import DEFAULT_MAX_BODY
 from shipyard.serve.metrics import Metrics
@@ -62,7 +63,8 @@ def protected(access: Access, handler: Endpoint) -> Endpoint:
 
     async def endpoint(request: Request) -> Response:
         rt = handlers.runtime(request)
-        token = await rt.auth.token(request.headers.get("authorization"))
+        given = header(request, b"authorization")
+        token = rt.auth.cached(given) or await rt.auth.token(given)
         access.check(token)
         if rt.limiter is not None:
             rt.limiter.check(token.id)

@@ -117,17 +117,28 @@ class TokenCache:
 
     async def token(self, header: str | None) -> Token:
         """The active token behind an Authorization header, or `Unauthorized`."""
+        known = self.cached(header)
+        if known is not None:
+            return known
+        secret = bearer_secret(header)
+        key = hashlib.sha256(secret.encode()).hexdigest()
+        task = self._pending.get(key) or self._start(key, secret)
+        return _unwrap(await asyncio.shield(task))
+
+    def cached(self, header: str | None) -> Token | None:
+        """`token(header)` where it is remembered and fresh (`Unauthorized` if it was refused),
+        without a coroutine: None where it must be looked up."""
         secret = bearer_secret(header)
         key = hashlib.sha256(secret.encode()).hexdigest()
         hit = self._entries.get(key)
-        if hit is not None:
-            left = hit[0] - self._clock()
-            if left > 0:
-                if left < self._ttl / 2 and key not in self._pending:
-                    self._start(key, secret)  # refreshed ahead; this request does not wait
-                return _unwrap(hit[1])
-        task = self._pending.get(key) or self._start(key, secret)
-        return _unwrap(await asyncio.shield(task))
+        if hit is None:
+            return None
+        left = hit[0] - self._clock()
+        if left <= 0:
+            return None
+        if left < self._ttl / 2 and key not in self._pending:
+            self._start(key, secret)  # refreshed ahead; this request does not wait
+        return _unwrap(hit[1])
 
     def _start(self, key: str, secret: str) -> asyncio.Task[Token | str]:
         # A task of its own, so a client that hangs up does not cancel the others' look-up.

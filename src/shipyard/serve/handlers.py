@@ -40,6 +40,7 @@ from shipyard.core.records import Endpoint, Signature
 from shipyard.serve.endpoints import get_endpoint, list_endpoints
 from shipyard.serve.explain import Explainer, Explanations
 from shipyard.serve.fastpath import Output
+from shipyard.serve.headers import header
 from shipyard.serve.inputs import Batch, decode, to_columns
 from shipyard.serve.limits import read_body
 from shipyard.serve.models import ServedModel
@@ -48,7 +49,7 @@ from shipyard.serve.responses import AnswerResponse, dumps, json_response
 from shipyard.serve.router import Choice
 from shipyard.serve.runtime import MakeBatch, Route, Runtime
 
-KEY_HEADER = "x-shipyard-key"
+KEY_HEADER = b"x-shipyard-key"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 Explain = Literal["no", "wanted", "required"]
@@ -125,7 +126,7 @@ async def answer(
     """
     rt = runtime(request)
     request_id = new_request_id()
-    choice = route.router.choose(request.headers.get(KEY_HEADER), request_id=request_id)
+    choice = route.router.choose(header(request, KEY_HEADER), request_id=request_id)
     request.state.model = choice.primary_ref
     rt.in_flight += 1
     explanations, unexplained = None, None

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shipyard.core.errors import Invalid, RateLimited, TooLarge
+from shipyard.serve.headers import header
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -31,7 +32,7 @@ def _too_large(limit: int, received: str) -> TooLarge:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, or `TooLarge` as soon as it is known to be over `limit` bytes."""
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None:
         try:
             size = int(declared)
