@@ -249,6 +249,35 @@ def test_concurrent_requests_are_merged_and_answered_with_their_own_rows(
         np.testing.assert_allclose(output.probabilities, alone.probabilities, rtol=1e-12)
 
 
+def test_under_concurrent_traffic_requests_started_with_the_first_join_its_batch(
+    served: tuple[Predictor, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.serve import batcher as batcher_module
+
+    monkeypatch.setattr(batcher_module, "_CONCURRENT_S", 60.0)  # a slow machine stays concurrent
+    predictor, model = served
+    recorded = Recording(predictor)
+    parts = batches(model, [1] * 16)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(recorded, name="m", max_batch=64, max_wait_ms=2, inline_ms=10_000)  # type: ignore[arg-type]
+        batcher.start()
+        # Traffic becomes concurrent: eight requests queued at once, merged into one batch.
+        await asyncio.gather(*(batcher.predict(b) for b in parts[:8]))
+        assert recorded.calls == [8]
+        recorded.calls.clear()
+        # As a server does it: one request's task queues and wakes the worker; the tasks of
+        # the requests read in the same turn are created after that wake-up.
+        first = asyncio.ensure_future(batcher.predict(parts[8]))
+        await asyncio.sleep(0)
+        rest = [asyncio.ensure_future(batcher.predict(b)) for b in parts[9:]]
+        await asyncio.gather(first, *rest)
+        await batcher.close()
+
+    asyncio.run(scenario())
+    assert recorded.calls == [8]  # one batch, not the first alone and then the rest
+
+
 def test_batches_stay_within_max_batch_rows(served: tuple[Predictor, Any]) -> None:
     predictor, model = served
     slow = Recording(predictor, delay=0.02)

@@ -32,6 +32,12 @@ tried on the loop again after 1 s, then after twice as long each time it is stil
 most a minute), so a one-off stall (the machine taking the core away) does not keep a cheap
 model off the loop for long.
 
+Under concurrent traffic (a batch merged requests in the last 0.1 s) the worker lets the loop
+turn once before it takes the queue: the server starts a task per request, and the requests
+read in the same turn as the first one have not run up to the queue yet. At 32 connections
+that doubled the rows per batch (14 -> 27) and gave 6-10% more requests/s (alternating runs,
+both models).
+
 Adaptive means nobody waits for company that is not coming. The worker lingers (up to
 `max_wait_ms`, until `max_batch` rows) only for requests the server has already read that are
 on their way here: `expect()` counts a request in when it is routed to this model and
@@ -274,6 +280,11 @@ class MicroBatcher:
                 return []
             self._wakeup.clear()
             await self._wakeup.wait()
+        if time.monotonic() - self._merged_at <= _CONCURRENT_S:
+            # Requests whose bytes came in with the first one's are tasks that have not run
+            # yet (the server starts a task per request, and this worker woke up first): one
+            # turn of the loop lets them reach the queue (see the module's docstring).
+            await asyncio.sleep(0)
         first = self._pending.popleft()
         items, rows = [first], first.batch.n
         deadline = asyncio.get_running_loop().time() + self.max_wait
