@@ -18,10 +18,10 @@ leads), then follows the roots down that table: one gather of a value per tree p
 demo's 100 trees, 6,100 nodes, 17 levels: 35 µs; doubling the distance over every node instead,
 next = next[next], took 82 µs). More rows walk down level by level, one (tree, row) pair per
 element of flat arrays; at a few levels the pairs that have reached their leaf are dropped, so
-the deep levels only touch the pairs still walking (the levels where about a third of what is
-left has stopped, by the training rows each node saw: its `count`). For the demo's model and 26
-real rows a call took 217 µs walking every pair to the deepest level, 152 µs dropping them at
-levels 6, 9 and 12. The raw sums plus the baseline then
+the deep levels only touch the pairs still walking. The levels are chosen once per model by a
+small cost model over the share of training rows that reach each depth (each node's `count`;
+`_compaction_levels`). For the demo's model and 26 real rows a call took 217-255 µs walking
+every pair to the deepest level, 150-175 µs dropping them. The raw sums plus the baseline then
 go through the estimator's own loss, as `predict_proba`/`predict` do. Models with categorical
 features are not read (`unsupported`).
 
@@ -85,8 +85,6 @@ class Forest:
         trees = [tree.nodes for iteration in estimator._predictors for tree in iteration]
         klass = np.tile(np.arange(per_iteration), len(estimator._predictors))
         depths = np.array([int(nodes["depth"].max()) for nodes in trees], dtype=np.intp)
-        order = np.argsort(-depths, kind="stable")  # deepest first: level d is a prefix
-        trees, klass, depths = [trees[i] for i in order], klass[order], depths[order]
         sizes = np.array([len(nodes) for nodes in trees], dtype=np.intp)
         starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
         nodes = np.concatenate(trees)

@@ -98,7 +98,8 @@ class BlockColumns(Mapping[str, np.ndarray]):
     """The columns of a batch's blocks, by name, in signature order: each a view of its row
     of the block's matrix, made when it is read. A one-row request's batch is read by column
     rarely (the model and the log take the blocks whole), and making sixteen views up front,
-    then freeing them, was 3% of a one-row prediction's time."""
+    then freeing them, was 12% of the app's instructions per one-row request (callgrind,
+    `benchmarks/serving/instructions.py`)."""
 
     __slots__ = ("_blocks", "_names", "_where")
 
