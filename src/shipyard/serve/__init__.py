@@ -7,9 +7,9 @@ app and its runner load Starlette and uvicorn) nor for NumPy, Arrow and the mode
 (batch scoring, request decoding, the fast path and the prediction log).
 
 Hot-path records: what is built once per request (`Batch`, `Block`, `Output`, `Choice`, the
-handlers' `Answer`, the log's `Answered`) is a slotted dataclass that is not `frozen`, and is
-not changed after it is built. A frozen dataclass sets each field through
-`object.__setattr__`: for these seven, 8% of the instructions the app spent on a one-row
+handlers' `Answer`, the log's `Answered`, the validation's `_Options`) is a slotted dataclass
+that is not `frozen`, and is not changed after it is built. A frozen dataclass sets each field
+through `object.__setattr__`: for these seven, 8% of the instructions the app spent on a one-row
 prediction at 32 connections (callgrind, `benchmarks/serving`'s request), for nothing a
 request needs.
 """

@@ -117,19 +117,20 @@ class TokenCache:
 
     async def token(self, header: str | None) -> Token:
         """The active token behind an Authorization header, or `Unauthorized`."""
-        known = self.cached(header)
+        secret, key = _secret_and_key(header)
+        known = self._fresh(key, secret)
         if known is not None:
             return known
-        secret = bearer_secret(header)
-        key = hashlib.sha256(secret.encode()).hexdigest()
         task = self._pending.get(key) or self._start(key, secret)
         return _unwrap(await asyncio.shield(task))
 
     def cached(self, header: str | None) -> Token | None:
         """`token(header)` where it is remembered and fresh (`Unauthorized` if it was refused),
         without a coroutine: None where it must be looked up."""
-        secret = bearer_secret(header)
-        key = hashlib.sha256(secret.encode()).hexdigest()
+        secret, key = _secret_and_key(header)
+        return self._fresh(key, secret)
+
+    def _fresh(self, key: str, secret: str) -> Token | None:
         hit = self._entries.get(key)
         if hit is None:
             return None
@@ -173,6 +174,12 @@ class TokenCache:
             if len(self._entries) >= self._max:
                 self._entries.clear()
         self._entries[key] = (now + self._ttl, result)
+
+
+def _secret_and_key(header: str | None) -> tuple[str, str]:
+    """The bearer secret and the key it is remembered by (its SHA-256, never the secret)."""
+    secret = bearer_secret(header)
+    return secret, hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _retrieved(task: asyncio.Task[Token | str]) -> None:
