@@ -1,0 +1,130 @@
+"""/api/v1/endpoints: routing of every endpoint (viewer); changes to it (deployer).
+
+Every change names the revision it is based on; `serve.endpoints` checks it under the row lock
+and answers 409 with the current revision when another change came first.
+"""
+
+from __future__ import annotations
+
+from shipyard.api.access import DEPLOY, READ
+from shipyard.api.cursor import page_after, scope_of
+from shipyard.api.operation import PREFIX, Call, Operation
+from shipyard.api.schemas.endpoints import (
+    CanaryAction,
+    ChampionChange,
+    EndpointCreate,
+    EndpointPage,
+    EndpointQuery,
+    EndpointView,
+    FlagsChange,
+    RouteChange,
+)
+from shipyard.serve.endpoints import (
+    create_endpoint,
+    get_endpoint,
+    list_endpoints,
+    promote_canary,
+    rollback_canary,
+    set_champion,
+    set_flags,
+    set_route,
+    stop_canary,
+)
+
+
+def list_(call: Call) -> EndpointPage:
+    q: EndpointQuery = call.query
+    scope = scope_of("endpoints")
+    found = list_endpoints(call.ws)
+    chosen, last = page_after(found, lambda e: [e.name], call.position(scope), q.limit)
+    return EndpointPage(
+        items=[EndpointView.of(e) for e in chosen], next_cursor=call.next_cursor(scope, last)
+    )
+
+
+def show(call: Call) -> EndpointView:
+    return EndpointView.of(get_endpoint(call.ws, call.path["name"]))
+
+
+def create(call: Call) -> EndpointView:
+    body: EndpointCreate = call.body
+    return EndpointView.of(create_endpoint(call.ws, body.name, body.model))
+
+
+def route(call: Call) -> EndpointView:
+    body: RouteChange = call.body
+    canary = body.canary
+    changed = set_route(
+        call.ws,
+        call.path["name"],
+        challengers=[(c.model, c.weight) for c in body.challengers],
+        shadows=body.shadows,
+        canary=canary.model if canary else None,
+        **({"steps": canary.steps, "guard": canary.guard} if canary else {}),
+        expect_revision=body.revision,
+    )
+    return EndpointView.of(changed)
+
+
+def champion(call: Call) -> EndpointView:
+    body: ChampionChange = call.body
+    return EndpointView.of(
+        set_champion(call.ws, call.path["name"], body.model, expect_revision=body.revision)
+    )
+
+
+def flags(call: Call) -> EndpointView:
+    body: FlagsChange = call.body
+    return EndpointView.of(
+        set_flags(call.ws, call.path["name"], body.flags, expect_revision=body.revision)
+    )
+
+
+def canary(call: Call) -> EndpointView:
+    body: CanaryAction = call.body
+    name, revision = call.path["name"], body.revision
+    if body.action == "promote":
+        changed = promote_canary(call.ws, name, expect_revision=revision)
+    elif body.action == "rollback":
+        changed = rollback_canary(call.ws, name, body.reason or "", expect_revision=revision)
+    else:
+        changed = stop_canary(call.ws, name, body.reason, expect_revision=revision)
+    return EndpointView.of(changed)
+
+
+_CHANGE = {"errors": (404, 409), "tag": "endpoints"}
+OPERATIONS = [
+    Operation(
+        "GET", f"{PREFIX}/endpoints", list_, READ, "Every endpoint's stored routing, by name.",
+        result=EndpointPage, query=EndpointQuery, tag="endpoints",
+    ),
+    Operation(
+        "POST", f"{PREFIX}/endpoints", create, DEPLOY,
+        "Create an endpoint whose champion is the version `model` names now.",
+        result=EndpointView, body=EndpointCreate, status=201, **_CHANGE,
+    ),
+    Operation(
+        "GET", f"{PREFIX}/endpoints/{{name}}", show, READ, "One endpoint's routing and revision.",
+        result=EndpointView, errors=(404,), tag="endpoints",
+    ),
+    Operation(
+        "PUT", f"{PREFIX}/endpoints/{{name}}/route", route, DEPLOY,
+        "Set challengers (A/B weights), shadows and the canary: the route becomes exactly this.",
+        result=EndpointView, body=RouteChange, **_CHANGE,
+    ),
+    Operation(
+        "PUT", f"{PREFIX}/endpoints/{{name}}/champion", champion, DEPLOY,
+        "Make a version the champion (it leaves the other roles).",
+        result=EndpointView, body=ChampionChange, **_CHANGE,
+    ),
+    Operation(
+        "PATCH", f"{PREFIX}/endpoints/{{name}}/flags", flags, DEPLOY,
+        "Set or remove flags (explain, log_inputs, strict_ranges, pin).",
+        result=EndpointView, body=FlagsChange, **_CHANGE,
+    ),
+    Operation(
+        "POST", f"{PREFIX}/endpoints/{{name}}/canary", canary, DEPLOY,
+        "Promote, roll back (with a reason) or stop the running canary.",
+        result=EndpointView, body=CanaryAction, **_CHANGE,
+    ),
+]  # fmt: skip
