@@ -15,7 +15,7 @@ from shipyard.api.schemas.endpoints import (
     EndpointCreate,
     EndpointPage,
     EndpointQuery,
-    EndpointView,
+    EndpointState,
     FlagsChange,
     RouteChange,
 )
@@ -38,20 +38,20 @@ def list_(call: Call) -> EndpointPage:
     found = list_endpoints(call.ws)
     chosen, last = page_after(found, lambda e: [e.name], call.position(scope), q.limit)
     return EndpointPage(
-        items=[EndpointView.of(e) for e in chosen], next_cursor=call.next_cursor(scope, last)
+        items=[EndpointState.of(e) for e in chosen], next_cursor=call.next_cursor(scope, last)
     )
 
 
-def show(call: Call) -> EndpointView:
-    return EndpointView.of(get_endpoint(call.ws, call.path["name"]))
+def show(call: Call) -> EndpointState:
+    return EndpointState.of(get_endpoint(call.ws, call.path["name"]))
 
 
-def create(call: Call) -> EndpointView:
+def create(call: Call) -> EndpointState:
     body: EndpointCreate = call.body
-    return EndpointView.of(create_endpoint(call.ws, body.name, body.model))
+    return EndpointState.of(create_endpoint(call.ws, body.name, body.model))
 
 
-def route(call: Call) -> EndpointView:
+def route(call: Call) -> EndpointState:
     body: RouteChange = call.body
     canary = body.canary
     changed = set_route(
@@ -63,24 +63,24 @@ def route(call: Call) -> EndpointView:
         **({"steps": canary.steps, "guard": canary.guard} if canary else {}),
         expect_revision=body.revision,
     )
-    return EndpointView.of(changed)
+    return EndpointState.of(changed)
 
 
-def champion(call: Call) -> EndpointView:
+def champion(call: Call) -> EndpointState:
     body: ChampionChange = call.body
-    return EndpointView.of(
+    return EndpointState.of(
         set_champion(call.ws, call.path["name"], body.model, expect_revision=body.revision)
     )
 
 
-def flags(call: Call) -> EndpointView:
+def flags(call: Call) -> EndpointState:
     body: FlagsChange = call.body
-    return EndpointView.of(
+    return EndpointState.of(
         set_flags(call.ws, call.path["name"], body.flags, expect_revision=body.revision)
     )
 
 
-def canary(call: Call) -> EndpointView:
+def canary(call: Call) -> EndpointState:
     body: CanaryAction = call.body
     name, revision = call.path["name"], body.revision
     if body.action == "promote":
@@ -89,7 +89,7 @@ def canary(call: Call) -> EndpointView:
         changed = rollback_canary(call.ws, name, body.reason or "", expect_revision=revision)
     else:
         changed = stop_canary(call.ws, name, body.reason, expect_revision=revision)
-    return EndpointView.of(changed)
+    return EndpointState.of(changed)
 
 
 _CHANGE = {"errors": (404, 409), "tag": "endpoints"}
@@ -101,30 +101,30 @@ OPERATIONS = [
     Operation(
         "POST", f"{PREFIX}/endpoints", create, DEPLOY,
         "Create an endpoint whose champion is the version `model` names now.",
-        result=EndpointView, body=EndpointCreate, status=201, **_CHANGE,
+        result=EndpointState, body=EndpointCreate, status=201, **_CHANGE,
     ),
     Operation(
         "GET", f"{PREFIX}/endpoints/{{name}}", show, READ, "One endpoint's routing and revision.",
-        result=EndpointView, errors=(404,), tag="endpoints",
+        result=EndpointState, errors=(404,), tag="endpoints",
     ),
     Operation(
         "PUT", f"{PREFIX}/endpoints/{{name}}/route", route, DEPLOY,
         "Set challengers (A/B weights), shadows and the canary: the route becomes exactly this.",
-        result=EndpointView, body=RouteChange, **_CHANGE,
+        result=EndpointState, body=RouteChange, **_CHANGE,
     ),
     Operation(
         "PUT", f"{PREFIX}/endpoints/{{name}}/champion", champion, DEPLOY,
         "Make a version the champion (it leaves the other roles).",
-        result=EndpointView, body=ChampionChange, **_CHANGE,
+        result=EndpointState, body=ChampionChange, **_CHANGE,
     ),
     Operation(
         "PATCH", f"{PREFIX}/endpoints/{{name}}/flags", flags, DEPLOY,
         "Set or remove flags (explain, log_inputs, strict_ranges, pin).",
-        result=EndpointView, body=FlagsChange, **_CHANGE,
+        result=EndpointState, body=FlagsChange, **_CHANGE,
     ),
     Operation(
         "POST", f"{PREFIX}/endpoints/{{name}}/canary", canary, DEPLOY,
         "Promote, roll back (with a reason) or stop the running canary.",
-        result=EndpointView, body=CanaryAction, **_CHANGE,
+        result=EndpointState, body=CanaryAction, **_CHANGE,
     ),
 ]  # fmt: skip

@@ -20,7 +20,7 @@ from shipyard.api.schemas.endpoints import (
     EndpointCreate,
     EndpointPage,
     EndpointQuery,
-    EndpointView,
+    EndpointState,
     FlagsChange,
     RouteChange,
 )
@@ -53,7 +53,7 @@ __all__ = [
     "EndpointCreate",
     "EndpointPage",
     "EndpointQuery",
-    "EndpointView",
+    "EndpointState",
     "FlagsChange",
     "ListQuery",
     "MetricPage",

@@ -19,7 +19,7 @@ _REF = "A model version: NAME@N or NAME@ALIAS (resolved now: a later alias move 
 _REVISION = "The endpoint's revision this change is based on (from GET); 409 if it moved on."
 
 
-class EndpointView(WireResult):
+class EndpointState(WireResult):
     name: str
     revision: int = Field(description="Bumped by every change; send it back with a change.")
     champion_id: str
@@ -35,7 +35,7 @@ class EndpointView(WireResult):
     updated_by: str | None
 
     @classmethod
-    def of(cls, e: Endpoint) -> EndpointView:
+    def of(cls, e: Endpoint) -> EndpointState:
         return cls(
             name=e.name,
             revision=e.revision,
@@ -58,7 +58,7 @@ class EndpointQuery(ListQuery):
 
 
 class EndpointPage(PageResult):
-    items: list[EndpointView]
+    items: list[EndpointState]
 
 
 class EndpointCreate(WireRequest):
