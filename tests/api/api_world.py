@@ -92,7 +92,8 @@ def _populate(world: World, tmp: Path) -> None:
                 log_metric("loss", 1.0 / (step + 1 + i), step=step)
             log_metric("auc", 0.5 + i / 10)
         world.runs.append(run.id)
-    create_endpoint(ws, "scoring", world.versions["good"].ref)
+    for name in ("scoring", "scoring-b", "scoring-c"):
+        create_endpoint(ws, name, world.versions["good"].ref)
 
 
 @contextmanager
@@ -145,3 +146,18 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     assert set(body) == {"error", "message", "details", "request_id"}, body
     assert response.headers["x-request-id"] == body["request_id"]
     return body
+
+
+def wait_for_status(
+    world: World, path: str, headers: dict[str, str], status: int, timeout: float = 10.0
+) -> None:
+    """Poll `path` until it answers `status` (bounded): for what the server caches briefly."""
+    deadline = time.monotonic() + timeout
+    with world.client(None) as c:
+        while True:
+            got = c.get(path, headers=headers).status_code
+            if got == status:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path} still answers {got}, not {status}, after {timeout}s")
+            time.sleep(0.05)

@@ -1,4 +1,4 @@
-"""Who may call what: every API operation × every role, a missing token and a revoked one, over
+"""Who may call what: every API operation by every role, a missing token and a revoked one, over
 real HTTP. Allowed calls are made harmless (names that do not exist, bodies that fail their
 schema), so they answer 200/404/422 but never 401 or 403; refused ones answer 403 naming the
 roles; no token or a revoked one answers 401. Mutating calls are audited under the token's id.

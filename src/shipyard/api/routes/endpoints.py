@@ -6,6 +6,8 @@ and answers 409 with the current revision when another change came first.
 
 from __future__ import annotations
 
+from typing import Any
+
 from shipyard.api.access import DEPLOY, READ
 from shipyard.api.cursor import page_after, scope_of
 from shipyard.api.operation import PREFIX, Call, Operation
@@ -20,6 +22,7 @@ from shipyard.api.schemas.endpoints import (
     RouteChange,
 )
 from shipyard.serve.endpoints import (
+    DEFAULT_STEPS,
     create_endpoint,
     get_endpoint,
     list_endpoints,
@@ -60,7 +63,8 @@ def route(call: Call) -> EndpointState:
         challengers=[(c.model, c.weight) for c in body.challengers],
         shadows=body.shadows,
         canary=canary.model if canary else None,
-        **({"steps": canary.steps, "guard": canary.guard} if canary else {}),
+        steps=canary.steps if canary else DEFAULT_STEPS,
+        guard=canary.guard if canary else None,
         expect_revision=body.revision,
     )
     return EndpointState.of(changed)
@@ -92,7 +96,7 @@ def canary(call: Call) -> EndpointState:
     return EndpointState.of(changed)
 
 
-_CHANGE = {"errors": (404, 409), "tag": "endpoints"}
+_CHANGE: dict[str, Any] = {"errors": (404, 409), "tag": "endpoints"}
 OPERATIONS = [
     Operation(
         "GET", f"{PREFIX}/endpoints", list_, READ, "Every endpoint's stored routing, by name.",
