@@ -64,8 +64,8 @@ def _loans(path: Path, n: int, seed: int) -> Path:
     return path
 
 
-def _populate(world: World, tmp: Path) -> None:
-    ws = world.ws
+def register_versions(ws: Workspace, tmp: Path) -> dict[str, ModelVersion]:
+    """Dataset loans@1..2 (and other@1), and model credit@1..3: good, rejected, spare."""
     ingest(ws, _loans(tmp / "loans-1.csv", 300, 0), name="loans", target="default", id="loan_id")
     ingest(ws, _loans(tmp / "loans-2.csv", 400, 1), name="loans", target="default", id="loan_id")
     ingest(ws, _loans(tmp / "other.csv", 50, 2), name="other", target="default", id="loan_id")
@@ -75,8 +75,8 @@ def _populate(world: World, tmp: Path) -> None:
     signature = signature_from_schema(
         version.schema_, FEATURES, task="classification", classes=["no", "yes"]
     )
-    for key, gates in (("good", [PASSED]), ("rejected", [FAILED]), ("spare", [PASSED])):
-        world.versions[key] = register(
+    return {
+        key: register(
             ws,
             "credit",
             model,
@@ -86,6 +86,13 @@ def _populate(world: World, tmp: Path) -> None:
             metrics={"f1": 0.8},
             gates=gates,
         )
+        for key, gates in (("good", [PASSED]), ("rejected", [FAILED]), ("spare", [PASSED]))
+    }
+
+
+def _populate(world: World, tmp: Path) -> None:
+    ws = world.ws
+    world.versions.update(register_versions(ws, tmp))
     for i in range(5):
         with start_run("credit", name=f"trial-{i}", workspace=ws, params={"C": i}) as run:
             for step in range(3):
