@@ -39,14 +39,13 @@ async def api_error_response(request: Request, exc: Exception) -> Response:
     path = request.url.path
     if not (path == PREFIX or path.startswith(PREFIX + "/")):
         return response
-    payload = orjson.loads(bytes(response.body))
+    payload = orjson.loads(_scrub(bytes(response.body).decode(), request))
     rid = request_id(request)
     if isinstance(exc, HTTPException) and exc.status_code == 404:
         payload["message"] = (
             f"no route {request.method} {path}; the API's routes are listed in GET /openapi.json "
             "(and /docs)."
         )
-    payload["message"] = _scrub(str(payload.get("message", "")), request)
     payload["request_id"] = rid
     headers = {k: v for k, v in response.headers.items() if k not in _DROP}
     headers["x-request-id"] = rid
