@@ -12,7 +12,12 @@ import pytest
 from api_world import World
 from openapi_spec_validator import validate
 
+from shipyard.api.access import READ
+from shipyard.api.openapi import document
+from shipyard.api.operation import Call, Operation, route
 from shipyard.api.routes import OPERATIONS
+from shipyard.api.schemas.common import WireResult
+from shipyard.serve.app import routes as serving_routes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -139,3 +144,15 @@ def test_every_operation_answers_as_the_document_says(world: World) -> None:
         _check(doc, method, r)
         covered.add((method, _template(r.request.url.path)))
     assert covered == {(op.method, op.path) for op in OPERATIONS}
+
+
+def test_a_schema_named_like_another_one_is_refused() -> None:
+    class EndpointView(WireResult):  # the serving document has its own EndpointView
+        x: int
+
+    def action(call: Call) -> EndpointView:
+        return EndpointView(x=1)
+
+    op = Operation("GET", "/api/v1/x", action, READ, "x", result=EndpointView, tag="x")
+    with pytest.raises(RuntimeError, match="two different schemas are both named 'EndpointView'"):
+        document([*serving_routes(), route(op)], None)

@@ -60,14 +60,19 @@ def operation_of(route: BaseRoute) -> Operation | None:
     return op if isinstance(op, Operation) else None
 
 
+def _hoist(name: str, definition: dict[str, Any], into: dict[str, Any]) -> None:
+    known = into.setdefault(name, definition)
+    if known != definition:  # two models of one name: a $ref would point at the wrong one
+        raise RuntimeError(f"two different schemas are both named {name!r}")
+
+
 def _schemas(models: Iterable[type[BaseModel]], mode: Any, into: dict[str, Any]) -> None:
     """Each model's JSON schema and its nested definitions, hoisted into `into`."""
     for model in models:
         schema = model.model_json_schema(ref_template=_REF + "{model}", mode=mode)
-        for name, definition in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
-            known = into.setdefault(name, definition)
-            if known != definition:
-                raise RuntimeError(f"two different schemas are both named {name!r}")
+        for name, definition in schema.pop("$defs", {}).items():
+            _hoist(name, definition, into)
+        _hoist(model.__name__, schema, into)
 
 
 def _parameters(op: Operation, components: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,7 +83,7 @@ def _parameters(op: Operation, components: dict[str, Any]) -> list[dict[str, Any
     if op.query is not None:
         schema = op.query.model_json_schema(ref_template=_REF + "{model}", mode="validation")
         for name, definition in schema.pop("$defs", {}).items():
-            components.setdefault(name, definition)
+            _hoist(name, definition, components)
         required = set(schema.get("required", []))
         for name, prop in schema["properties"].items():
             param: dict[str, Any] = {
@@ -160,9 +165,7 @@ def document(
     )
     paths, schemas = api_document(operations)
     for name, schema in schemas.items():
-        known = doc["components"]["schemas"].setdefault(name, schema)
-        if known != schema:
-            raise RuntimeError(f"the API and the serving document both define {name!r}")
+        _hoist(name, schema, doc["components"]["schemas"])
     doc["paths"].update(paths)
     doc["tags"] = [*doc["tags"], *_TAGS]
     doc["info"]["title"] = "Shipyard"
