@@ -78,3 +78,18 @@ def test_mutations_are_audited_under_the_token_id(world: World) -> None:
         endpoint_event = audit.events(s, action="endpoint.create", object_id="audited-e")
     assert [e.actor for e in token_event] == [world.token_ids["admin"]]
     assert [e.actor for e in endpoint_event] == [world.token_ids["deployer"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/openapi.json", {"viewer", "scientist", "deployer", "admin"}),
+        ("/docs", {*ROLES, None}),  # open; what it describes still needs a token
+    ],
+)
+def test_the_document_routes(world: World, path: str, allowed: set[str | None]) -> None:
+    for caller in [*ROLES, None]:
+        with world.client(caller) as c:
+            status = c.get(path).status_code
+        expected = 200 if caller in allowed else 401 if caller is None else 403
+        assert status == expected, (caller, path, status)
