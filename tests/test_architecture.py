@@ -224,6 +224,7 @@ BAD = [
     ("shipyard.data.ingest", "from shipyard.train import fit\n", "may not import capability"),
     ("shipyard.serve.app", "from shipyard.evaluate import gates\n", "may not import capability"),
     ("shipyard.security.tokens", "from shipyard.serve import app\n", "may not import capability"),
+    ("shipyard.serve.app", "from shipyard.api.app import create_app\n", "upward import"),
     ("shipyard.monitor.drift", "from ..registry import models\n", "may not import capability"),
     ("shipyard.data.ingest", "from shipyard.loop import retrain\n", "upward import"),
     (

@@ -86,6 +86,7 @@ def serve(
         "rate": rate or None,
     }
     _logging(log_level)
+    from shipyard.api.app import create_app  # the control plane beside every endpoint
     from shipyard.serve.server import run  # uvicorn and starlette load only for this command
 
     err = _output.err_console()
@@ -126,6 +127,7 @@ def serve(
             log_level=log_level if log_level in ("debug", "warning", "error") else "warning",
             app_options=options,
             on_listen=on_listen,
+            factory=create_app,
         )
     finally:
         if scheduler is not None:

@@ -132,7 +132,9 @@ def create_endpoint(ws: Workspace, name: str, model_ref: str) -> Endpoint:
         raise _exists(name) from exc
 
 
-def set_champion(ws: Workspace, name: str, model_ref: str) -> Endpoint:
+def set_champion(
+    ws: Workspace, name: str, model_ref: str, *, expect_revision: int | None = None
+) -> Endpoint:
     """Make `model_ref` the champion; it leaves the challengers, shadows and canary if there.
 
     >>> set_champion(ws, "credit", "credit-risk@4").champion_ref
@@ -145,7 +147,7 @@ def set_champion(ws: Workspace, name: str, model_ref: str) -> Endpoint:
         config["champion"] = _target(version)
         _drop_version(config, version.id, reason=f"made champion by {ws.actor}")
 
-    return _update(ws, name, "endpoint.champion", change)
+    return _update(ws, name, "endpoint.champion", change, expect_revision=expect_revision)
 
 
 def set_route(
@@ -157,13 +159,16 @@ def set_route(
     canary: str | None = None,
     steps: Sequence[int] = DEFAULT_STEPS,
     guard: Mapping[str, float] | None = None,
+    expect_revision: int | None = None,
 ) -> Endpoint:
     """Set who besides the champion gets traffic: the route becomes exactly what is given.
 
     Challenger weights are percent of all traffic (at most 100 together); shadows get a copy
     of every request; the canary starts at `steps[0]` percent and is judged by `guard`
     (error_rate, p99_ms, agreement, min_requests). Re-sending the running canary with the same
-    steps keeps its current step.
+    steps keeps its current step. Every change takes `expect_revision`: given, the change is
+    applied only if the endpoint is still at that revision (else `Conflict` naming the current
+    one), checked under the row lock.
 
         >>> set_route(ws, "credit", challengers=[("credit-risk@4", 20)],
         ...           shadows=["credit-risk@6"], canary="credit-risk@5",
@@ -228,10 +233,16 @@ def set_route(
             "reason": None,
         }
 
-    return _update(ws, name, "endpoint.route", change)
+    return _update(ws, name, "endpoint.route", change, expect_revision=expect_revision)
 
 
-def set_flags(ws: Workspace, name: str, flags: Mapping[str, str | None]) -> Endpoint:
+def set_flags(
+    ws: Workspace,
+    name: str,
+    flags: Mapping[str, str | None],
+    *,
+    expect_revision: int | None = None,
+) -> Endpoint:
     """Set flags (None removes one): explain, log_inputs, strict_ranges (on|off), pin (REF).
 
     `pin` sends all traffic to one version, whatever the route says: a kill switch.
@@ -274,7 +285,7 @@ def set_flags(ws: Workspace, name: str, flags: Mapping[str, str | None]) -> Endp
                 _check_beside(name, pinned, [config["champion"]], "pinned version")
             config["pinned"] = _target(pinned) if pinned is not None else None
 
-    return _update(ws, name, "endpoint.flags", change)
+    return _update(ws, name, "endpoint.flags", change, expect_revision=expect_revision)
 
 
 # -- the canary ---------------------------------------------------------------------------------
@@ -308,7 +319,7 @@ def advance_canary(ws: Workspace, name: str, *, expect_step: int | None = None) 
     return _update(ws, name, None, change)
 
 
-def promote_canary(ws: Workspace, name: str) -> Endpoint:
+def promote_canary(ws: Workspace, name: str, *, expect_revision: int | None = None) -> Endpoint:
     """Make the running canary the champion (the old champion stops serving)."""
     version = _canary_version(ws, name)
 
@@ -316,10 +327,12 @@ def promote_canary(ws: Workspace, name: str) -> Endpoint:
         _running(name, config)
         _promote(config, version, ws.actor)
 
-    return _update(ws, name, "endpoint.canary.promote", change)
+    return _update(ws, name, "endpoint.canary.promote", change, expect_revision=expect_revision)
 
 
-def rollback_canary(ws: Workspace, name: str, reason: str) -> Endpoint:
+def rollback_canary(
+    ws: Workspace, name: str, reason: str, *, expect_revision: int | None = None
+) -> Endpoint:
     """Stop sending traffic to the canary because it failed (`reason` is kept and audited).
 
     Rolling back a canary that was already rolled back changes nothing, so several servers
@@ -334,10 +347,19 @@ def rollback_canary(ws: Workspace, name: str, reason: str) -> Endpoint:
         canary = _running(name, config)
         canary["state"], canary["reason"] = "rolled_back", why
 
-    return _update(ws, name, "endpoint.canary.rollback", change, details={"reason": why})
+    return _update(
+        ws,
+        name,
+        "endpoint.canary.rollback",
+        change,
+        details={"reason": why},
+        expect_revision=expect_revision,
+    )
 
 
-def stop_canary(ws: Workspace, name: str, reason: str | None = None) -> Endpoint:
+def stop_canary(
+    ws: Workspace, name: str, reason: str | None = None, *, expect_revision: int | None = None
+) -> Endpoint:
     """Stop the canary without judging it (it keeps no traffic)."""
     why = _reason(reason) if reason else f"stopped by {ws.actor}"
 
@@ -345,7 +367,14 @@ def stop_canary(ws: Workspace, name: str, reason: str | None = None) -> Endpoint
         canary = _running(name, config)
         canary["state"], canary["reason"] = "stopped", why
 
-    return _update(ws, name, "endpoint.canary.stop", change, details={"reason": why})
+    return _update(
+        ws,
+        name,
+        "endpoint.canary.stop",
+        change,
+        details={"reason": why},
+        expect_revision=expect_revision,
+    )
 
 
 def _canary_version(ws: Workspace, name: str) -> ModelVersion:
@@ -395,11 +424,13 @@ def _update(
     change: Callable[[Config], str | None],
     *,
     details: Mapping[str, Any] | None = None,
+    expect_revision: int | None = None,
 ) -> Endpoint:
     """Apply `change` to a copy of the stored routing under a row lock; audit and bump it.
 
     `change` raises to refuse (nothing is written), and may return the audit action to use.
-    When the routing comes out the same, nothing is written and the revision stays.
+    When the routing comes out the same, nothing is written and the revision stays. With
+    `expect_revision`, a row at another revision is refused before `change` runs.
     """
     with ws.db.write() as s:
         row = s.scalars(
@@ -407,6 +438,8 @@ def _update(
         ).first()
         if row is None:
             raise unknown_endpoint(s, name)
+        if expect_revision is not None and row.revision != expect_revision:
+            raise _moved_on(name, row.revision, expect_revision)
         before: Config = row.config
         after = copy.deepcopy(before)
         chosen = change(after) or action
@@ -596,6 +629,15 @@ def unknown_endpoint(s: Session, name: str) -> NotFound:
     return NotFound(
         f"endpoint {name!r} does not exist ({known}). "
         "`shipyard endpoints create NAME --model MODEL@N` makes one."
+    )
+
+
+def _moved_on(name: str, current: int, expected: int) -> Conflict:
+    return Conflict(
+        f"endpoint {name!r} is at revision {current}, not {expected}: it was changed since "
+        f"revision {expected} was read. Read it again, check the change still makes sense, and "
+        f"send it with revision {current}.",
+        details={"endpoint": name, "revision": current, "expected_revision": expected},
     )
 
 

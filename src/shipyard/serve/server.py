@@ -33,20 +33,24 @@ def uvicorn_config(
     workers: int = 1,
     log_level: str = "warning",
     app_options: dict[str, Any] | None = None,
+    factory: Callable[..., Any] = create_app,
 ) -> uvicorn.Config:
-    """The uvicorn configuration: the app factory, the fastest loop and parser installed."""
+    """The uvicorn configuration: the app factory, the fastest loop and parser installed.
+
+    `factory(settings, **app_options)` builds each worker's app: the serving app, or one
+    that wraps it (`shipyard serve` passes `api.app.create_app`)."""
     if workers < 1:
         raise Invalid(f"--workers {workers} must be at least 1.")
     if not 0 <= port <= 65535:
         raise Invalid(f"--port {port} must be from 0 to 65535 (0 picks a free port).")
-    factory = functools.partial(create_app, settings, **(app_options or {}))
+    build = functools.partial(factory, settings, **(app_options or {}))
     extra: dict[str, Any] = {}
     if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
         # A worker imports scikit-learn, LightGBM and the models before it can answer the
         # supervisor's first ping, which takes longer than uvicorn's default 5 s allows.
         extra["timeout_worker_healthcheck"] = WORKER_STARTUP_S
     return uvicorn.Config(
-        factory,
+        build,
         factory=True,
         host=host,
         port=port,
@@ -74,6 +78,7 @@ def run(
     log_level: str = "warning",
     app_options: dict[str, Any] | None = None,
     on_listen: Callable[[str], None] | None = None,
+    factory: Callable[..., Any] = create_app,
 ) -> None:
     """Serve until interrupted (SIGINT/SIGTERM): in-flight requests finish, the log is written."""
     config = uvicorn_config(
@@ -83,6 +88,7 @@ def run(
         workers=workers,
         log_level=log_level,
         app_options=app_options,
+        factory=factory,
     )
     sock = config.bind_socket()
     bound_host, bound_port = sock.getsockname()[:2]

@@ -112,9 +112,12 @@ def events(
     limit: int | None = 50,
     action: str | None = None,
     object_id: str | None = None,
+    before: int | None = None,
 ) -> list[AuditEvent]:
-    """Newest first."""
+    """Newest first; `before`: only events older than that sequence number (the next page)."""
     query = select(AuditRow).order_by(AuditRow.seq.desc())
+    if before is not None:
+        query = query.where(AuditRow.seq < before)
     if action:
         query = query.where(AuditRow.action.startswith(action))
     if object_id:

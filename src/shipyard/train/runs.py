@@ -82,10 +82,12 @@ def search_runs(
     parent_id: str | None = None,
     top_level: bool = False,
     limit: int | None = 100,
+    offset: int = 0,
 ) -> list[Run]:
     """Runs matching `filter`: clauses joined by `and`, e.g.
     "metrics.auc > 0.8 and params.model = 'lgbm' and status = 'finished'".
-    `order_by`: "metrics.auc desc", "started_at" (default newest first)."""
+    `order_by`: "metrics.auc desc", "started_at" (default newest first); ties in order of id,
+    so `offset` pages through a stable order."""
     query = select(RunRow.__table__)
     conditions: list[ColumnElement[bool]] = []
     if experiment:
@@ -98,9 +100,11 @@ def search_runs(
         conditions.append(_condition(text))
     if conditions:
         query = query.where(and_(*conditions))
-    query = _order(query, order_by)
+    query = _order(query, order_by).order_by(RunRow.id)
     if limit:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     with ws.db.read() as s:
         return _load(s, list(s.execute(query)))
 

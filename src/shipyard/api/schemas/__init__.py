@@ -1,0 +1,83 @@
+"""The wire schemas of the REST API, one module per resource (see `common` for the rules)."""
+
+from shipyard.api.schemas.audit import AuditEventView, AuditPage, AuditQuery, ChainView, VerifyQuery
+from shipyard.api.schemas.common import ApiError, ListQuery, PageResult, WireRequest, WireResult
+from shipyard.api.schemas.datasets import (
+    DatasetPage,
+    DatasetView,
+    DiffQuery,
+    DiffView,
+    ProfileView,
+    VersionPage,
+    VersionSummary,
+    VersionView,
+)
+from shipyard.api.schemas.endpoints import (
+    CanaryAction,
+    CanaryIn,
+    ChallengerIn,
+    ChampionChange,
+    EndpointCreate,
+    EndpointPage,
+    EndpointQuery,
+    EndpointState,
+    FlagsChange,
+    RouteChange,
+)
+from shipyard.api.schemas.models import AliasSet, ModelPage, ModelQuery, ModelVersionView, StatusSet
+from shipyard.api.schemas.runs import (
+    MetricPage,
+    MetricPointView,
+    RunDetail,
+    RunPage,
+    RunQuery,
+    RunView,
+)
+from shipyard.api.schemas.tokens import TokenCreate, TokenCreated, TokenPage, TokenQuery, TokenView
+
+__all__ = [
+    "AliasSet",
+    "ApiError",
+    "AuditEventView",
+    "AuditPage",
+    "AuditQuery",
+    "CanaryAction",
+    "CanaryIn",
+    "ChainView",
+    "ChallengerIn",
+    "ChampionChange",
+    "DatasetPage",
+    "DatasetView",
+    "DiffQuery",
+    "DiffView",
+    "EndpointCreate",
+    "EndpointPage",
+    "EndpointQuery",
+    "EndpointState",
+    "FlagsChange",
+    "ListQuery",
+    "MetricPage",
+    "MetricPointView",
+    "ModelPage",
+    "ModelQuery",
+    "ModelVersionView",
+    "PageResult",
+    "ProfileView",
+    "RouteChange",
+    "RunDetail",
+    "RunPage",
+    "RunQuery",
+    "RunView",
+    "StatusSet",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenPage",
+    "TokenQuery",
+    "TokenView",
+    "VerifyQuery",
+    "VersionPage",
+    "VersionSummary",
+    "VersionView",
+    "WireRequest",
+    "WireResult",
+]
