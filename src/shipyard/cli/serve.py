@@ -142,21 +142,28 @@ def serve(
 
 
 def _loop_banner(project: Any, endpoints: list[Any], interval: float, pid: int | None) -> str:
-    """What the loop will do on its own, said before it does it."""
+    """What the loop will do on its own, said before it does it (lines fit 80 columns)."""
     mine = [e for e in endpoints if e.champion_ref.split("@")[0] == project.project]
     active = [e.name for e in mine if e.loop_paused is None]
     paused = [e.name for e in mine if e.loop_paused is not None]
-    when = " or ".join(_policy(p) for p in project.retrain.when) or "no policy (rollouts only)"
+    policies = [_policy(p) for p in project.retrain.when]
+    when = (
+        ", ".join(policies[:-1]) + " or " + policies[-1]
+        if len(policies) > 1
+        else (policies[0] if policies else "")
+    )
     lines = [
-        f"RETRAIN LOOP ON (process {pid}, a turn every {interval:g} s) for the endpoints of "
-        f"{project.project!r}: {', '.join(active) or 'none yet'}.",
-        f"  When {when} holds, it retrains and rolls the new model out by itself: shadow, "
-        "canary, then champion.",
-        "  Switch it off for one endpoint: `shipyard loop pause NAME`; for all: serve without "
-        "--loop.",
+        f"RETRAIN LOOP ON (process {pid}, a turn every {interval:g} s), project "
+        f"{project.project!r}",
+        f"endpoints: {', '.join(active) or 'none yet'}",
+        f"When {when} holds, it retrains and, by itself,"
+        if when
+        else "No retrain.when policy: it only carries on rollouts,",
+        "rolls the new model out: shadow, canary, then champion.",
+        "Pause one endpoint: shipyard loop pause NAME. Off for all: serve without --loop.",
     ]
     if paused:
-        lines.append(f"  Paused: {', '.join(paused)} (`shipyard loop resume NAME`).")
+        lines.append(f"Paused: {', '.join(paused)} (shipyard loop resume NAME).")
     return "\n".join(lines)
 
 
