@@ -58,7 +58,7 @@ def serve(
     loop: Annotated[
         bool,
         typer.Option(
-            "--loop",
+            "--loop/--no-loop",
             help="Also run the retrain loop: retrain when the spec's retrain.when holds and roll "
             "the result out (shadow, canary, champion) without asking. Off unless given.",
         ),
