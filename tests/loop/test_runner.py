@@ -146,7 +146,7 @@ def test_a_person_can_stop_the_loop(workspace: Workspace, tmp_path: Path) -> Non
     route = get_endpoint(ws, ENDPOINT)
     assert route.shadows == [] and route.champion_ref == "churn@1"
     paused = stop(ws, ENDPOINT)  # nothing left to stop: the loop is paused for the endpoint
-    assert isinstance(paused, Endpoint) and paused.loop_paused == f"paused by {ws.actor}"
+    assert isinstance(paused, Endpoint) and paused.loop_paused == f"by {ws.actor}"
 
 
 def test_a_paused_endpoint_is_watched_but_its_rollout_waits(

@@ -124,8 +124,7 @@ def stop(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept and audited).")] = None,
     json: _output.JsonFlag = False,
 ) -> None:
-    """Halt the endpoint's automatic rollout (the champion stays); with none in progress, pause
-    the loop for the endpoint (`loop resume` turns it back on)."""
+    """Halt the endpoint's rollout (the champion stays), or with none, pause the loop there."""
     from shipyard.loop.rollout import stop as stop_rollout  # NumPy and the registry: only here
 
     with _output.workspace(ctx) as ws:
@@ -143,8 +142,7 @@ def pause(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept and audited).")] = None,
     json: _output.JsonFlag = False,
 ) -> None:
-    """Switch the retrain loop off for one endpoint: it is still watched (alerts), but not
-    retrained, and a rollout in progress waits where it is."""
+    """Switch the loop off for one endpoint: still watched, not retrained; rollouts wait."""
     from shipyard.serve.endpoints import pause_loop
 
     with _output.workspace(ctx) as ws:

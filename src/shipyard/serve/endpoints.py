@@ -391,7 +391,7 @@ def pause_loop(ws: Workspace, name: str, reason: str | None = None) -> Endpoint:
         >>> pause_loop(ws, "credit", "quarter-end freeze").loop_paused
         'quarter-end freeze'
     """
-    why = _reason(reason) if reason else f"paused by {ws.actor}"
+    why = _reason(reason) if reason else f"by {ws.actor}"
 
     def change(config: Config) -> None:
         if not config.get("loop_paused"):
