@@ -184,13 +184,19 @@ def route(
 def champion(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The endpoint.")],
-    ref: Annotated[str, typer.Argument(help="The new champion, NAME@N or NAME@ALIAS.")],
+    ref: Annotated[
+        str,
+        typer.Argument(help="The new champion: NAME@N (pinned) or NAME@ALIAS (follows it)."),
+    ],
     json: _output.JsonFlag = False,
 ) -> None:
     """Make a version the endpoint's champion."""
     with _output.workspace(ctx) as ws:
         endpoint = set_champion(ws, name, ref)
-    _done(endpoint, f"endpoint {endpoint.name}: champion is {endpoint.champion_ref}", json)
+    message = (
+        f"endpoint {endpoint.name}: champion is {endpoint.champion_ref} ({_follows(endpoint)})"
+    )
+    _done(endpoint, message, json)
 
 
 @app.command("canary")

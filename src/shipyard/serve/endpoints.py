@@ -466,10 +466,19 @@ def _alias_follows_promotion(ws: Workspace, endpoint: Endpoint, champion_before:
         follows = row.config["champion"].get("follows") if row is not None else None
     if follows is None:
         return endpoint
-    named = get_version(ws, endpoint.champion_follows)
-    if named.id == follows["seen"] and named.id != endpoint.champion_id:
-        move_alias(ws, endpoint.champion_ref, follows["alias"])
-        return get_endpoint(ws, endpoint.name)
+    try:
+        named = get_version(ws, endpoint.champion_follows)
+        if named.id == follows["seen"] and named.id != endpoint.champion_id:
+            move_alias(ws, endpoint.champion_ref, follows["alias"])
+            return get_endpoint(ws, endpoint.name)
+    except ShipyardError as exc:  # the promotion stands; the alias (and followers) stay behind
+        log.warning(
+            "endpoint %s promoted %s but %s did not move: %s",
+            endpoint.name,
+            endpoint.champion_ref,
+            endpoint.champion_follows,
+            exc.message,
+        )
     return endpoint
 
 
