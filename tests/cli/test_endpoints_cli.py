@@ -36,9 +36,9 @@ class Result:
         return json.loads(self.stdout)
 
 
-def run(*args: str) -> Result:
+def run(*args: str, columns: int = 200) -> Result:
     code: Any = None
-    with CliRunner().isolation(env={"COLUMNS": "200"}) as (out, err, _):
+    with CliRunner().isolation(env={"COLUMNS": str(columns)}) as (out, err, _):
         try:
             main(list(args))
         except SystemExit as exc:
@@ -80,8 +80,8 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sy(home: Path) -> Any:
-    def _run(*args: str) -> Result:
-        return run("--home", str(home), *args)
+    def _run(*args: str, columns: int = 200) -> Result:
+        return run("--home", str(home), *args, columns=columns)
 
     return _run
 
@@ -100,6 +100,42 @@ def test_create_show_and_list(sy: Any) -> None:
         ("loans", "credit@1", 1)
     ]
     assert "loans" in sy("endpoints", "ls").stdout
+
+
+def test_an_endpoint_made_from_an_alias_follows_it_and_says_so(sy: Any) -> None:
+    """Issue 17 #13 and #15, as a new user sees it at 80 columns."""
+    assert sy("models", "alias", "credit@1", "champion").exit_code == 0
+    created = sy("endpoints", "create", "loans", "--model", "credit@champion", columns=80)
+    assert created.stdout == "endpoint loans serves credit@1 (follows alias credit@champion)\n"
+    pinned = sy("endpoints", "create", "fixed", "--model", "credit@1", columns=80)
+    assert "(pinned: moving an alias does not move it)" in pinned.stdout
+
+    moved = sy("models", "alias", "credit@2", "champion", columns=80)
+    assert moved.exit_code == 0, moved.stderr
+    assert moved.stdout.splitlines() == [
+        "credit@champion → credit@2",
+        "endpoint loans follows it: champion → credit@2 (revision 2)",
+    ]
+    shown = sy("endpoints", "show", "loans", columns=80).stdout.splitlines()
+    assert "champion → credit@2 (follows alias credit@champion)" in shown
+    assert "champion → credit@1 (pinned: moving an alias does not move it)" in (
+        sy("endpoints", "show", "fixed", columns=80).stdout.splitlines()
+    )
+    statuses = {f"credit@{v['version']}": v["status"] for v in sy("models", "ls", "--json").json()}
+    assert statuses == {"credit@1": "deployed", "credit@2": "deployed", "credit@3": "rejected"}
+
+    sy("endpoints", "route", "loans", "--canary", "credit@1", "--steps", "100")
+    promoted = sy("endpoints", "canary", "loans", "promote")
+    assert promoted.stdout == "endpoint loans (revision 5): credit@1 100%\n"  # no live canary
+    shown = sy("endpoints", "show", "loans", columns=80).stdout
+    traffic = [line.split() for line in shown.splitlines() if line.startswith(" credit@")]
+    assert traffic == [["credit@1", "champion", "100%"]]  # not also "canary"
+    assert "last canary: credit@1 promoted (promoted by " in shown
+    assert "champion → credit@1 (follows alias credit@champion)" in shown  # the alias moved too
+    statuses = {f"credit@{v['version']}": v["status"] for v in sy("models", "ls", "--json").json()}
+    assert statuses["credit@2"] == "approved"  # replaced, champion nowhere: a rollback is one step
+    listed = sy("endpoints", "ls", columns=80).stdout
+    assert "promoted" not in listed and "canary" not in listed.lower().replace("canary ", "")
 
 
 def test_route_champion_and_canary(sy: Any, home: Path) -> None:

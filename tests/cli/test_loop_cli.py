@@ -122,9 +122,37 @@ def test_loop_run_once_status_and_stop(project: tuple[Path, Path]) -> None:
 
     stopped = run(home, "loop", "stop", ENDPOINT, "--reason", "freeze", "--json")
     assert stopped.exit_code == 0 and stopped.json()["stage"] == "stopped"
-    again = run(home, "loop", "stop", ENDPOINT)
-    assert again.exit_code != 0 and "no active rollout" in again.stderr
     assert run(home, "loop", "status", "nope").exit_code == 3
+
+
+def test_loop_stop_without_a_rollout_pauses_the_endpoint_until_resumed(
+    project: tuple[Path, Path],
+) -> None:
+    """Issue 17 #14: `loop stop` with no rollout in progress switches the loop off there."""
+    home, spec = project
+    stopped = run(home, "loop", "stop", ENDPOINT, "--reason", "freeze")
+    assert stopped.exit_code == 0, stopped.stderr
+    assert (
+        stopped.stdout.split()
+        == (
+            f"no rollout was in progress; retrain loop paused for {ENDPOINT} (freeze): no retrain "
+            f"and no rollout step until `shipyard loop resume {ENDPOINT}`."
+        ).split()
+    )
+    turned = run(home, "loop", "run-once", "--spec", str(spec), "--json")
+    [turn] = turned.json()
+    assert turn["action"] == "paused" and turn["rollout"] is None  # drifted, yet not retrained
+    assert turn["reason"].startswith(f"loop paused (freeze; `shipyard loop resume {ENDPOINT}`)")
+    assert "would retrain: " in turn["reason"]
+    assert run(home, "loop", "pause", ENDPOINT, "--json").json()["loop_paused"] == "freeze"
+
+    resumed = run(home, "loop", "resume", ENDPOINT)
+    assert resumed.exit_code == 0 and "retrain loop on for churn" in resumed.stdout
+    [turn] = run(home, "loop", "run-once", "--spec", str(spec), "--json").json()
+    assert turn["action"] == "retrained"
+    actions = [e["action"] for e in run(home, "audit", "log", "--json").json()]
+    assert {"endpoint.loop.pause", "endpoint.loop.resume"} <= set(actions)
+    assert run(home, "loop", "pause", "nope").exit_code == 3
 
 
 def test_loop_run_once_needs_a_valid_spec(tmp_path: Path) -> None:
@@ -163,7 +191,7 @@ def test_serve_loop_runs_the_loop_in_a_child_process_that_stops_with_the_server(
         while child is None and time.monotonic() < deadline:
             line = server.stderr.readline()
             assert line, "the server exited before starting the loop"
-            found = re.search(r"retrain loop: every 1 s .* \(process (\d+)\)", line)
+            found = re.search(r"RETRAIN LOOP ON \(process (\d+), a turn every 1 s\)", line)
             child = int(found[1]) if found else None
         assert child is not None and child != server.pid
         os.kill(child, 0)  # alive
@@ -187,3 +215,26 @@ def test_serve_loop_runs_the_loop_in_a_child_process_that_stops_with_the_server(
         time.sleep(0.2)
     else:
         raise AssertionError(f"the loop process {child} outlived the server")
+
+
+@pytest.mark.slow
+def test_serve_runs_no_loop_unless_asked(project: tuple[Path, Path], tmp_path: Path) -> None:
+    """Issue 17 #14: a spec with retrain.when no longer starts a promoting loop by itself."""
+    import signal
+    import subprocess
+    import sys
+
+    home, spec = project
+    shipyard = Path(sys.executable).with_name("shipyard")
+    command = [str(shipyard), "--home", str(home), "serve", "--port", "0", "--spec", str(spec)]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    said = ""
+    try:
+        assert server.stderr is not None
+        while not said.lower().startswith("retrain loop"):
+            said = server.stderr.readline()
+            assert said, "the server exited before saying whether the loop runs"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=120)
+    assert said.startswith("retrain loop: off (the spec has retrain.when; `shipyard serve --loop`")

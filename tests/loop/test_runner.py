@@ -14,14 +14,21 @@ import pytest
 
 from loop_cases import ENDPOINT, drifted, label, log_traffic, served
 from projects import customers
-from shipyard.core.errors import Conflict, SpecError
+from shipyard.core.errors import SpecError
+from shipyard.core.records import Endpoint, Rollout
 from shipyard.core.spec import DecayPolicy, DecaySpec, DriftPolicy, DriftWhen
 from shipyard.data import get_version as get_dataset_version
 from shipyard.loop.rollout import progress, stop
 from shipyard.loop.rollouts import list_rollouts
 from shipyard.loop.runner import LoopProcess, Scheduler, Turn, run_once
 from shipyard.registry import get_version
-from shipyard.serve.endpoints import advance_canary, get_endpoint, rollback_canary
+from shipyard.serve.endpoints import (
+    advance_canary,
+    get_endpoint,
+    pause_loop,
+    resume_loop,
+    rollback_canary,
+)
 from shipyard.store import audit
 from shipyard.store.workspace import Workspace
 
@@ -91,6 +98,11 @@ def test_drift_retrains_shadows_canaries_and_promotes(workspace: Workspace, tmp_
     assert done is not None and done.stage == "promoted", done
     assert get_endpoint(ws, ENDPOINT).champion_ref == "churn@2"
     assert "champion" in get_version(ws, "churn@2").aliases
+    # Statuses tell the truth (issue 17 #15): the champion is deployed, the one it replaced is
+    # approved again (a rollback to it is one command), and the canary is over.
+    assert get_version(ws, "churn@2").status == "deployed"
+    assert get_version(ws, "churn@1").status == "approved"
+    assert get_endpoint(ws, ENDPOINT).targets() == {done.candidate_id: "churn@2"}
 
     stages = [e.stage for e in done.events]
     assert stages[0] == "retraining" and stages[-1] == "promoted"
@@ -129,12 +141,37 @@ def test_a_person_can_stop_the_loop(workspace: Workspace, tmp_path: Path) -> Non
 
     stopped = stop(ws, ENDPOINT, "not during the sale")
 
-    assert stopped.stage == "stopped"
+    assert isinstance(stopped, Rollout) and stopped.stage == "stopped"
     assert "not during the sale" in stopped.reason and "churn@1 stays champion" in stopped.reason
     route = get_endpoint(ws, ENDPOINT)
     assert route.shadows == [] and route.champion_ref == "churn@1"
-    with pytest.raises(Conflict, match="no active rollout"):
-        stop(ws, ENDPOINT)
+    paused = stop(ws, ENDPOINT)  # nothing left to stop: the loop is paused for the endpoint
+    assert isinstance(paused, Endpoint) and paused.loop_paused == f"by {ws.actor}"
+
+
+def test_a_paused_endpoint_is_watched_but_its_rollout_waits(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Issue 17 #14: `shipyard loop pause` is honoured by run-once (and so the scheduler)."""
+    ws = workspace
+    setup = served(ws, tmp_path / "p")
+    _drift_and_labels(ws, "churn@1")
+    pause_loop(ws, ENDPOINT, "quarter-end freeze")
+    [turn] = run_once(ws, setup.spec)
+    assert turn.action == "paused" and turn.rollout is None and turn.report is not None
+    assert turn.reason.startswith("loop paused (quarter-end freeze; `shipyard loop resume churn`)")
+    assert "would retrain: " in turn.reason
+    assert list_rollouts(ws) == []
+
+    resume_loop(ws, ENDPOINT)
+    rollout = run_once(ws, setup.spec)[0].rollout
+    assert rollout is not None and rollout.stage == "shadow"
+    pause_loop(ws, ENDPOINT)
+    more = drifted(60, seed=12)  # enough shadowed requests to judge, but nobody may
+    log_traffic(ws, get_version(ws, "churn@2"), more, prefix="s", shadow=True)
+    [turn] = run_once(ws, setup.spec)
+    assert turn.action == "paused" and f"rollout {rollout.id} waits at shadow" in turn.reason
+    assert list_rollouts(ws)[0].stage == "shadow"
 
 
 def test_a_candidate_that_does_not_beat_the_champion_is_rejected(
@@ -286,7 +323,8 @@ def test_stopping_while_it_trains_keeps_the_candidate_out(
 
     def on_trial(*_: object) -> None:  # a person runs `shipyard loop stop` mid-search
         if not stopped:
-            stopped.append(stop(ws, ENDPOINT, "hold on").stage)
+            halted = stop(ws, ENDPOINT, "hold on")
+            stopped.append(halted.stage if isinstance(halted, Rollout) else "paused")
 
     rollout = run_once(ws, setup.spec, on_trial=on_trial)[0].rollout
 

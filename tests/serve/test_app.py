@@ -646,6 +646,23 @@ def test_a_champion_switch_is_applied_live_without_errors(world: World) -> None:
     assert models[-1] == world.versions["b"].ref
 
 
+def test_an_endpoint_follows_an_alias_moved_in_the_registry_live(world: World) -> None:
+    from shipyard.registry import set_alias
+
+    set_alias(world.ws, world.versions["a"].ref, "live")
+    create_endpoint(world.ws, "following", "credit-risk@live")
+    world.wait_revision("following", 1)
+    set_alias(world.ws, world.versions["b"].ref, "live")  # the registry only, as the SDK does
+    world.wait_revision("following", 2)  # the server moved the endpoint and serves the move
+    with world.client() as c:
+        r = c.post("/v1/endpoints/following/predict", json={"rows": records(rows(2))})
+    assert r.status_code == 200 and r.json()["model"] == world.versions["b"].ref
+    with world.ws.db.read() as s:
+        [event] = audit.events(s, action="endpoint.champion.follow", limit=None)
+    assert (event.object_id, event.details["to"]) == ("following", world.versions["b"].ref)
+    assert event.actor.startswith("serve:")
+
+
 def test_a_revision_that_cannot_load_leaves_the_previous_one_serving(world: World) -> None:
     name = world.endpoint("sturdy")
     broken = add(world.ws, fit(0.3, seed=2))

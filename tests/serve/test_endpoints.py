@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -10,13 +11,17 @@ from sklearn.pipeline import Pipeline
 
 from shipyard.core.errors import Conflict, Invalid, NotFound
 from shipyard.core.records import Endpoint
-from shipyard.registry import set_alias, set_status
+from shipyard.registry import get_version, set_alias, set_status
 from shipyard.serve.endpoints import (
     advance_canary,
     create_endpoint,
+    follow_aliases,
     get_endpoint,
     list_endpoints,
+    move_alias,
+    pause_loop,
     promote_canary,
+    resume_loop,
     revisions,
     rollback_canary,
     set_champion,
@@ -59,18 +64,20 @@ def ref_ids(ws: Workspace) -> dict[str, str]:
 # -- creating -----------------------------------------------------------------------------------
 
 
-def test_create_resolves_the_reference_once(ws: Workspace) -> None:
+def test_create_resolves_the_reference_and_remembers_the_alias(ws: Workspace) -> None:
     ids = ref_ids(ws)
     endpoint = create_endpoint(ws, "credit", "credit-risk@champion")
     assert (endpoint.champion_ref, endpoint.champion_id) == ("credit-risk@1", ids["credit-risk@1"])
+    assert endpoint.champion_follows == "credit-risk@champion"
     assert endpoint.revision == 1
     assert endpoint.created_by == ws.actor
     assert endpoint.challengers == [] and endpoint.shadows == [] and endpoint.canary is None
+    assert create_endpoint(ws, "pinned", "credit-risk@1").champion_follows is None
 
-    set_alias(ws, "credit-risk@2", "champion")  # the alias moves; the endpoint does not
+    set_alias(ws, "credit-risk@2", "champion")  # the registry alone does not touch endpoints
     assert get_endpoint(ws, "credit").champion_ref == "credit-risk@1"
 
-    [event] = events(ws, "endpoint.create")
+    [event, _pinned] = events(ws, "endpoint.create")
     assert (event.object_id, event.before, event.after) == ("credit", None, "1")
     assert event.details["after"]["champion"]["ref"] == "credit-risk@1"
     assert chain_ok(ws)
@@ -224,6 +231,134 @@ def test_the_same_route_again_changes_nothing(ws: Workspace) -> None:
     again = set_route(ws, "credit", challengers=[("credit-risk@2", 10)], shadows=["credit-risk@3"])
     assert again.revision == first.revision == 2
     assert len(events(ws, "endpoint.route")) == 1
+
+
+# -- following an alias (issue 17 #13) ----------------------------------------------------------
+
+
+def test_an_endpoint_made_from_an_alias_follows_it_and_one_made_from_a_version_stays(
+    ws: Workspace,
+) -> None:
+    create_endpoint(ws, "credit", "credit-risk@champion")
+    create_endpoint(ws, "pinned", "credit-risk@1")
+
+    version, followed = move_alias(ws, "credit-risk@2", "champion")
+    assert version.ref == "credit-risk@2"
+    assert [(e.name, e.champion_ref, e.revision) for e in followed.moved] == [
+        ("credit", "credit-risk@2", 2)
+    ]
+    assert followed.problems == []
+    assert get_endpoint(ws, "credit").champion_follows == "credit-risk@champion"
+    assert get_endpoint(ws, "pinned").champion_ref == "credit-risk@1"  # an explicit version
+    [event] = events(ws, "endpoint.champion.follow")
+    assert (event.object_id, event.before, event.after) == ("credit", "1", "2")
+    assert event.details["alias"] == "credit-risk@champion"
+    assert event.details["before"]["champion"]["ref"] == "credit-risk@1"
+    assert event.details["to"] == "credit-risk@2"
+
+    set_alias(ws, "credit-risk@3", "champion")  # moved in the registry (SDK, another process)
+    assert get_endpoint(ws, "credit").champion_ref == "credit-risk@2"
+    assert [e.champion_ref for e in follow_aliases(ws).moved] == ["credit-risk@3"]
+    assert follow_aliases(ws).moved == []  # idempotent: several servers call it
+    assert revisions(ws)["credit"] == 3
+
+    set_champion(ws, "credit", "credit-risk@1")  # a version number pins it again
+    move_alias(ws, "credit-risk@2", "champion")
+    assert get_endpoint(ws, "credit").champion_ref == "credit-risk@1"
+    assert get_endpoint(ws, "credit").champion_follows is None
+    assert chain_ok(ws)
+
+
+def test_an_alias_moved_to_a_version_that_cannot_serve_leaves_the_champion(
+    ws: Workspace,
+) -> None:
+    set_alias(ws, "credit-risk@2", "stable")
+    create_endpoint(ws, "credit", "credit-risk@stable")
+    set_status(ws, "credit-risk@3", "archived")
+    _version, followed = move_alias(ws, "credit-risk@3", "stable")
+    assert followed.moved == []
+    [problem] = followed.problems
+    assert re.search(
+        r"endpoint 'credit' follows credit-risk@stable but stays on credit-risk@2: "
+        r"credit-risk@3 cannot be the champion .* it is archived",
+        problem,
+    )
+    assert get_endpoint(ws, "credit").champion_ref == "credit-risk@2"
+
+
+def test_promoting_the_canary_of_a_following_endpoint_moves_the_alias(ws: Workspace) -> None:
+    create_endpoint(ws, "credit", "credit-risk@champion")
+    create_endpoint(ws, "also", "credit-risk@champion")
+    set_route(ws, "credit", canary="credit-risk@3", steps=[100])
+    promoted = advance_canary(ws, "credit")  # from the last step: promoted
+    assert (promoted.champion_ref, promoted.champion_follows) == (
+        "credit-risk@3",
+        "credit-risk@champion",
+    )
+    assert get_version(ws, "credit-risk@champion").ref == "credit-risk@3"
+    assert get_endpoint(ws, "also").champion_ref == "credit-risk@3"  # it follows the alias too
+    assert follow_aliases(ws).moved == []  # and nothing moves back
+
+
+# -- statuses tell the truth (issue 17 #15) -----------------------------------------------------
+
+
+def statuses(ws: Workspace) -> dict[str, str]:
+    from shipyard.registry import list_versions
+
+    return {v.ref: v.status.value for v in list_versions(ws, "credit-risk")}
+
+
+def test_a_champion_is_deployed_and_a_replaced_one_approved_again(ws: Workspace) -> None:
+    assert statuses(ws)["credit-risk@1"] == "candidate"
+    create_endpoint(ws, "credit", "credit-risk@1")
+    create_endpoint(ws, "other", "credit-risk@1")
+    assert statuses(ws)["credit-risk@1"] == "deployed"
+
+    set_champion(ws, "credit", "credit-risk@2")
+    assert statuses(ws)["credit-risk@1"] == "deployed"  # still the champion of "other"
+    set_route(ws, "other", canary="credit-risk@2")
+    promote_canary(ws, "other")
+    assert statuses(ws) == {
+        "credit-risk@1": "approved",
+        "credit-risk@2": "deployed",
+        "credit-risk@3": "candidate",
+        "credit-risk@4": "rejected",
+    }
+    changes = [
+        (e.details["ref"], e.before, e.after, e.details["reason"])
+        for e in events(ws, "model.status")
+    ]
+    assert changes == [
+        ("credit-risk@1", "candidate", "deployed", "champion of endpoint credit"),
+        ("credit-risk@2", "candidate", "deployed", "champion of endpoint credit"),
+        (
+            "credit-risk@1",
+            "deployed",
+            "approved",
+            "replaced by credit-risk@2 as champion of endpoint other",
+        ),
+    ]
+    set_champion(ws, "credit", "credit-risk@1")  # a rollback needs no restore first
+    assert statuses(ws)["credit-risk@1"] == "deployed"
+    assert chain_ok(ws)
+
+
+# -- the loop's switch (issue 17 #14) -----------------------------------------------------------
+
+
+def test_the_loop_is_paused_and_resumed_per_endpoint(ws: Workspace) -> None:
+    create_endpoint(ws, "credit", "credit-risk@1")
+    paused = pause_loop(ws, "credit", "quarter-end freeze")
+    assert (paused.loop_paused, paused.revision) == ("quarter-end freeze", 2)
+    assert pause_loop(ws, "credit").loop_paused == "quarter-end freeze"  # kept, nothing written
+    assert resume_loop(ws, "credit").loop_paused is None
+    assert [e.details.get("reason") for e in events(ws, "endpoint.loop.pause")] == [
+        "quarter-end freeze"
+    ]
+    assert len(events(ws, "endpoint.loop.resume")) == 1
+    with pytest.raises(NotFound, match=r"endpoint 'nope' does not exist"):
+        pause_loop(ws, "nope")
 
 
 def test_set_champion_takes_the_version_off_other_roles(ws: Workspace) -> None:

@@ -39,7 +39,10 @@ def create(
     model: Annotated[
         str,
         typer.Option(
-            "--model", metavar="REF", help="Its champion: NAME@N or NAME@ALIAS (resolved now)."
+            "--model",
+            metavar="REF",
+            help="Its champion: NAME@ALIAS follows the alias when it moves; NAME@N stays on "
+            "that version.",
         ),
     ],
     json: _output.JsonFlag = False,
@@ -47,7 +50,11 @@ def create(
     """Create an endpoint served by one model version (its champion)."""
     with _output.workspace(ctx) as ws:
         endpoint = create_endpoint(ws, name, model)
-    _done(endpoint, f"endpoint {endpoint.name} serves {endpoint.champion_ref}", json)
+    _done(
+        endpoint,
+        f"endpoint {endpoint.name} serves {endpoint.champion_ref} ({_follows(endpoint)})",
+        json,
+    )
 
 
 @app.command("ls")
@@ -65,7 +72,7 @@ def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
             [
                 (
                     e.name,
-                    e.champion_ref,
+                    e.champion_ref + (f" (@{_alias(e)})" if e.champion_follows else ""),
                     ", ".join(f"{c.ref} {c.weight:g}%" for c in e.challengers),
                     ", ".join(s.ref for s in e.shadows),
                     _canary(e),
@@ -88,10 +95,17 @@ def show(
     """An endpoint's routing and the share of traffic each version gets."""
     with _output.workspace(ctx) as ws:
         e = get_endpoint(ws, name)
+    loop = (
+        f"paused ({e.loop_paused})"
+        if e.loop_paused
+        else "on here (it acts under `serve --loop` and `loop run-once`)"
+    )
     head = Text.assemble(
         (e.name, "bold"),
         f"  revision {e.revision}  updated {_output.when(e.updated_at)} UTC by {e.updated_by}\n",
-        f"created {_output.when(e.created_at)} UTC by {e.created_by}",
+        f"created {_output.when(e.created_at)} UTC by {e.created_by}\n",
+        f"champion → {e.champion_ref} ({_follows(e)})\n",
+        f"retrain loop: {loop}",
     )
     shares = Router(e).shares()
     rows: list[tuple[object, ...]] = [
@@ -99,21 +113,24 @@ def show(
     ]
     rows += [(c.ref, "challenger", f"{shares.get(c.version_id, 0):g}%", "") for c in e.challengers]
     rows += [(s.ref, "shadow", "copy", "") for s in e.shadows]
-    if e.canary is not None:
-        c = e.canary
-        detail = f"steps {','.join(map(str, c.steps))}; {c.state}"
-        detail += f" ({c.reason})" if c.reason else ""
+    c = e.canary
+    if c is not None and c.state == "running":
+        detail = f"step {c.step + 1} of {','.join(map(str, c.steps))}%"
         if c.guard:
             detail += "; guard " + " ".join(f"{k}={v:g}" for k, v in c.guard.items())
         rows.append((c.ref, "canary", f"{shares.get(c.version_id, 0):g}%", detail))
     if e.pinned is not None:
         rows.append((e.pinned.ref, "pinned", "100%", "the pin flag overrides the route"))
     traffic = _output.table("Traffic", ["VERSION", "ROLE", "SHARE", "DETAIL"], rows)
+    parts: list[RenderableType] = [head, traffic]
+    if c is not None and c.state != "running":  # over: history, not a live role
+        why = f" ({c.reason})" if c.reason else ""
+        parts.append(Text(f"last canary: {c.ref} {c.state.replace('_', ' ')}{why}", style="dim"))
     flags = Text(
         "flags: " + (", ".join(f"{k}={v}" for k, v in sorted(e.flags.items())) or "-"),
         style="dim",
     )
-    _output.emit(e, json_mode=json, table=Group(head, traffic, flags))
+    _output.emit(e, json_mode=json, table=Group(*parts, flags))
 
 
 @app.command("route")
@@ -167,13 +184,19 @@ def route(
 def champion(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The endpoint.")],
-    ref: Annotated[str, typer.Argument(help="The new champion, NAME@N or NAME@ALIAS.")],
+    ref: Annotated[
+        str,
+        typer.Argument(help="The new champion: NAME@N (pinned) or NAME@ALIAS (follows it)."),
+    ],
     json: _output.JsonFlag = False,
 ) -> None:
     """Make a version the endpoint's champion."""
     with _output.workspace(ctx) as ws:
         endpoint = set_champion(ws, name, ref)
-    _done(endpoint, f"endpoint {endpoint.name}: champion is {endpoint.champion_ref}", json)
+    message = (
+        f"endpoint {endpoint.name}: champion is {endpoint.champion_ref} ({_follows(endpoint)})"
+    )
+    _done(endpoint, message, json)
 
 
 @app.command("canary")
@@ -242,19 +265,29 @@ def _guard(items: list[str]) -> dict[str, float]:
 
 
 def _canary(e: Endpoint) -> str:
+    """The live canary (a finished one is history: `endpoints show` says how it ended)."""
     c = e.canary
-    if c is None:
+    if c is None or c.state != "running":
         return ""
-    if c.state == "running":
-        return f"{c.ref} {c.percent}% (step {c.step + 1}/{len(c.steps)})"
-    return f"{c.ref} {c.state}"
+    return f"{c.ref} {c.percent}% (step {c.step + 1}/{len(c.steps)})"
+
+
+def _alias(e: Endpoint) -> str:
+    return (e.champion_follows or "").partition("@")[2]
+
+
+def _follows(e: Endpoint) -> str:
+    """Whether the champion follows an alias, in words."""
+    if e.champion_follows:
+        return f"follows alias {e.champion_follows}"
+    return "pinned: moving an alias does not move it"
 
 
 def _summary(e: Endpoint) -> str:
     shares = Router(e).shares()
     parts = [f"{e.champion_ref} {shares.get(e.champion_id, 0):g}%"]
     parts += [f"{c.ref} {shares.get(c.version_id, 0):g}%" for c in e.challengers]
-    if e.canary is not None:
+    if _canary(e):
         parts.append(f"canary {_canary(e)}")
     parts += [f"shadow {s.ref}" for s in e.shadows]
     if e.pinned is not None:

@@ -1,4 +1,5 @@
-"""`shipyard loop`: run the retrain policies, see where each rollout stands, stop one."""
+"""`shipyard loop`: run the retrain policies, see where each rollout stands, stop one, and
+pause or resume the loop for one endpoint."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from shipyard.cli import _output
+from shipyard.core.records import Endpoint
 from shipyard.loop.rollouts import list_rollouts
 
 app = typer.Typer(
@@ -122,12 +124,54 @@ def stop(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept and audited).")] = None,
     json: _output.JsonFlag = False,
 ) -> None:
-    """Halt the endpoint's automatic rollout; the champion stays."""
+    """Halt the endpoint's rollout (the champion stays), or with none, pause the loop there."""
     from shipyard.loop.rollout import stop as stop_rollout  # NumPy and the registry: only here
 
     with _output.workspace(ctx) as ws:
-        rollout = stop_rollout(ws, endpoint, reason)
-    _output.emit(rollout, json_mode=json, table=Text(f"{rollout.id}: {rollout.reason}"))
+        done = stop_rollout(ws, endpoint, reason)
+    if isinstance(done, Endpoint):
+        _output.emit(done, json_mode=json, table=_paused(done, "no rollout was in progress; "))
+    else:
+        _output.emit(done, json_mode=json, table=Text(f"{done.id}: {done.reason}"))
+
+
+@app.command("pause")
+def pause(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(help="The endpoint the loop must leave alone.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept and audited).")] = None,
+    json: _output.JsonFlag = False,
+) -> None:
+    """Switch the loop off for one endpoint: still watched, not retrained; rollouts wait."""
+    from shipyard.serve.endpoints import pause_loop
+
+    with _output.workspace(ctx) as ws:
+        found = pause_loop(ws, endpoint, reason)
+    _output.emit(found, json_mode=json, table=_paused(found, ""))
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(help="The endpoint the loop may act on again.")],
+    json: _output.JsonFlag = False,
+) -> None:
+    """Switch the retrain loop back on for one endpoint."""
+    from shipyard.serve.endpoints import resume_loop
+
+    with _output.workspace(ctx) as ws:
+        found = resume_loop(ws, endpoint)
+    message = (
+        f"retrain loop on for {found.name}: the next turn may retrain it and roll the result out."
+    )
+    _output.emit(found, json_mode=json, table=Text(message))
+
+
+def _paused(endpoint: Endpoint, prefix: str) -> Text:
+    return Text(
+        f"{prefix}retrain loop paused for {endpoint.name} ({endpoint.loop_paused}): no retrain "
+        f"and no rollout step until `shipyard loop resume {endpoint.name}`."
+    )
 
 
 _STYLE = {

@@ -14,7 +14,7 @@ from rich.text import Text
 from shipyard.cli import _output
 from shipyard.core.errors import Invalid
 from shipyard.core.records import ModelVersion, Ref
-from shipyard.registry import get_document, get_version, list_models, list_versions, set_alias
+from shipyard.registry import get_document, get_version, list_models, list_versions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,15 +123,24 @@ def alias(
     name: Annotated[str, typer.Argument(help="The alias, e.g. champion or challenger.")],
     json: _output.JsonFlag = False,
 ) -> None:
-    """Point an alias at a version (a rejected version can never be champion)."""
+    """Point an alias at a version (a rejected version can never be champion); endpoints made
+    from NAME@ALIAS follow it."""
+    from shipyard.serve.endpoints import move_alias
+
     with _output.workspace(ctx) as ws:
-        v = set_alias(ws, ref, name)
+        v, followed = move_alias(ws, ref, name)
     if json:
         _output.print_json(v)
         return
-    _output.console().print(
-        f"{Ref.parse(ref, what='model reference').name}@{name} → {v.ref}", markup=False
-    )
+    console = _output.console()
+    console.print(f"{Ref.parse(ref, what='model reference').name}@{name} → {v.ref}", markup=False)
+    for e in followed.moved:
+        console.print(
+            f"endpoint {e.name} follows it: champion → {e.champion_ref} (revision {e.revision})",
+            markup=False,
+        )
+    for problem in followed.problems:
+        _output.err_console().print(f"warning: {problem}", markup=False, highlight=False)
 
 
 @app.command("card")

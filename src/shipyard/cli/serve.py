@@ -56,12 +56,13 @@ def serve(
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
     loop: Annotated[
-        bool | None,
+        bool,
         typer.Option(
             "--loop/--no-loop",
-            help="Run the retrain loop in the server (default: when the spec has retrain.when).",
+            help="Also run the retrain loop: retrain when the spec's retrain.when holds and roll "
+            "the result out (shadow, canary, champion) without asking. Off unless given.",
         ),
-    ] = None,
+    ] = False,
     loop_interval: Annotated[
         float, typer.Option("--loop-interval", min=1, help="Seconds between loop turns.")
     ] = 60.0,
@@ -76,7 +77,8 @@ def serve(
     if loop and project is None:
         raise Invalid(f"--loop needs the project spec; {str(spec)!r} does not exist.")
     with _output.workspace(ctx) as ws:  # fails here, clearly, if there is no workspace
-        names = [e.name for e in list_endpoints(ws)]
+        endpoints = list_endpoints(ws)
+    names = [e.name for e in endpoints]
     settings = _output.settings(ctx)
     options: dict[str, Any] = {
         "max_batch": max_batch or defaults.max_batch,
@@ -103,7 +105,7 @@ def serve(
         )
 
     scheduler = None
-    if project is not None and (loop if loop is not None else bool(project.retrain.when)):
+    if loop and project is not None:
         from shipyard.loop.runner import LoopProcess
 
         scheduler = LoopProcess(
@@ -113,8 +115,15 @@ def serve(
             setup_logging=functools.partial(_logging, log_level),
         ).start()
         err.print(
-            f"retrain loop: every {loop_interval:g} s for the endpoints of {project.project!r} "
-            f"(process {scheduler.pid})",
+            _loop_banner(project, endpoints, loop_interval, scheduler.pid),
+            markup=False,
+            highlight=False,
+            style="bold yellow",
+        )
+    elif project is not None and project.retrain.when:
+        err.print(
+            "retrain loop: off (the spec has retrain.when; `shipyard serve --loop` runs it, or "
+            "`shipyard loop run-once` from cron).",
             markup=False,
             highlight=False,
         )
@@ -132,6 +141,40 @@ def serve(
     finally:
         if scheduler is not None:
             scheduler.stop()
+
+
+def _loop_banner(project: Any, endpoints: list[Any], interval: float, pid: int | None) -> str:
+    """What the loop will do on its own, said before it does it (lines fit 80 columns)."""
+    mine = [e for e in endpoints if e.champion_ref.split("@")[0] == project.project]
+    active = [e.name for e in mine if e.loop_paused is None]
+    paused = [e.name for e in mine if e.loop_paused is not None]
+    policies = [_policy(p) for p in project.retrain.when]
+    when = (
+        ", ".join(policies[:-1]) + " or " + policies[-1]
+        if len(policies) > 1
+        else (policies[0] if policies else "")
+    )
+    lines = [
+        f"RETRAIN LOOP ON (process {pid}, a turn every {interval:g} s), project "
+        f"{project.project!r}",
+        f"endpoints: {', '.join(active) or 'none yet'}",
+        f"When {when} holds, it retrains and, by itself,"
+        if when
+        else "No retrain.when policy: it only carries on rollouts,",
+        "rolls the new model out: shadow, canary, then champion.",
+        "Pause one endpoint: shipyard loop pause NAME. Off for all: serve without --loop.",
+    ]
+    if paused:
+        lines.append(f"Paused: {', '.join(paused)} (shipyard loop resume NAME).")
+    return "\n".join(lines)
+
+
+def _policy(policy: Any) -> str:
+    """A `retrain.when` entry in a few words: drift, decay, every 7d."""
+    if isinstance(policy, str):
+        return policy
+    dumped: dict[str, Any] = policy.model_dump(exclude_none=True)
+    return ", ".join(k if isinstance(v, dict) else f"{k} {v}" for k, v in dumped.items())
 
 
 def _logging(level: str) -> None:

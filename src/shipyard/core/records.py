@@ -378,6 +378,13 @@ class Endpoint(Record):
     pinned: ShadowTarget | None = Field(
         default=None, description="The version the `pin` flag names, resolved."
     )
+    champion_follows: str | None = Field(
+        default=None,
+        description="The alias reference (NAME@ALIAS) the champion follows; None: pinned.",
+    )
+    loop_paused: str | None = Field(
+        default=None, description="Why the retrain loop is paused here (None: it may act)."
+    )
     revision: int
     created_at: datetime
     created_by: str

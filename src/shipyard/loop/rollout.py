@@ -8,7 +8,9 @@
   canary (the server ramps it through `canary` steps and rolls it back when a guard fails), a
   failure ends the rollout. While the canary runs, `progress()` follows what the servers did:
   promoted (the candidate becomes the `champion` alias too) or rolled back.
-- `stop()` halts it at any stage; the champion keeps serving.
+- `stop()` halts it at any stage; the champion keeps serving. With no rollout in progress it
+  pauses the loop for the endpoint instead (`serve.endpoints.pause_loop`), so "stop" always
+  switches the automation off there.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from shipyard.core.records import Endpoint, Rollout
 from shipyard.core.spec import ProjectSpec
 from shipyard.loop.rollouts import active_rollout, advance, note
 from shipyard.monitor.window import LogChunk, scan
-from shipyard.registry import set_alias
-from shipyard.serve.endpoints import get_endpoint, set_route, stop_canary
+from shipyard.serve.endpoints import get_endpoint, move_alias, pause_loop, set_route, stop_canary
 from shipyard.store.workspace import Workspace
 
 log = logging.getLogger("shipyard.loop.rollout")
@@ -58,15 +59,12 @@ def progress(ws: Workspace, spec: ProjectSpec, rollout: Rollout) -> Rollout:
     return rollout
 
 
-def stop(ws: Workspace, endpoint: str, reason: str | None = None) -> Rollout:
-    """Halt the endpoint's active rollout; the champion keeps serving. Conflict when none is."""
+def stop(ws: Workspace, endpoint: str, reason: str | None = None) -> Rollout | Endpoint:
+    """Halt the endpoint's active rollout (the champion keeps serving) and return it; with no
+    rollout in progress, pause the loop for the endpoint and return the endpoint."""
     rollout = active_rollout(ws, endpoint)
     if rollout is None:
-        get_endpoint(ws, endpoint)  # NotFound for an unknown endpoint
-        raise Conflict(
-            f"endpoint {endpoint!r} has no active rollout to stop; see "
-            f"`shipyard loop status {endpoint}`."
-        )
+        return pause_loop(ws, endpoint, reason)  # NotFound for an unknown endpoint
     why = reason or f"stopped by {ws.actor}"
     route = get_endpoint(ws, endpoint)
     if rollout.stage == "shadow" and rollout.candidate_id is not None:
@@ -147,8 +145,8 @@ def _follow_canary(ws: Workspace, rollout: Rollout) -> Rollout:
     canary = route.canary
     if route.champion_id == rollout.candidate_id:
         assert rollout.candidate_ref is not None
-        try:
-            set_alias(ws, rollout.candidate_ref, "champion")
+        try:  # the endpoints that follow the alias (this one included, when it does) move too
+            move_alias(ws, rollout.candidate_ref, "champion")
         except (Conflict, NotFound) as exc:  # the endpoint still serves it; say why not aliased
             log.warning("could not move the champion alias: %s", exc.message)
         return advance(

@@ -3,6 +3,8 @@
 `run_once()` is what `shipyard loop run-once` (cron) and the scheduler inside `shipyard serve`
 both do, per endpoint whose champion is a version of the spec's project:
 
+- an endpoint whose loop is paused (`shipyard loop pause`) is only watched: its report and
+  alerts as usual, no retrain, no rollout step, and the turn says what would have happened;
 - an active rollout takes its next step (`rollout.progress`): nothing else happens meanwhile;
 - otherwise the monitor judges the latest window (alerts raised and sent), the retrain policies
   are checked, and when one holds — and the last rollout ended at least `retrain.cooldown`
@@ -47,7 +49,7 @@ class Turn:
     """What one turn of the loop did for one endpoint."""
 
     endpoint: str
-    action: str  # watched | retrained | rollout | waiting | error
+    action: str  # watched | retrained | rollout | waiting | paused | error
     reason: str
     rollout: Rollout | None = None
     report: MonitorReport | None = None
@@ -82,17 +84,32 @@ def _turn(
     trials: int | None,
     on_trial: OnTrial | None,
 ) -> Turn:
+    route = get_endpoint(ws, endpoint)
     active = active_rollout(ws, endpoint)
-    if active is not None:
+    if active is not None and route.loop_paused is None:
         moved = progress(ws, spec, active)
         return Turn(endpoint, "rollout", moved.reason, rollout=moved)
-    route = get_endpoint(ws, endpoint)
     champion = get_version(ws, route.champion_ref)
     check_spec_policies(spec, champion)
     report = endpoint_report(ws, endpoint, spec, end=now, raise_alerts=True)
     last = list_rollouts(ws, endpoint, limit=1)
     last_retrain = last[0].created_at if last else None
     triggers = check_policies(spec, champion, report, now=now, last_retrain=last_retrain)
+    if route.loop_paused is not None:
+        held = (
+            f"rollout {active.id} waits at {active.stage}"
+            if active is not None
+            else f"would retrain: {'; '.join(t.reason for t in triggers)}"
+            if triggers
+            else _summary(report)
+        )
+        return Turn(
+            endpoint,
+            "paused",
+            f"loop paused ({route.loop_paused}; `shipyard loop resume {endpoint}`); {held}",
+            rollout=active,
+            report=report,
+        )
     if not triggers:
         return Turn(endpoint, "watched", _summary(report), report=report)
     pause = spec.retrain.cooldown or spec.monitor.window

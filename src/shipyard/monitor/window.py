@@ -83,31 +83,31 @@ def scan(
     """
     if chunk_rows < 1:
         raise Invalid(f"chunk_rows={chunk_rows} must be at least 1.")
-    with ws.db.read() as s:
-        _check_endpoint(s, endpoint)
-        infos = logsegments.segments(s, endpoint, start, end)
     held: list[Rows] = []
     count = 0
-    for info in infos:
-        with ws.db.read() as s:
+    # One snapshot from the listing to the last segment: the server merges small segments
+    # (logsegments.compact) while a scan runs, and a segment listed here must stay readable.
+    with logsegments.snapshot(ws.db) as s:
+        _check_endpoint(s, endpoint)
+        for info in logsegments.segments(s, endpoint, start, end):
             rows = logsegments.read_rows(s, info, start, end)
-        mask = np.ones(rows.n, dtype=bool)
-        if version_id is not None:
-            mask &= rows.version_ids == version_id
-        if shadow is not None:
-            mask &= rows.shadow == shadow
-        if not mask.all():
-            rows = rows.take(mask)
-        first = 0
-        while first < rows.n:  # the segment's rows, as much of each chunk as they fill
-            stop = min(rows.n, first + chunk_rows - count)
-            part = rows if stop - first == rows.n else rows.take(np.arange(first, stop))
-            held.append(part)
-            count += part.n
-            first = stop
-            if count == chunk_rows:
-                yield _chunk(held, features)
-                held, count = [], 0
+            mask = np.ones(rows.n, dtype=bool)
+            if version_id is not None:
+                mask &= rows.version_ids == version_id
+            if shadow is not None:
+                mask &= rows.shadow == shadow
+            if not mask.all():
+                rows = rows.take(mask)
+            first = 0
+            while first < rows.n:  # the segment's rows, as much of each chunk as they fill
+                stop = min(rows.n, first + chunk_rows - count)
+                part = rows if stop - first == rows.n else rows.take(np.arange(first, stop))
+                held.append(part)
+                count += part.n
+                first = stop
+                if count == chunk_rows:
+                    yield _chunk(held, features)
+                    held, count = [], 0
     if count:
         yield _chunk(held, features)
 

@@ -9,6 +9,13 @@ One implementation behind the CLI, the REST API and the SDK. A version's status 
 A version that failed a gate is registered `rejected`: it can never be approved, deployed,
 made champion or challenger, or loaded for use. Every change is an audit event written in the
 same transaction.
+
+`deployed` is kept true by the endpoints (`serve.endpoints`), in their own transaction: a
+version becomes `deployed` when it becomes the champion of an endpoint (from candidate or
+approved: putting it in front of every client is the approval), and goes back to `approved`
+when it is the champion of none (`mark_deployed`, `mark_undeployed`). Not `archived`: an
+archived version is refused in every role, and rolling back to the previous champion must stay
+one command; archiving is a person's decision.
 """
 
 from __future__ import annotations
@@ -458,6 +465,51 @@ def set_status(ws: Workspace, ref: str | Ref, status: str | ModelStatus) -> Mode
             details={"ref": ref_text},
         )
         return to_record(row, _aliases_of(s, row))
+
+
+def mark_deployed(s: Session, actor: str, version_id: str, *, why: str) -> None:
+    """In the caller's transaction: the version became an endpoint's champion, so it is
+    `deployed` (from candidate or approved; audited with `why`)."""
+    row = s.get(ModelVersionRow, version_id)
+    if row is None or row.status not in (ModelStatus.candidate, ModelStatus.approved):
+        return  # deployed already (rejected and archived versions never get this far)
+    _serving_status(s, actor, row, ModelStatus.deployed, why)
+
+
+def mark_undeployed(s: Session, actor: str, version_id: str, *, why: str) -> None:
+    """In the caller's transaction: the version is the champion of no endpoint any more, so a
+    `deployed` one goes back to `approved` (audited with `why`)."""
+    row = s.get(ModelVersionRow, version_id)
+    if row is not None and row.status == ModelStatus.deployed:
+        _serving_status(s, actor, row, ModelStatus.approved, why)
+
+
+def _serving_status(
+    s: Session, actor: str, row: ModelVersionRow, target: ModelStatus, why: str
+) -> None:
+    before = row.status
+    row.status = target.value
+    s.flush()
+    audit.append(
+        s,
+        actor=actor,
+        action="model.status",
+        object_type="model_version",
+        object_id=row.id,
+        before=before,
+        after=target.value,
+        details={"ref": f"{row.model}@{row.version}", "reason": why},
+    )
+
+
+def alias_stamp(ws: Workspace) -> tuple[int, datetime | None]:
+    """(how many aliases, when one last moved): a cheap query that changes whenever an alias
+    is set, moved or removed, for a server to see when endpoints that follow one must move."""
+    with ws.db.read() as s:
+        count, latest = s.execute(
+            select(func.count(), func.max(ModelAliasRow.updated_at)).select_from(ModelAliasRow)
+        ).one()
+        return int(count), latest
 
 
 # -- rows ⇄ records -----------------------------------------------------------------------------

@@ -2,14 +2,25 @@
 
 One implementation behind the CLI, the REST API and the SDK. An endpoint has a champion,
 challengers with traffic weights (A/B), shadows that see a copy of traffic, at most one canary
-ramping through steps, and flags. Versions are resolved from references ("credit-risk@champion")
-when they are set, so an alias that moves later does not move traffic. A version rejected by
-its gates, or archived, is refused in every role.
+ramping through steps, and flags. A version rejected by its gates, or archived, is refused in
+every role.
+
+A champion given as an alias ("credit-risk@champion") follows the alias: when the alias moves
+(`move_alias()`, or any `registry.set_alias` — servers call `follow_aliases()` when aliases
+change), the endpoint's champion moves too, as a route change of its own (audited
+`endpoint.champion.follow`). A champion given with a version number ("credit-risk@3") stays
+pinned to it; so do challengers, shadows and canaries, whatever their reference. Promoting the
+canary of a following endpoint moves the alias to it, so the two never disagree for long.
+
+The champion's model status tells the truth: it becomes `deployed` when it starts serving as a
+champion, and a replaced one that is the champion of no endpoint goes back to `approved` (in
+the same transaction; see `registry.models`).
 
 Every change bumps the endpoint's `revision` (a server polls `revisions()` and reloads only what
 changed) and writes an audit event with the routing before and after, in one transaction.
 
-    >>> create_endpoint(ws, "credit", "credit-risk@champion")
+    >>> create_endpoint(ws, "credit", "credit-risk@champion").champion_follows
+    'credit-risk@champion'
     >>> set_route(ws, "credit", challengers=[("credit-risk@4", 10)], canary="credit-risk@5")
     >>> advance_canary(ws, "credit").canary.percent
     50
@@ -19,8 +30,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.core.errors import Conflict, Invalid, NotFound
+from shipyard.core.errors import Conflict, Invalid, NotFound, ShipyardError
 from shipyard.core.records import (
     Canary,
     Challenger,
@@ -38,7 +51,8 @@ from shipyard.core.records import (
     ShadowTarget,
     check_name,
 )
-from shipyard.registry import get_version
+from shipyard.registry import get_version, parse_ref, set_alias
+from shipyard.registry.models import mark_deployed, mark_undeployed
 from shipyard.serve.router import check_guard
 from shipyard.store import audit
 from shipyard.store.tables import EndpointRow
@@ -55,6 +69,7 @@ FLAGS: dict[str, tuple[str, ...] | None] = {
 }
 
 Config = dict[str, Any]
+log = logging.getLogger("shipyard.serve")
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -86,7 +101,8 @@ def revisions(ws: Workspace) -> dict[str, int]:
 
 
 def create_endpoint(ws: Workspace, name: str, model_ref: str) -> Endpoint:
-    """A new endpoint whose champion is the version `model_ref` names now.
+    """A new endpoint whose champion is the version `model_ref` names: NAME@ALIAS follows the
+    alias from now on, NAME@N stays on that version (NAME and NAME@latest: the newest now).
 
     >>> create_endpoint(ws, "credit", "credit-risk@champion").champion_ref
     'credit-risk@3'
@@ -94,7 +110,7 @@ def create_endpoint(ws: Workspace, name: str, model_ref: str) -> Endpoint:
     check_name(name, what="endpoint name")
     version = _servable(ws, name, model_ref, "champion")
     config: Config = {
-        "champion": _target(version),
+        "champion": _target(version, follows=_alias_of(model_ref)),
         "challengers": [],
         "shadows": [],
         "canary": None,
@@ -127,6 +143,7 @@ def create_endpoint(ws: Workspace, name: str, model_ref: str) -> Endpoint:
                 after="1",
                 details={"before": None, "after": config, "revision": 1},
             )
+            mark_deployed(s, ws.actor, version.id, why=f"champion of endpoint {name}")
             return to_record(row)
     except IntegrityError as exc:  # created by someone else between the check and the insert
         raise _exists(name) from exc
@@ -136,6 +153,7 @@ def set_champion(
     ws: Workspace, name: str, model_ref: str, *, expect_revision: int | None = None
 ) -> Endpoint:
     """Make `model_ref` the champion; it leaves the challengers, shadows and canary if there.
+    NAME@ALIAS makes the endpoint follow the alias, NAME@N pins it (see the module doc).
 
     >>> set_champion(ws, "credit", "credit-risk@4").champion_ref
     'credit-risk@4'
@@ -144,7 +162,7 @@ def set_champion(
 
     def change(config: Config) -> None:
         _check_beside(name, version, _others(config), "champion")
-        config["champion"] = _target(version)
+        config["champion"] = _target(version, follows=_alias_of(model_ref))
         _drop_version(config, version.id, reason=f"made champion by {ws.actor}")
 
     return _update(ws, name, "endpoint.champion", change, expect_revision=expect_revision)
@@ -288,6 +306,120 @@ def set_flags(
     return _update(ws, name, "endpoint.flags", change, expect_revision=expect_revision)
 
 
+# -- following aliases --------------------------------------------------------------------------
+
+
+@dataclass
+class Followed:
+    """What `follow_aliases()` did: the endpoints it moved, and why others stayed."""
+
+    moved: list[Endpoint] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def move_alias(ws: Workspace, ref: str, alias: str) -> tuple[ModelVersion, Followed]:
+    """Point a model's `alias` at the version `ref` names, and move the champion of every
+    endpoint that follows that alias to it (each a route change of its own, audited).
+
+        >>> version, followed = move_alias(ws, "credit-risk@4", "champion")
+        >>> [e.name for e in followed.moved]
+        ['credit']
+    """
+    version = set_alias(ws, ref, alias)
+    return version, follow_aliases(ws, model=version.model)
+
+
+def follow_aliases(ws: Workspace, *, model: str | None = None) -> Followed:
+    """Move every endpoint whose champion follows an alias that has moved since it last
+    followed it (of `model`, or of every model). Idempotent: several servers may call it.
+
+    An endpoint only follows a move of its alias: a canary promoted on it meanwhile is not
+    undone. Where the alias now names a version that cannot be the champion there (archived,
+    other inputs), the endpoint keeps its champion and `problems` says why.
+    """
+    with ws.db.read() as s:
+        rows = list(s.execute(select(EndpointRow.name, EndpointRow.config)))
+    done = Followed()
+    for name, config in rows:
+        champion = config["champion"]
+        follows = champion.get("follows")
+        if follows is None or (model is not None and follows["model"] != model):
+            continue
+        alias_ref = f"{follows['model']}@{follows['alias']}"
+        try:
+            version = get_version(ws, alias_ref)
+            if version.id == follows["seen"]:
+                continue
+            moved = _follow(ws, name, alias_ref, version)
+        except ShipyardError as exc:
+            done.problems.append(
+                f"endpoint {name!r} follows {alias_ref} but stays on {champion['ref']}: "
+                f"{exc.message}"
+            )
+            continue
+        if moved is not None:
+            done.moved.append(moved)
+    return done
+
+
+def _follow(ws: Workspace, name: str, alias_ref: str, version: ModelVersion) -> Endpoint | None:
+    version = _servable(ws, name, version.ref, "champion")
+    moved = False
+
+    def change(config: Config) -> None:
+        nonlocal moved
+        champion = config["champion"]
+        follows = champion.get("follows")
+        if follows is None or f"{follows['model']}@{follows['alias']}" != alias_ref:
+            return  # pinned or re-pointed meanwhile
+        if follows["seen"] == version.id:
+            return  # another server followed it first
+        _check_beside(name, version, _others(config), "champion")
+        config["champion"] = _target(version, follows=follows["alias"])
+        _drop_version(config, version.id, reason=f"made champion by following {alias_ref}")
+        moved = True
+
+    details = {"alias": alias_ref, "to": version.ref}
+    endpoint = _update(ws, name, "endpoint.champion.follow", change, details=details)
+    if moved:
+        log.info("endpoint %s follows %s to %s", name, alias_ref, version.ref)
+    return endpoint if moved else None
+
+
+def _alias_of(model_ref: str) -> str | None:
+    """The alias a reference names (None for NAME@N, NAME and NAME@latest)."""
+    return parse_ref(model_ref).alias
+
+
+# -- the loop's switch --------------------------------------------------------------------------
+
+
+def pause_loop(ws: Workspace, name: str, reason: str | None = None) -> Endpoint:
+    """Stop the retrain loop from acting on endpoint `name` (no retrain, no rollout step)
+    until `resume_loop()`; stored with the endpoint and audited. Pausing again keeps the
+    first reason.
+
+        >>> pause_loop(ws, "credit", "quarter-end freeze").loop_paused
+        'quarter-end freeze'
+    """
+    why = _reason(reason) if reason else f"by {ws.actor}"
+
+    def change(config: Config) -> None:
+        if not config.get("loop_paused"):
+            config["loop_paused"] = why
+
+    return _update(ws, name, "endpoint.loop.pause", change, details={"reason": why})
+
+
+def resume_loop(ws: Workspace, name: str) -> Endpoint:
+    """Let the retrain loop act on endpoint `name` again (audited)."""
+
+    def change(config: Config) -> None:
+        config.pop("loop_paused", None)
+
+    return _update(ws, name, "endpoint.loop.resume", change)
+
+
 # -- the canary ---------------------------------------------------------------------------------
 
 
@@ -316,7 +448,8 @@ def advance_canary(ws: Workspace, name: str, *, expect_step: int | None = None) 
         canary["step"] += 1
         return "endpoint.canary.step"
 
-    return _update(ws, name, None, change)
+    before = get_endpoint(ws, name).champion_id
+    return _alias_follows_promotion(ws, _update(ws, name, None, change), before)
 
 
 def promote_canary(ws: Workspace, name: str, *, expect_revision: int | None = None) -> Endpoint:
@@ -327,7 +460,38 @@ def promote_canary(ws: Workspace, name: str, *, expect_revision: int | None = No
         _running(name, config)
         _promote(config, version, ws.actor)
 
-    return _update(ws, name, "endpoint.canary.promote", change, expect_revision=expect_revision)
+    before = get_endpoint(ws, name).champion_id
+    return _alias_follows_promotion(
+        ws, _update(ws, name, "endpoint.canary.promote", change, expect_revision=expect_revision),
+        before,
+    )
+
+
+def _alias_follows_promotion(ws: Workspace, endpoint: Endpoint, champion_before: str) -> Endpoint:
+    """A canary promoted on an endpoint that follows an alias takes the alias along (and so
+    every endpoint that follows it), unless the alias was moved since the endpoint last
+    followed it: then that newer move wins (`follow_aliases`)."""
+    if endpoint.champion_id == champion_before or endpoint.champion_follows is None:
+        return endpoint
+    with ws.db.read() as s:
+        row = s.get(EndpointRow, endpoint.name)
+        follows = row.config["champion"].get("follows") if row is not None else None
+    if follows is None:
+        return endpoint
+    try:
+        named = get_version(ws, endpoint.champion_follows)
+        if named.id == follows["seen"] and named.id != endpoint.champion_id:
+            move_alias(ws, endpoint.champion_ref, follows["alias"])
+            return get_endpoint(ws, endpoint.name)
+    except ShipyardError as exc:  # the promotion stands; the alias (and followers) stay behind
+        log.warning(
+            "endpoint %s promoted %s but %s did not move: %s",
+            endpoint.name,
+            endpoint.champion_ref,
+            endpoint.champion_follows,
+            exc.message,
+        )
+    return endpoint
 
 
 def rollback_canary(
@@ -392,7 +556,10 @@ def _promote(config: Config, version: ModelVersion, actor: str) -> None:
             f"the canary changed to {canary['ref']} while {version.ref} was being promoted; "
             "look at the endpoint again and repeat if it should still happen."
         )
-    config["champion"] = _target(version)
+    follows = config["champion"].get("follows")
+    if follows is not None and follows["model"] != version.model:
+        follows = None  # an alias of one model cannot name another's version: pinned now
+    config["champion"] = {**_target(version), **({"follows": follows} if follows else {})}
     canary["state"], canary["reason"] = "promoted", f"promoted by {actor}"
     _drop_version(config, version.id, reason=None)
 
@@ -465,7 +632,27 @@ def _update(
                 "after": after,
             },
         )
+        _champion_statuses(s, ws.actor, name, before["champion"], after["champion"])
         return to_record(row)
+
+
+def _champion_statuses(
+    s: Session, actor: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> None:
+    """The new champion is `deployed`; the old one, unless it is champion elsewhere, goes back
+    to `approved` (registry.models). Rows are changed in id order, so two endpoints swapping
+    champions at once cannot deadlock on PostgreSQL."""
+    old, new = before["version_id"], after["version_id"]
+    if old == new:
+        return
+    others = s.scalars(select(EndpointRow.config).where(EndpointRow.name != name))
+    elsewhere = {config["champion"]["version_id"] for config in others}
+    for version_id in sorted((old, new)):
+        if version_id == new:
+            mark_deployed(s, actor, new, why=f"champion of endpoint {name}")
+        elif old not in elsewhere:
+            why = f"replaced by {after['ref']} as champion of endpoint {name}"
+            mark_undeployed(s, actor, old, why=why)
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -564,9 +751,10 @@ def _reason(reason: str | None) -> str:
 # -- plain data ⇄ records -----------------------------------------------------------------------
 
 
-def _target(version: ModelVersion) -> dict[str, Any]:
-    """What the routing keeps of a version: its id, ref and input signature."""
-    return {
+def _target(version: ModelVersion, *, follows: str | None = None) -> dict[str, Any]:
+    """What the routing keeps of a version: its id, ref and input signature; for a champion
+    that follows an alias, the alias and the version it named when last followed ("seen")."""
+    target: dict[str, Any] = {
         "version_id": version.id,
         "ref": version.ref,
         "signature": {
@@ -574,6 +762,9 @@ def _target(version: ModelVersion) -> dict[str, Any]:
             "output": version.signature.output,
         },
     }
+    if follows is not None:
+        target["follows"] = {"model": version.model, "alias": follows, "seen": version.id}
+    return target
 
 
 def _others(config: Config) -> list[dict[str, Any]]:
@@ -598,6 +789,7 @@ def to_record(row: EndpointRow) -> Endpoint:
     c = row.config
     canary = c.get("canary")
     pinned = c.get("pinned")
+    follows = c["champion"].get("follows")
     return Endpoint(
         name=row.name,
         champion_id=c["champion"]["version_id"],
@@ -614,6 +806,8 @@ def to_record(row: EndpointRow) -> Endpoint:
         else None,
         flags=dict(c.get("flags") or {}),
         pinned=ShadowTarget(version_id=pinned["version_id"], ref=pinned["ref"]) if pinned else None,
+        champion_follows=f"{follows['model']}@{follows['alias']}" if follows else None,
+        loop_paused=c.get("loop_paused"),
         revision=row.revision,
         created_at=row.created_at,
         created_by=row.created_by,

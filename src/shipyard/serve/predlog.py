@@ -743,7 +743,7 @@ def read_predictions(
     limit: int | None = None,
 ) -> list[Prediction]:
     """Logged predictions of an endpoint, oldest first; `since` inclusive, `until` exclusive."""
-    with ws.db.read() as s:
+    with logsegments.snapshot(ws.db) as s:  # segments merged meanwhile stay readable
         _check_endpoint(s, endpoint)
         infos = logsegments.segments(s, endpoint, since, until)
         parts = list(logsegments.scan_segments(s, infos, since, until))
@@ -798,10 +798,20 @@ def _logged_rows(s: Session, endpoint: str, request_ids: list[str]) -> set[tuple
     if not request_ids:
         return known
     wanted = pa.array(request_ids, type=pa.string())
-    for info in logsegments.holding(logsegments.segments(s, endpoint), request_ids):
-        table = logsegments.load(s, info.id, ["request_id", "row"])
-        hits = table.filter(pc.is_in(table["request_id"], value_set=wanted))
-        known.update(zip(hits["request_id"].to_pylist(), hits["row"].to_pylist(), strict=True))
+    for attempt in range(3):
+        try:
+            for info in logsegments.holding(logsegments.segments(s, endpoint), request_ids):
+                table = logsegments.load(s, info.id, ["request_id", "row"])
+                hits = table.filter(pc.is_in(table["request_id"], value_set=wanted))
+                pairs = zip(hits["request_id"].to_pylist(), hits["row"].to_pylist(), strict=True)
+                known.update(pairs)
+            break
+        except LookupError:
+            # Merged away since listed (on PostgreSQL a write transaction sees each statement's
+            # own snapshot): list again; the merged segment holds the same rows, and a set
+            # counts them once.
+            if attempt == 2:
+                raise
     return known
 
 
@@ -821,7 +831,7 @@ def labelled(
     query = select(FeedbackRow.request_id, FeedbackRow.row, FeedbackRow.label, FeedbackRow.at).join(
         latest, FeedbackRow.id == latest.c.fid
     )
-    with ws.db.read() as s:
+    with logsegments.snapshot(ws.db) as s:
         _check_endpoint(s, endpoint)
         labels = {(rid, row): (label, at) for rid, row, label, at in s.execute(query)}
         ids = sorted({rid for rid, _ in labels})

@@ -1,7 +1,9 @@
 """What a running server holds: the workspace, live routes, loaded models, the prediction log.
 
 `Runtime.start()` opens the workspace, loads every endpoint's models and starts a poller that
-looks at the endpoints' revisions every `poll_interval` seconds. A changed endpoint gets a new
+looks at the endpoints' revisions every `poll_interval` seconds (first moving the endpoints that
+follow a model alias when an alias moved: `follow_aliases`, idempotent across servers). A
+changed endpoint gets a new
 `Route` (router, flags, models) built beside the old one and swapped in at once: requests
 already routed finish on the models they chose, new ones take the new route, nothing restarts.
 
@@ -34,8 +36,15 @@ from threadpoolctl import threadpool_limits
 from shipyard.core.errors import NotFound, ShipyardError, Unavailable
 from shipyard.core.records import Endpoint, Signature
 from shipyard.core.settings import Settings
+from shipyard.registry.models import alias_stamp
 from shipyard.serve.auth import TokenCache
-from shipyard.serve.endpoints import advance_canary, get_endpoint, revisions, rollback_canary
+from shipyard.serve.endpoints import (
+    advance_canary,
+    follow_aliases,
+    get_endpoint,
+    revisions,
+    rollback_canary,
+)
 from shipyard.serve.fastpath import Output
 from shipyard.serve.inputs import Batch
 from shipyard.serve.limits import DEFAULT_MAX_BODY, RateLimiter
@@ -177,6 +186,8 @@ class Runtime:
         self._pinned: threadpool_limits | None = None
         self._switch_interval = sys.getswitchinterval()
         self._gc_threshold = gc.get_threshold()
+        self._aliases: tuple[int, Any] | None = None  # registry.alias_stamp when last followed
+        self._alias_problems: set[str] = set()
 
     # -- accessors that only work while running -------------------------------------------------
 
@@ -321,6 +332,7 @@ class Runtime:
         """Swap in a new route for every endpoint whose revision changed; drop deleted ones."""
         ws, pool = self.ws, self._pool
         assert pool is not None
+        await self._follow_aliases(ws)
         current = await anyio.to_thread.run_sync(revisions, ws)
         now = time.monotonic()
         for name, revision in current.items():
@@ -351,6 +363,23 @@ class Runtime:
         for name in [n for n in self.problems if n not in current]:
             del self.problems[name]
         pool.keep_only({v for r in self.routes.values() for v in r.models})
+
+    async def _follow_aliases(self, ws: Workspace) -> None:
+        """When an alias moved (one cheap query says), move the endpoints that follow it; the
+        revision they get is then picked up like any route change. A problem is logged once."""
+        try:
+            stamp = await anyio.to_thread.run_sync(alias_stamp, ws)
+            if stamp == self._aliases:
+                return
+            followed = await anyio.to_thread.run_sync(functools.partial(follow_aliases, ws))
+        except Exception:  # the routes must still reload; following is tried again next time
+            log.exception("following the model aliases failed")
+            return
+        self._aliases = stamp
+        for problem in followed.problems:
+            if problem not in self._alias_problems:
+                log.error("%s", problem)
+        self._alias_problems = set(followed.problems)
 
     async def _build(self, endpoint: Endpoint, old: Route | None) -> Route:
         assert self._pool is not None

@@ -29,6 +29,10 @@ with a Parquet file's fixed overhead, each a separate read for the monitor). `co
 merges an endpoint's small segments of the same layout into one, its rows in time order, in
 one short transaction that also deletes them (several servers writing one log may compact at
 once: the one that finds its segments gone leaves them).
+
+A reader lists segments and then loads them, so it must do both in one `snapshot()`: a
+segment compact() deletes in between stays readable there, and the merged one that replaced
+it is not in the snapshot, so no row is read twice or missed.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import bisect
 import json
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -289,6 +294,22 @@ class _Raced(Exception):
 # -- reading -------------------------------------------------------------------------------------
 
 
+@contextmanager
+def snapshot(db: Database) -> Iterator[Session]:
+    """A read transaction that sees the log as it was at its first read, on both databases:
+    read the segment list and the segments in it, and a concurrent `compact()` changes nothing
+    that the reader sees (before, a scan could fail with "segment 14 is gone").
+
+    SQLite in WAL mode gives every transaction one snapshot (`store.db` issues the BEGIN);
+    PostgreSQL's default, READ COMMITTED, takes a new one per statement, so the transaction asks
+    for REPEATABLE READ. Holding one costs little: readers block no writer on either database
+    (SQLite's WAL file only grows until the snapshot ends)."""
+    with db.read() as s:
+        if not db.is_sqlite:
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        yield s
+
+
 def segments(
     s: Session,
     endpoint: str,
@@ -321,7 +342,9 @@ def holding(infos: Sequence[SegmentInfo], request_ids: Sequence[str]) -> list[Se
 
 
 def load(s: Session, segment_id: int, columns: Sequence[str] | None = None) -> pa.Table:
-    """A segment's rows; `columns` limits what is read to those (of `COLUMNS`, say)."""
+    """A segment's rows; `columns` limits what is read to those (of `COLUMNS`, say). Give it
+    a `snapshot()` session in which the segment was listed: elsewhere it may be merged away
+    (LookupError)."""
     data = s.scalar(select(PredictionSegmentRow.data).where(PredictionSegmentRow.id == segment_id))
     if data is None:
         raise LookupError(f"prediction log segment {segment_id} is gone")
