@@ -69,7 +69,10 @@ def test_drifted_traffic_is_flagged_with_decay_and_alerts(
     assert {a.kind for a in list_alerts(ws, ENDPOINT)} >= {"drift", "decay"}
 
     again = endpoint_report(ws, ENDPOINT, setup.spec, raise_alerts=True)
-    assert again.alerts == []  # one alert per window, not one per look
+    assert again.alerts == report.alerts  # one alert per window, not one per look
+    assert len(list_alerts(ws, ENDPOINT)) == len(report.alerts)
+    looked = endpoint_report(ws, ENDPOINT, setup.spec)  # a look that raises nothing
+    assert [a.id for a in looked.alerts] == [a.id for a in report.alerts]
 
 
 def test_a_window_without_traffic_says_so_and_raises_nothing(
