@@ -78,7 +78,8 @@ def test_offline_report_judges_features_and_says_what_the_share_is(
     assert "model's importance" not in text
     assert "features drifted (" in text and "% of the features; threshold 20%)" in text
     assert "label drift (churned): " in text and ": DRIFTED" in text
-    assert "not judged as features: customer_id (id column (unique per row)), signed_at" in text
+    assert "not judged as features: customer_id (id column), signed_at (time column)" in text
+    assert "no joint drift: no joint drift" not in text
     header = next(line for line in out.splitlines() if line.lstrip().startswith("FEATURE"))
     assert header.split() == ["FEATURE", "TEST", "SCORE", "P-VALUE", "LIMIT", "DRIFT", "MISSING"]
     table = out[out.index(header) :].splitlines()[2:7]

@@ -353,3 +353,5 @@ def test_joint_drift_alone_is_a_drift_verdict_with_its_reasons() -> None:
         "from reference rows with ROC-AUC 0.910 (threshold 0.75), mostly by x (55%), y (40%); "
         "the per-feature tests alone would not call it drift.</p>"
     ) in page
+    assert "<td>drifted share of the features</td><td>0%</td>" in page  # no model involved
+    assert "<th>importance</th>" not in page and "<td>endpoint</td>" not in page

@@ -170,7 +170,7 @@ def render(report: MonitorReport, *, compact: bool = False) -> RenderableType:
                 parts.append(_apart(what, apart))
         m = drift.multivariate
         if m is not None and not m.drifted:
-            parts.append(Text(f"no joint drift: {joint_summary(m).removeprefix('joint drift: ')}"))
+            parts.append(Text(joint_summary(m)))
         if drift.excluded and not compact:
             left = ", ".join(f"{name} ({why})" for name, why in drift.excluded.items())
             parts.append(Text(f"not judged as features: {left}"))

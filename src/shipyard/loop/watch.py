@@ -202,7 +202,7 @@ def offline_report(
         if role not in ("feature", "target")
     }
     if target is not None and target not in cur_table.column_names:
-        excluded[target] = "target column (the current data has no labels)"
+        excluded[target] = "target column; the current data has no labels"
         target = None
     columns = [c for c in ref_table.column_names if c not in roles or roles[c] == "feature"]
     cur_table = cur_table.drop_columns([c for c in cur_table.column_names if c in excluded])
@@ -221,12 +221,9 @@ def offline_report(
     return MonitorReport(drift=drift)
 
 
-# Why a column with a role is not judged as a feature.
-ROLE_REASONS = {
-    "id": "id column (unique per row)",
-    "time": "time column (always moves on)",
-    "sensitive": "sensitive column (fairness slices, not a feature)",
-}
+# Why a column with a role is not judged as a feature: an id is unique per row, time always
+# moves on, and a sensitive column is for fairness slices, not a model input.
+ROLE_REASONS = {"id": "id column", "time": "time column", "sensitive": "sensitive column"}
 
 
 def _spec_roles(spec: ProjectSpec) -> dict[str, str]:

@@ -192,8 +192,8 @@ def joint_summary(joint: MultivariateDrift, *, alone: bool = False) -> str:
     """The domain classifier's finding in words, with the features behind it when it drifted."""
     if not joint.drifted:
         return (
-            f"no joint drift: a domain classifier tells current rows from reference rows with "
-            f"ROC-AUC {joint.auc:.3f} only (joint drift from {joint.threshold:g})"
+            f"no joint drift: a domain classifier tells current rows from reference rows no "
+            f"better than ROC-AUC {joint.auc:.3f} (0.5 is chance; drift from {joint.threshold:g})"
         )
     text = (
         f"joint drift: a domain classifier tells current rows from reference rows with ROC-AUC "

@@ -112,7 +112,7 @@ def _summary(report: MonitorReport) -> list[str]:
     ]
     if report.endpoint is not None:
         rows.append(["alerts for this window", len(report.alerts)])
-    out.append(table(["", ""], rows))
+    out.append(table(["", ""], [row for row in rows if row[1] is not None]))
     if report.decay is not None:
         d = report.decay
         out += [
@@ -213,6 +213,12 @@ def _features(drift: DriftReport) -> list[str]:
         "new categories",
         "importance",
     ]
+    # Columns with nothing to show in any row are left out (no model: no importance).
+    shown = [
+        True, True, True, True, True, True, True, True, True,
+        any(f.new_categories for f in features),
+        any(f.importance is not None for f in features),
+    ]  # fmt: skip
     rows = [
         [
             _named(f.column, roles.get(id(f))),
@@ -229,6 +235,8 @@ def _features(drift: DriftReport) -> list[str]:
         ]
         for f in features
     ]
+    head = [h for h, keep in zip(head, shown, strict=True) if keep]
+    rows = [[cell for cell, keep in zip(row, shown, strict=True) if keep] for row in rows]
     return ["<h2>Drift per feature</h2>", table(head, rows)]
 
 
