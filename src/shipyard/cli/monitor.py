@@ -147,12 +147,13 @@ def render(report: MonitorReport, *, compact: bool = False) -> RenderableType:
     drift = report.drift
     parts: list[RenderableType] = []
     head = f"{drift.reference} → {drift.current}: {drift.current_rows:,} rows"
+    parts.append(Text(head, style="bold"))
     if report.traffic:
         last = report.traffic[-1]
-        head += f", {last.requests:,} requests"
+        traffic = f"traffic: {last.requests:,} requests"
         if last.p99_ms is not None:
-            head += f", p50 {last.p50_ms:.1f} ms, p99 {last.p99_ms:.1f} ms"
-    parts.append(Text(head, style="bold"))
+            traffic += f", latency p50 {last.p50_ms:.1f} ms, p99 {last.p99_ms:.1f} ms"
+        parts.append(Text(traffic))
     if drift.note:
         parts.append(Text(drift.note, style="yellow"))
     else:
@@ -165,9 +166,10 @@ def render(report: MonitorReport, *, compact: bool = False) -> RenderableType:
             rows = [f for f in rows if f.drifted or f.missing_drifted][:10]
         if rows:
             parts.append(_features(rows))
-        for what, apart in (("prediction drift", drift.prediction), ("label drift", drift.label)):
-            if apart is not None:
-                parts.append(_apart(what, apart))
+        if drift.prediction is not None:
+            parts.append(_apart("prediction drift", drift.prediction))
+        if drift.label is not None:
+            parts.append(_apart(f"label drift ({drift.label.column})", drift.label))
         m = drift.multivariate
         if m is not None and not m.drifted:
             parts.append(Text(joint_summary(m)))
@@ -226,7 +228,7 @@ def _apart(what: str, f: FeatureDrift) -> Text:
 
     verdict = "DRIFTED" if f.drifted else "stable"
     return Text(
-        f"{what} ({f.column}): {f.test} {f.score:.3f}, p {pvalue_text(f.scores.get('pvalue'))} "
+        f"{what}: {f.test} {f.score:.3f}, p {pvalue_text(f.scores.get('pvalue'))} "
         f"(threshold {f.threshold:g}): {verdict}",
         style="red" if f.drifted else "",
     )
@@ -235,7 +237,7 @@ def _apart(what: str, f: FeatureDrift) -> Text:
 def _features(rows: list[FeatureDrift]) -> RenderableType:
     """One row per feature; the missing, new-category and importance columns only when any
     row has something to show, so the table fits 80 columns."""
-    from shipyard.monitor.drift import pvalue_text
+    from shipyard.monitor.drift import percent_text, pvalue_text
 
     heads = ["FEATURE", "TEST", "SCORE", "P-VALUE", "LIMIT", "DRIFT"]
     missing = any(f.missing_reference or f.missing_current or f.missing_drifted for f in rows)
@@ -260,7 +262,7 @@ def _features(rows: list[FeatureDrift]) -> RenderableType:
         if new:
             cells.append(", ".join(list(f.new_categories)[:3]))
         if importance:
-            cells.append("" if f.importance is None else f"{f.importance:.0%}")
+            cells.append(percent_text(f.importance))
         table_rows.append(cells)
     return _output.table(None, heads, table_rows)
 

@@ -150,7 +150,8 @@ def endpoint_report(
         buckets.add(chunk)
     start = bounds[-1][0]
     current = buckets.windows[-1]
-    label = f"{endpoint} {_when(start)}–{_when(end)}"
+    same_day = start.astimezone(UTC).date() == end.astimezone(UTC).date()
+    label = f"{endpoint} {_when(start)}–{_when(end)[11:] if same_day else _when(end)} UTC"
     drift = _drift(ref, current, monitor, label)
     traffic = [_traffic(b, w, ref, monitor) for b, w in zip(bounds, buckets.windows, strict=True)]
     traffic[-1] = traffic[-1].model_copy(update={"drifted_share": drift.drifted_share})

@@ -283,6 +283,14 @@ def pvalue_text(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def percent_text(value: float | None) -> str:
+    """A share (importance, drifted share) as a whole percentage; `<1%` for a sliver, so a
+    feature that counts a little does not read as one that counts nothing."""
+    if value is None:
+        return ""
+    return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
+
+
 def change_text(registered: float, current: float, drop: float) -> str:
     """A metric's move since registration, signed as the metric moved, and whether that is
     worse (`drop` > 0 means worse, whichever way the metric points)."""

@@ -29,7 +29,13 @@ from shipyard.core.records import (
     MultivariateDrift,
     WindowTraffic,
 )
-from shipyard.monitor.drift import change_text, features_summary, joint_summary, pvalue_text
+from shipyard.monitor.drift import (
+    change_text,
+    features_summary,
+    joint_summary,
+    percent_text,
+    pvalue_text,
+)
 
 MAX_DISTRIBUTIONS = 12
 MAX_NEW_CATEGORIES = 5
@@ -176,7 +182,7 @@ def _decay_verdict(decay: Decay) -> str:
 
 def _percent(value: float | None) -> str:
     """Shares (importance, drifted share) as percentages, as the CLI shows them."""
-    return "" if value is None else f"{value:.0%}" if value >= 0.01 or not value else "<1%"
+    return percent_text(value)
 
 
 # -- drift per feature --------------------------------------------------------------------------
