@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -517,14 +517,15 @@ def _window_alerts(
                     slo.model_dump(mode="json"),
                 )
             )
-    keys = []
-    for kind, message, details in found:
+    # Every key this window can raise under: an alert raised earlier for a finding that no
+    # longer holds (the window filled up since) is still the window's, and `alerts ls` has it.
+    slo_names = get_args(SloResult.model_fields["name"].annotation)
+    keys = [f"{endpoint}:{kind}:{stamp}" for kind in ("drift", "multivariate", "decay")]
+    keys += [f"{endpoint}:slo:{stamp}:{name}" for name in slo_names]
+    for kind, message, details in found if raise_new else []:
         key = f"{endpoint}:{kind}:{stamp}"
         if kind == "slo":
             key += f":{details['name']}"
-        keys.append(key)
-        if not raise_new:
-            continue
         alert = raise_alert(ws, endpoint, kind, message, key=key, details=details)  # type: ignore[arg-type]
         if alert is not None and monitor.webhooks:
             # Short: a dead webhook must not hold up the loop's next turn for long.
