@@ -27,9 +27,9 @@ class Result:
         return json.loads(self.stdout)
 
 
-def run(*args: str) -> Result:
+def run(*args: str, columns: int = 200) -> Result:
     code: Any = None
-    with CliRunner().isolation(env={"COLUMNS": "200"}) as (out, err, _):
+    with CliRunner().isolation(env={"COLUMNS": str(columns)}) as (out, err, _):
         try:
             main(list(args))
         except SystemExit as exc:
@@ -65,8 +65,9 @@ def sy(home: Path) -> Any:
 def test_ls_shows_open_alerts_newest_first(sy: Any) -> None:
     listed = sy("alerts", "ls")
     assert listed.exit_code == 0, listed.stderr
-    for head in ("ID", "ENDPOINT", "KIND", "CREATED", "ACKED", "MESSAGE", "Open alerts"):
+    for head in ("ID", "ENDPOINT", "KIND", "CREATED", "MESSAGE", "Open alerts"):
         assert head in listed.stdout
+    assert "ACKED" not in listed.stdout  # open alerts are not acknowledged
     out = listed.stdout
     assert out.index("f1 fell to 0.61") < out.index("p99 over 50 ms") < out.index("income drifted")
     found = sy("alerts", "ls", "--json").json()
@@ -82,6 +83,29 @@ def test_ls_filters_by_endpoint_and_limit(sy: Any) -> None:
     assert "No open alerts" in sy("alerts", "ls", "--endpoint", "nobody").stdout
 
 
+def test_one_endpoints_alerts_leave_the_message_room_at_80_columns(sy: Any, home: Path) -> None:
+    message = (
+        "credit: 2 of 4 features drifted, carrying 97% of the model's importance (threshold "
+        "20%): tenure, plan"
+    )
+    ws = Workspace.open(Settings.load(home=str(home)))
+    try:
+        raise_alert(ws, "credit", "drift", message, key="a4")
+    finally:
+        ws.close()
+
+    listed = run("--home", str(home), "alerts", "ls", "--endpoint", "credit", columns=80)
+
+    assert listed.exit_code == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].strip() == "Open alerts on credit"
+    assert lines[1].split() == ["ID", "KIND", "CREATED", "(UTC)", "MESSAGE"]
+    assert all(len(line) <= 80 for line in lines)
+    text = " ".join(listed.stdout.split())
+    assert "credit:" not in text  # the endpoint is in the title, not before every message
+    assert "2 of 4 features drifted, carrying 97% of the model's importance" in text
+
+
 def test_ack_hides_an_alert_until_all(sy: Any, home: Path) -> None:
     newest = sy("alerts", "ls", "--json").json()[0]
     acked = sy("alerts", "ack", newest["id"])
@@ -91,7 +115,7 @@ def test_ack_hides_an_alert_until_all(sy: Any, home: Path) -> None:
     everything = sy("alerts", "ls", "--all", "--json").json()
     assert everything[0]["id"] == newest["id"] and everything[0]["acked_by"]
     table = sy("alerts", "ls", "--all")
-    assert "Alerts" in table.stdout and " by " in table.stdout
+    assert "Alerts" in table.stdout and "ACKED" in table.stdout and " by " in table.stdout
 
     again = sy("alerts", "ack", newest["id"], "--json")  # a no-op, not an error
     assert again.exit_code == 0

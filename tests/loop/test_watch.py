@@ -9,12 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from loop_cases import ENDPOINT, drifted, label, log_traffic, served
-from projects import customers
+from projects import customers, spec_dict
 from shipyard.core.errors import Invalid, NotFound
+from shipyard.core.spec import parse_spec
+from shipyard.data import ingest
+from shipyard.loop.policies import check_policies
 from shipyard.loop.watch import endpoint_report, load_reference, offline_report
 from shipyard.monitor import list_alerts
 from shipyard.serve.predlog import PredictionLog
@@ -69,7 +74,10 @@ def test_drifted_traffic_is_flagged_with_decay_and_alerts(
     assert {a.kind for a in list_alerts(ws, ENDPOINT)} >= {"drift", "decay"}
 
     again = endpoint_report(ws, ENDPOINT, setup.spec, raise_alerts=True)
-    assert again.alerts == []  # one alert per window, not one per look
+    assert again.alerts == report.alerts  # one alert per window, not one per look
+    assert len(list_alerts(ws, ENDPOINT)) == len(report.alerts)
+    looked = endpoint_report(ws, ENDPOINT, setup.spec)  # a look that raises nothing
+    assert [a.id for a in looked.alerts] == [a.id for a in report.alerts]
 
 
 def test_a_window_without_traffic_says_so_and_raises_nothing(
@@ -190,3 +198,71 @@ def test_server_failures_count_against_the_error_rate_slo(
     assert slos["p99_ms"].passed  # failures' latencies are not answers' latencies
     assert [a.kind for a in report.alerts] == ["slo"]
     assert "error_rate" in report.alerts[0].message
+
+
+def test_offline_report_judges_only_features_and_says_what_the_share_is(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Roles come from the dataset version (ingested without a spec): the id and time are left
+    out, the target is label drift, and with no model the share is a share of the features."""
+    source = tmp_path / "customers.csv"
+    customers(1_500, seed=1).to_csv(source, index=False)
+    ingest(workspace, source, name="people", target="churned", id="customer_id", time="signed_at")
+    current = tmp_path / "new.parquet"
+    shifted = drifted(1_500)
+    shifted["churned"] = "yes"  # every new customer churned: label drift, not a feature's
+    shifted.to_parquet(current)
+
+    drift = offline_report(workspace, "people@1", str(current)).drift
+
+    judged = {f.column for f in drift.features}
+    assert judged == {"tenure", "spend", "plan", "region", "sex"}
+    assert drift.excluded == {"customer_id": "id column", "signed_at": "time column"}
+    assert drift.label is not None and drift.label.column == "churned" and drift.label.drifted
+    assert drift.multivariate is not None
+    assert "churned" not in drift.multivariate.top_features  # the label is not a feature
+    assert not drift.by_importance
+    moved = len(drift.drifted_columns)
+    assert drift.drifted_share == pytest.approx(moved / 5)
+    assert drift.reasons[0] == (
+        f"{moved} of 5 features drifted ({moved / 5:.0%} of the features; threshold 20%): "
+        + ", ".join(drift.drifted_columns)
+    )
+    assert not any("importance" in reason for reason in drift.reasons)
+
+    # The spec's roles count as well: a sensitive column is not a feature either.
+    spec = parse_spec(yaml.safe_dump(spec_dict()), base_dir=tmp_path)
+    with_spec = offline_report(workspace, str(source), str(current), spec).drift
+    assert "sex" not in {f.column for f in with_spec.features}
+    assert with_spec.excluded["sex"] == "sensitive column"
+
+
+def test_joint_drift_alone_drifts_the_window_alerts_and_calls_for_a_retrain(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Spend follows the plan the other way round: every column's distribution is unchanged,
+    only how plan and spend move together, which the domain classifier sees."""
+    setup = served(workspace, tmp_path / "p")
+    flipped = customers(1_000, seed=31)
+    noise = np.random.default_rng(31).normal(0, 5, len(flipped))
+    spend = 20 + 15 * (flipped["plan"] == "basic") + noise  # half the plans are basic
+    flipped["spend"] = spend.round(2).where(flipped["spend"].notna())  # same gaps
+    log_traffic(workspace, setup.champion, flipped)
+
+    report = endpoint_report(workspace, ENDPOINT, setup.spec, raise_alerts=True)
+
+    drift = report.drift
+    assert not drift.features_drifted, drift.drifted_columns
+    assert drift.multivariate is not None and drift.multivariate.drifted
+    assert drift.drifted
+    [reason] = drift.reasons
+    assert reason.startswith("joint drift: a domain classifier tells current rows from reference")
+    assert "mostly by spend" in reason or "mostly by plan" in reason
+    assert [a.kind for a in report.alerts] == ["multivariate"]
+    assert report.alerts[0].message == f"{ENDPOINT}: {reason}"
+
+    triggers = check_policies(
+        setup.spec, setup.champion, report, now=datetime.now(UTC), last_retrain=None
+    )
+    assert [t.policy for t in triggers] == ["drift"]
+    assert triggers[0].reason == f"drift: {reason}"

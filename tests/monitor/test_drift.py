@@ -13,6 +13,7 @@ from shipyard.core.errors import Invalid, SpecError
 from shipyard.core.spec import DriftTests, DriftTestSpec, MonitorSpec
 from shipyard.data.profile import ProfileBuilder
 from shipyard.monitor import WindowSketch, compare, drift_between
+from shipyard.monitor.drift import edge_texts
 
 NUMERIC_SHIFTED = ["normal_1", "lognormal_2", "uniform_3", "count_0", "count_4"]
 CATEGORICAL_SHIFTED = ["cat_1", "cat_3"]
@@ -264,3 +265,54 @@ def test_reports_round_trip_through_json() -> None:
     report = drift_between(synthetic(2_000, 1), synthetic(2_000, 2, 0.5), multivariate=False)
     again = type(report).model_validate_json(report.model_dump_json())
     assert again == report
+
+
+def test_probability_bins_read_as_short_numbers() -> None:
+    """A binary classifier's scores: bins like [0.099, 0.141), not [0.09872, 0.1412)."""
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"p": rng.beta(0.7, 0.9, 3_000)})
+    cur = pd.DataFrame({"p": rng.beta(0.5, 1.5, 3_000)})
+    report = drift_between(ref, cur, prediction_column="p", multivariate=False)
+    assert report.prediction is not None
+    bins = report.prediction.bins
+    inner = [b for b in bins if b.startswith("[")]
+    assert len(inner) >= 10 and all(len(b) <= len("[0.099, 0.141)") for b in inner), bins
+    edges = [float(b[1:].split(",")[0]) for b in inner]
+    assert edges == sorted(set(edges))  # short, yet no two edges read the same
+
+
+@pytest.mark.parametrize(
+    ("edges", "texts"),
+    [
+        ([0.05042, 0.1724, 0.2941, 0.9739], ["0.05", "0.17", "0.29", "0.97"]),
+        ([0.0, 12.0, 15.5, 36.0], ["0", "12", "15.5", "36"]),
+        ([-0.0892, -0.06656, -0.05794, 0.0], ["-0.089", "-0.067", "-0.058", "0"]),
+        ([0.0001, 0.00015, 0.3], ["0.0001", "0.00015", "0.3"]),
+        ([1e7, 1.0001e7, 2e7], ["1e+07", "1.0001e+07", "2e+07"]),
+    ],
+)
+def test_bin_edges_use_as_few_digits_as_keep_them_apart(
+    edges: list[float], texts: list[str]
+) -> None:
+    assert edge_texts(edges) == texts
+
+
+def test_the_target_is_label_drift_not_a_feature() -> None:
+    ref, cur = synthetic(3_000, 1), synthetic(3_000, 2)
+    ref["y"] = (ref["normal_1"] > 10).astype(int)
+    cur["y"] = 1  # every label moved; no feature did
+    report = drift_between(ref, cur, label_column="y", multivariate=False)
+    assert report.label is not None and report.label.column == "y" and report.label.drifted
+    assert "y" not in [f.column for f in report.features]
+    assert not report.drifted and report.reasons == []
+
+
+def test_the_headline_names_what_the_share_is_of() -> None:
+    ref, cur = synthetic(5_000, 1), synthetic(5_000, 2, shift=0.5)
+    by_count = drift_between(ref, cur, multivariate=False)
+    assert by_count.reasons[0].startswith("7 of 25 features drifted (28% of the features;")
+    importance = dict.fromkeys(by_count.drifted_columns, 1.0) | {"normal_0": 1.0}
+    weighed = drift_between(ref, cur, importance=importance, multivariate=False)
+    assert weighed.reasons[0].startswith(
+        "7 of 25 features drifted, carrying 88% of the model's importance (threshold 20%): "
+    )

@@ -29,8 +29,14 @@ def test_a_flipped_correlation_is_joint_drift_that_marginals_miss() -> None:
     reference, current = correlated(6_000, 1, rho=0.8), correlated(6_000, 2, rho=-0.8)
     report = drift_between(reference, current, seed=0)
     assert report.drifted_columns == []  # every marginal is unchanged
-    assert not report.drifted
+    assert not report.features_drifted
+    assert report.drifted  # joint drift alone drifts the window
     joint = report.multivariate
+    assert joint is not None
+    [reason] = report.reasons
+    assert reason.startswith("joint drift: a domain classifier tells current rows from reference")
+    assert f"ROC-AUC {joint.auc:.3f} (threshold 0.75), mostly by " in reason
+    assert "the per-feature tests alone would not call it drift" in reason
     assert joint is not None and joint.drifted
     assert joint.auc > 0.85 and joint.threshold == 0.75 and joint.rows == 5_000
     assert set(list(joint.top_features)[:2]) == {"x", "y"}

@@ -7,7 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from matplotlib.dates import num2date
+from matplotlib.figure import Figure
 
+from shipyard.core.html import embed
 from shipyard.core.records import (
     Alert,
     Decay,
@@ -19,6 +22,8 @@ from shipyard.core.records import (
     WindowPerformance,
     WindowTraffic,
 )
+from shipyard.monitor import html as report_html
+from shipyard.monitor.drift import judged
 from shipyard.monitor.html import MAX_DISTRIBUTIONS, monitor_html
 
 EVIL = "<script>alert(1)</script>"
@@ -137,7 +142,7 @@ def test_a_full_report_has_every_section_and_plot() -> None:
         "Summary",
         "Decay",
         "SLOs",
-        "Alerts",
+        "Alerts for this window",
         "Drift per feature",
         "Distributions",
         "Multivariate drift",
@@ -155,9 +160,13 @@ def test_a_full_report_has_every_section_and_plot() -> None:
         "Requests over time",
     }
     assert all(png.startswith(b"\x89PNG") for png in pictures.values())
-    assert "Drift: yes. 2 of 3 features drifted (50% of the model&#x27;s importance)" in page
+    assert (
+        "Drift: yes. 2 of 3 features drifted, carrying 50% of the model&#x27;s importance" in page
+    )
     assert "SLOs: 1 of 2 failed" in page
-    assert "Decay: f1 is 0.65, registered 0.82" in page
+    assert (
+        "Decay: yes. f1 is 0.65 on 200 labelled rows, 0.82 at registration (-0.1700, worse;" in page
+    )
     assert "endpoint credit · model credit-risk@3 · 2025-03-01 00:00 UTC to" in page
     assert "Z (7)" in page  # new categories
     assert "extra" in page  # ignored columns
@@ -168,7 +177,7 @@ def test_drifted_features_come_first() -> None:
     table = page[page.index("Drift per feature") :]
     order = [table.index(name) for name in ("&lt;script&gt;", "<td>grade</td>", "<td>income</td>")]
     assert order == sorted(order)
-    assert "prediction (prediction)" in table
+    assert "<tr><td>prediction</td>" in table  # the model's output, named once
 
 
 def test_user_text_is_escaped_everywhere() -> None:
@@ -252,3 +261,97 @@ def test_history_with_gaps() -> None:
     assert set(images(page)) >= {"Requests over time", "Performance over time"}
     assert "Latency over time" not in images(page)
     assert "Drift over time" not in images(page)
+
+
+def figures(monkeypatch: pytest.MonkeyPatch, report: MonitorReport) -> dict[str, Figure]:
+    """The report's matplotlib figures by caption, as drawn before they become PNGs."""
+    drawn: dict[str, Figure] = {}
+
+    def keep(fig: Figure, caption: str) -> str:
+        drawn[caption] = fig
+        return embed(fig, caption)
+
+    monkeypatch.setattr(report_html, "embed", keep)
+    monitor_html(report, title="t")
+    return drawn
+
+
+def test_one_window_gets_a_time_axis_of_that_window_not_of_years(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    full = full_report()
+    one = full.model_copy(
+        update={"traffic": full.traffic[-1:], "performance": full.performance[-1:]}
+    )
+    drawn = figures(monkeypatch, one)
+    over_time = ["Drift over time", "Performance over time", "Latency over time"]
+    assert set(over_time) <= set(drawn)
+    window = one.traffic[0]
+    for caption in [*over_time, "Requests over time"]:
+        ax = drawn[caption].axes[0]
+        drawn[caption].canvas.draw()
+        left, right = ax.get_xlim()
+        assert num2date(left) == window.start and num2date(right) == window.end, caption
+        ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert ticks and not any(re.fullmatch(r"20\d\d", t) for t in ticks), (caption, ticks)
+
+
+def test_units_match_the_cli_and_p_values_sit_next_to_scores() -> None:
+    report = full_report(
+        [
+            feature("income", drifted=True, score=0.4, importance=0.5, scores={"pvalue": 1e-9}),
+            feature("age", drifted=False, score=0.1, importance=0.004, scores={"pvalue": 0.2}),
+        ]
+    )
+    page = monitor_html(report, title="t")
+    assert "<th>score</th><th>p-value</th><th>threshold</th>" in page
+    assert (
+        '<td>income</td><td>numeric</td><td>psi</td><td class="num">0.4</td><td>&lt;0.001</td>'
+        in page
+    )
+    assert '<td class="num">0.1</td><td>0.200</td>' in page
+    assert "<td>50%</td></tr>" in page and "<td>&lt;1%</td></tr>" in page  # importance
+    assert "<td>drifted share of the model&#x27;s importance</td><td>50%</td>" in page
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td><td>60%</td>" in page  # gain share
+
+
+def test_decay_says_which_way_the_metric_moved() -> None:
+    rmse = Decay(
+        metric="rmse", registered=10.0, current=12.5, drop=2.5, threshold=1.0, labelled=300,
+        decayed=True,
+    )  # fmt: skip
+    page = monitor_html(full_report().model_copy(update={"decay": rmse}), title="t")
+    assert "rmse is 12.5 on 300 labelled rows, 10 at registration (+2.5000, worse;" in page
+    assert "<td>+2.5000, worse</td>" in page
+    f1 = full_report().decay
+    assert f1 is not None and f1.current < f1.registered
+    assert "<td>-0.1700, worse</td>" in monitor_html(full_report(), title="t")
+
+
+def test_the_alert_count_matches_the_alerts_listed() -> None:
+    report = full_report()
+    two = [*report.alerts, report.alerts[0].model_copy(update={"id": "alr_2", "kind": "decay"})]
+    page = monitor_html(report.model_copy(update={"alerts": two}), title="t")
+    assert '<td>alerts for this window</td><td class="num">2</td>' in page
+    listed = page[page.index("Alerts for this window</h3>") :]
+    assert listed.count("<tr><td>alr_") == 2
+
+
+def test_joint_drift_alone_is_a_drift_verdict_with_its_reasons() -> None:
+    quiet = [feature("x", drifted=False, score=0.01), feature("y", drifted=False, score=0.02)]
+    drift = DriftReport(
+        reference="r", current="c", reference_rows=5000, current_rows=5000, features=quiet,
+        threshold=0.2,
+    )  # fmt: skip
+    joint = MultivariateDrift(
+        auc=0.91, threshold=0.75, drifted=True, rows=5000, top_features={"x": 0.55, "y": 0.4}
+    )
+    report = MonitorReport(drift=judged(drift, joint))
+    page = monitor_html(report, title="t")
+    assert (
+        '<p class="verdict fail">Drift: yes. joint drift: a domain classifier tells current rows '
+        "from reference rows with ROC-AUC 0.910 (threshold 0.75), mostly by x (55%), y (40%); "
+        "the per-feature tests alone would not call it drift.</p>"
+    ) in page
+    assert "<td>drifted share of the features</td><td>0%</td>" in page  # no model involved
+    assert "<th>importance</th>" not in page and "<td>endpoint</td>" not in page

@@ -56,21 +56,28 @@ def ack(
 
 
 def _table(found: list[Alert], *, all_: bool) -> RenderableType:
+    """Alerts as a table that leaves the message room: the endpoint column only when the
+    alerts span several (one endpoint is named in the title instead, and its name is not
+    repeated at the start of each message), the acknowledgement only with --all."""
     if not found:
         what = "No alerts." if all_ else "No open alerts (`shipyard alerts ls --all` shows all)."
         return Text(what)
-    return _output.table(
-        "Alerts" if all_ else "Open alerts",
-        ["ID", "ENDPOINT", "KIND", "CREATED (UTC)", "ACKED", "MESSAGE"],
-        [
-            (
-                a.id,
-                a.endpoint,
-                a.kind,
-                a.created_at,
-                f"{_output.when(a.acked_at)} by {a.acked_by}" if a.acked_at else "no",
-                a.message,
-            )
-            for a in found
-        ],
-    )
+    endpoints = sorted({a.endpoint for a in found})
+    title = "Alerts" if all_ else "Open alerts"
+    heads = ["ID", "KIND", "CREATED (UTC)"]
+    if len(endpoints) == 1:
+        title += f" on {endpoints[0]}"
+    else:
+        heads.insert(1, "ENDPOINT")
+    if all_:
+        heads.append("ACKED")
+    rows = []
+    for a in found:
+        row: list[object] = [a.id, a.kind, a.created_at]
+        if len(endpoints) > 1:
+            row.insert(1, a.endpoint)
+        if all_:
+            row.append(f"{_output.when(a.acked_at)} by {a.acked_by}" if a.acked_at else "no")
+        row.append(a.message.removeprefix(f"{a.endpoint}: "))
+        rows.append(row)
+    return _output.table(title, [*heads, "MESSAGE"], rows)

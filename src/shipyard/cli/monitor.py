@@ -141,52 +141,41 @@ def watch(
 
 
 def render(report: MonitorReport, *, compact: bool = False) -> RenderableType:
-    """The report for a terminal: a verdict line, the drift table, decay, SLOs, alerts."""
+    """The report for a terminal: the verdict and why, the drift table, decay, SLOs, alerts."""
+    from shipyard.monitor.drift import change_text, features_summary, joint_summary
+
     drift = report.drift
     parts: list[RenderableType] = []
     head = f"{drift.reference} → {drift.current}: {drift.current_rows:,} rows"
+    parts.append(Text(head, style="bold"))
     if report.traffic:
         last = report.traffic[-1]
-        head += f", {last.requests:,} requests"
+        traffic = f"traffic: {last.requests:,} requests"
         if last.p99_ms is not None:
-            head += f", p50 {last.p50_ms:.1f} ms, p99 {last.p99_ms:.1f} ms"
-    parts.append(Text(head, style="bold"))
+            traffic += f", latency p50 {last.p50_ms:.1f} ms, p99 {last.p99_ms:.1f} ms"
+        parts.append(Text(traffic))
     if drift.note:
         parts.append(Text(drift.note, style="yellow"))
     else:
-        style = "red" if drift.drifted else "green"
-        verdict = "DRIFT" if drift.drifted else "no drift"
-        parts.append(
-            Text(
-                f"{verdict}: {len(drift.drifted_columns)} of {len(drift.features)} features "
-                f"drifted, carrying {drift.drifted_share:.0%} of the model's importance",
-                style=style,
-            )
-        )
-        rows = sorted(drift.features, key=lambda f: (not f.drifted, -(f.importance or 0)))
+        if drift.drifted:
+            parts += [Text(f"DRIFT: {reason}", style="red") for reason in drift.reasons]
+        else:
+            parts.append(Text(f"no drift: {features_summary(drift)}", style="green"))
+        rows = _ranked(drift.features)
         if compact:
-            rows = [f for f in rows if f.drifted][:10]
+            rows = [f for f in rows if f.drifted or f.missing_drifted][:10]
         if rows:
             parts.append(_features(rows))
         if drift.prediction is not None:
-            p = drift.prediction
-            parts.append(
-                Text(
-                    f"prediction drift: {p.test} {p.score:.3f} (threshold {p.threshold:g}) "
-                    f"{'DRIFTED' if p.drifted else 'stable'}",
-                    style="red" if p.drifted else "",
-                )
-            )
-        if drift.multivariate is not None:
-            m = drift.multivariate
-            top = ", ".join(f"{k} {v:.0%}" for k, v in list(m.top_features.items())[:4])
-            parts.append(
-                Text(
-                    f"multivariate: domain classifier AUC {m.auc:.3f} (threshold "
-                    f"{m.threshold:g}) {'DRIFTED' if m.drifted else 'stable'}; driven by {top}",
-                    style="red" if m.drifted else "",
-                )
-            )
+            parts.append(_apart("prediction drift", drift.prediction))
+        if drift.label is not None:
+            parts.append(_apart(f"label drift ({drift.label.column})", drift.label))
+        m = drift.multivariate
+        if m is not None and not m.drifted:
+            parts.append(Text(joint_summary(m)))
+        if drift.excluded and not compact:
+            left = ", ".join(f"{name} ({why})" for name, why in drift.excluded.items())
+            parts.append(Text(f"not judged as features: {left}"))
         if drift.ignored_columns:
             parts.append(
                 Text(f"ignored (not in the reference): {', '.join(drift.ignored_columns)}")
@@ -195,10 +184,11 @@ def render(report: MonitorReport, *, compact: bool = False) -> RenderableType:
         d = report.decay
         parts.append(
             Text(
-                f"{d.metric}: {d.current:.4f} on {d.labelled:,} labelled rows vs "
-                f"{d.registered:.4f} registered (drop {d.drop:+.4f}, threshold {d.threshold:g}) "
-                f"{'DECAYED' if d.decayed else 'holding'}",
-                style="red" if d.decayed else "",
+                f"{'DECAY' if d.decayed else 'no decay'}: {d.metric} {d.current:.4f} on "
+                f"{d.labelled:,} labelled rows vs {d.registered:.4f} registered "
+                f"({change_text(d.registered, d.current, d.drop)}; decays when worse by more "
+                f"than {d.threshold:g})",
+                style="red" if d.decayed else "green",
             )
         )
     elif report.endpoint is not None and not compact:
@@ -212,31 +202,69 @@ def render(report: MonitorReport, *, compact: bool = False) -> RenderableType:
                 style="" if slo.passed else "red",
             )
         )
+    if report.endpoint is not None:
+        count = len(report.alerts)
+        noun = "alert" if count == 1 else "alerts"
+        parts.append(Text(f"{count or 'no'} {noun} for this window (`shipyard alerts ls`)"))
     for alert in report.alerts:
-        parts.append(Text(f"alert {alert.id}: {alert.message}", style="red"))
+        acked = f", acknowledged by {alert.acked_by}" if alert.acked_at else ""
+        parts.append(Text(f"  {alert.id} ({alert.kind}{acked}): {alert.message}", style="red"))
     return Group(*parts)
 
 
-def _features(rows: list[FeatureDrift]) -> RenderableType:
-    return _output.table(
-        None,
-        ["FEATURE", "KIND", "TEST", "SCORE", "THRESHOLD", "DRIFT", "MISSING", "NEW", "IMPORTANCE"],
-        [
-            (
-                f.column,
-                f.kind,
-                f.test,
-                f"{f.score:.3f}",
-                f"{f.threshold:g}",
-                Text("yes", style="red") if f.drifted else "no",
-                f"{f.missing_reference:.1%} → {f.missing_current:.1%}"
-                + (" !" if f.missing_drifted else ""),
-                ", ".join(list(f.new_categories)[:3]),
-                "" if f.importance is None else f"{f.importance:.0%}",
-            )
-            for f in rows
-        ],
+def _ranked(features: list[FeatureDrift]) -> list[FeatureDrift]:
+    """Drifted first, then by how far the score is past (or short of) its threshold."""
+
+    def severity(f: FeatureDrift) -> float:
+        return f.score / f.threshold if f.threshold else f.score
+
+    return sorted(
+        features, key=lambda f: (not (f.drifted or f.missing_drifted), -severity(f), f.column)
     )
+
+
+def _apart(what: str, f: FeatureDrift) -> Text:
+    from shipyard.monitor.drift import pvalue_text
+
+    verdict = "DRIFTED" if f.drifted else "stable"
+    return Text(
+        f"{what}: {f.test} {f.score:.3f}, p {pvalue_text(f.scores.get('pvalue'))} "
+        f"(threshold {f.threshold:g}): {verdict}",
+        style="red" if f.drifted else "",
+    )
+
+
+def _features(rows: list[FeatureDrift]) -> RenderableType:
+    """One row per feature; the missing, new-category and importance columns only when any
+    row has something to show, so the table fits 80 columns."""
+    from shipyard.monitor.drift import percent_text, pvalue_text
+
+    heads = ["FEATURE", "TEST", "SCORE", "P-VALUE", "LIMIT", "DRIFT"]
+    missing = any(f.missing_reference or f.missing_current or f.missing_drifted for f in rows)
+    new = any(f.new_categories for f in rows)
+    importance = any(f.importance is not None for f in rows)
+    heads += ["MISSING"] * missing + ["NEW"] * new + ["IMPORTANCE"] * importance
+    table_rows = []
+    for f in rows:
+        cells: list[object] = [
+            f.column,
+            f.test,
+            f"{f.score:.3f}",
+            pvalue_text(f.scores.get("pvalue")),
+            f"{f.threshold:g}",
+            Text("yes", style="red") if f.drifted else "no",
+        ]
+        if missing:
+            cells.append(
+                f"{f.missing_reference:.1%} → {f.missing_current:.1%}"
+                + (" !" if f.missing_drifted else "")
+            )
+        if new:
+            cells.append(", ".join(list(f.new_categories)[:3]))
+        if importance:
+            cells.append(percent_text(f.importance))
+        table_rows.append(cells)
+    return _output.table(None, heads, table_rows)
 
 
 def _spec(path: Path) -> ProjectSpec | None:

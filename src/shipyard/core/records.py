@@ -551,27 +551,54 @@ class MultivariateDrift(Record):
 
 
 class DriftReport(Record):
+    """The window's verdict: it drifts when its drifted features carry `threshold` of the
+    importance, or when the domain classifier tells it from the reference (joint drift)."""
+
     reference: str = Field(description="What the reference was (a dataset or model version).")
     current: str
     reference_rows: int
     current_rows: int
     features: list[FeatureDrift] = Field(default_factory=list)
     prediction: FeatureDrift | None = None
+    label: FeatureDrift | None = Field(
+        default=None, description="The target column's drift (label drift), not a feature."
+    )
     multivariate: MultivariateDrift | None = None
     drifted_share: float = Field(
         default=0.0,
         description="Importance share of the drifted features (the share of features when the "
         "model's importance is not known).",
     )
+    threshold: float | None = Field(
+        default=None, description="The drifted share at which the window drifts."
+    )
     drifted: bool = False
+    reasons: list[str] = Field(
+        default_factory=list, description="Why the window drifted, in words (empty if not)."
+    )
     ignored_columns: list[str] = Field(
         default_factory=list, description="Current columns the reference does not have."
+    )
+    excluded: dict[str, str] = Field(
+        default_factory=dict, description="Columns not judged as features, with the reason."
     )
     note: str | None = Field(default=None, description="Why nothing was judged, when so.")
 
     @property
     def drifted_columns(self) -> list[str]:
         return [f.column for f in self.features if f.drifted]
+
+    @property
+    def by_importance(self) -> bool:
+        """Whether `drifted_share` weighs features by the model's importance."""
+        return any(f.importance is not None for f in self.features)
+
+    @property
+    def features_drifted(self) -> bool:
+        """The verdict of the per-feature tests alone (joint drift aside)."""
+        if self.threshold is None or self.note is not None or not self.features:
+            return self.drifted and bool(self.drifted_columns)
+        return self.drifted_share >= self.threshold - 1e-12
 
 
 class WindowPerformance(Record):
@@ -643,7 +670,10 @@ class MonitorReport(Record):
     performance: list[WindowPerformance] = Field(default_factory=list)
     decay: Decay | None = None
     slos: list[SloResult] = Field(default_factory=list)
-    alerts: list[Alert] = Field(default_factory=list, description="Alerts this report raised.")
+    alerts: list[Alert] = Field(
+        default_factory=list,
+        description="The window's alerts on record: raised by this report or an earlier look.",
+    )
 
 
 # -- the loop -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
     retrain:
       when:
-        - drift                               # the window drifted (monitor.drift_threshold)
+        - drift                               # the window drifted: features or joint
         - decay                               # the primary metric dropped (monitor.decay)
         - {every: 7d}                         # a schedule
         - {drift: {features: [temp, dewp], threshold: 0.5}}
@@ -30,6 +30,7 @@ from shipyard.core.spec import (
 from shipyard.evaluate.metrics import check_metric
 from shipyard.loop.watch import judge_decay
 from shipyard.monitor import check_webhook_url
+from shipyard.monitor.drift import judged
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,11 @@ def check_policies(
     for policy in spec.retrain.when:
         trigger = None
         if policy == "drift":
-            trigger = _drift(report.drift, None, spec.monitor.drift_threshold)
+            trigger = _drift(report.drift, None, None)
         elif policy == "decay":
             trigger = _decayed(report.decay)
         elif isinstance(policy, DriftPolicy):
-            threshold = policy.drift.threshold or spec.monitor.drift_threshold
-            trigger = _drift(report.drift, policy.drift.features, threshold)
+            trigger = _drift(report.drift, policy.drift.features, policy.drift.threshold)
         elif isinstance(policy, DecayPolicy):
             trigger = _decayed(_decay_for(report, model, policy))
         elif isinstance(policy, EverySpec):
@@ -92,25 +92,32 @@ def check_policies(
     return out
 
 
-def _drift(drift: DriftReport, features: Sequence[str] | None, threshold: float) -> Trigger | None:
+def _drift(
+    drift: DriftReport, features: Sequence[str] | None, threshold: float | None
+) -> Trigger | None:
+    """The window's verdict (per-feature share or joint drift, the report's own reasons), or,
+    for a policy naming features, the importance share of those that drifted."""
     if drift.note is not None:
         return None
     if features is None:
+        if threshold is not None and threshold != drift.threshold:
+            drift = judged(drift.model_copy(update={"threshold": threshold}))
         if not drift.drifted:
             return None
-        share = drift.drifted_share
-    else:
-        watched = [f for f in drift.features if f.column in features]
-        weights = {f.column: f.importance if f.importance is not None else 1.0 for f in watched}
-        total = sum(weights.values()) or 1.0
-        share = sum(weights[f.column] for f in watched if f.drifted) / total
-        if share < threshold:
-            return None
-    columns = ", ".join(drift.drifted_columns[:6]) or "none"
+        return Trigger("drift", "drift: " + "; ".join(drift.reasons))
+    watched = [f for f in drift.features if f.column in features]
+    weights = {f.column: f.importance if f.importance is not None else 1.0 for f in watched}
+    total = sum(weights.values()) or 1.0
+    share = sum(weights[f.column] for f in watched if f.drifted) / total
+    limit = threshold if threshold is not None else drift.threshold or 0.0
+    if share < limit:
+        return None
+    columns = ", ".join(f.column for f in watched if f.drifted) or "none"
+    what = "carry {:.0%} of their importance" if drift.by_importance else "are {:.0%} of them"
     return Trigger(
         "drift",
-        f"drift: features carrying {share:.0%} of the model's importance drifted "
-        f"(threshold {threshold:.0%}): {columns}",
+        f"drift: the watched features that drifted {what.format(share)} "
+        f"(threshold {limit:.0%}): {columns}",
     )
 
 
@@ -120,7 +127,7 @@ def _decayed(decay: Decay | None) -> Trigger | None:
     return Trigger(
         "decay",
         f"decay: {decay.metric} {decay.current:.4f} on {decay.labelled:,} labelled rows is "
-        f"{decay.drop:.4f} below the registered {decay.registered:.4f} (threshold "
+        f"{decay.drop:.4f} worse than the registered {decay.registered:.4f} (threshold "
         f"{decay.threshold:g})",
     )
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -41,12 +41,14 @@ from shipyard.data import get_version_by_id, open_source, read_table
 from shipyard.evaluate.metrics import compute, greater_is_better
 from shipyard.monitor import (
     WindowSketch,
+    alerts_with_keys,
     compare,
     deliver_alert,
     domain_classifier,
     drift_between,
     raise_alert,
 )
+from shipyard.monitor.drift import features_summary, joint_summary, judged
 from shipyard.monitor.window import LogChunk, labelled, scan, window_bounds
 from shipyard.registry import get_document, get_profile, get_version, load_model
 from shipyard.serve.endpoints import get_endpoint
@@ -126,7 +128,9 @@ def endpoint_report(
 
     The latest window is judged; `history` windows before it give the drift, traffic and
     performance over time. With `raise_alerts`, crossed thresholds become alerts (once per
-    window) and go to the spec's webhooks.
+    window) and go to the spec's webhooks. `report.alerts` are the window's alerts on record,
+    raised by this call or an earlier one (the loop, `monitor watch`), so a report shows the
+    same alerts as `shipyard alerts ls`.
     """
     monitor = spec.monitor if spec is not None else MonitorSpec()
     size = window or parse_duration(monitor.window, what="monitor.window")
@@ -146,7 +150,8 @@ def endpoint_report(
         buckets.add(chunk)
     start = bounds[-1][0]
     current = buckets.windows[-1]
-    label = f"{endpoint} {_when(start)}–{_when(end)}"
+    same_day = start.astimezone(UTC).date() == end.astimezone(UTC).date()
+    label = f"{endpoint} {_when(start)}–{_when(end)[11:] if same_day else _when(end)} UTC"
     drift = _drift(ref, current, monitor, label)
     traffic = [_traffic(b, w, ref, monitor) for b, w in zip(bounds, buckets.windows, strict=True)]
     traffic[-1] = traffic[-1].model_copy(update={"drifted_share": drift.drifted_share})
@@ -166,9 +171,8 @@ def endpoint_report(
         decay=decay,
         slos=slos,
     )
-    if raise_alerts:
-        report = report.model_copy(update={"alerts": _raise(ws, report, monitor, ref)})
-    return report
+    alerts = _window_alerts(ws, report, monitor, ref, raise_new=raise_alerts)
+    return report.model_copy(update={"alerts": alerts})
 
 
 def offline_report(
@@ -180,14 +184,29 @@ def offline_report(
     multivariate: bool = True,
     importance: Mapping[str, float] | None = None,
 ) -> MonitorReport:
-    """Drift between any two data sets: dataset versions (`loans@3`) or files (CSV, Parquet…)."""
+    """Drift between any two data sets: dataset versions (`loans@3`) or files (CSV, Parquet…).
+
+    Only feature columns are judged as features. The roles come from the dataset versions'
+    schemas and the spec's `data:` section: the target is judged apart (label drift), the id,
+    time and sensitive columns are left out (`drift.excluded` says why). Without `importance`
+    the drifted share is a share of the features, and the report says so.
+    """
     monitor = spec.monitor if spec is not None else MonitorSpec()
-    ref_table, ref_label = _data(ws, reference, "reference")
-    cur_table, cur_label = _data(ws, current, "current")
-    # The target is not an input, an id is unique per row and time always moves on.
-    drop = {spec.data.target, spec.data.id, spec.data.time} - {None} if spec is not None else set()
-    columns = [c for c in ref_table.column_names if c not in drop]
-    cur_table = cur_table.drop_columns([c for c in cur_table.column_names if c in drop])
+    ref_table, ref_label, ref_roles = _data(ws, reference, "reference")
+    cur_table, cur_label, cur_roles = _data(ws, current, "current")
+    roles = {**cur_roles, **ref_roles, **(_spec_roles(spec) if spec is not None else {})}
+    roles = {name: role for name, role in roles.items() if name in ref_table.column_names}
+    target = next((name for name, role in roles.items() if role == "target"), None)
+    excluded = {
+        name: ROLE_REASONS.get(role, f"{role} column")
+        for name, role in roles.items()
+        if role not in ("feature", "target")
+    }
+    if target is not None and target not in cur_table.column_names:
+        excluded[target] = "target column; the current data has no labels"
+        target = None
+    columns = [c for c in ref_table.column_names if c not in roles or roles[c] == "feature"]
+    cur_table = cur_table.drop_columns([c for c in cur_table.column_names if c in excluded])
     drift = drift_between(
         ref_table,
         cur_table,
@@ -195,10 +214,26 @@ def offline_report(
         spec=monitor,
         importance=importance,
         multivariate=multivariate and monitor.multivariate is not None,
+        label_column=target,
+        excluded=excluded,
         reference_label=ref_label,
         current_label=cur_label,
     )
     return MonitorReport(drift=drift)
+
+
+# Why a column with a role is not judged as a feature: an id is unique per row, time always
+# moves on, and a sensitive column is for fairness slices, not a model input.
+ROLE_REASONS = {"id": "id column", "time": "time column", "sensitive": "sensitive column"}
+
+
+def _spec_roles(spec: ProjectSpec) -> dict[str, str]:
+    data = spec.data
+    roles = dict.fromkeys(data.sensitive, "sensitive")
+    for role, name in (("target", data.target), ("id", data.id), ("time", data.time)):
+        if name is not None:
+            roles[name] = role
+    return roles
 
 
 # -- windows ------------------------------------------------------------------------------------
@@ -273,10 +308,9 @@ def _drift(ref: Reference, win: _Window, monitor: MonitorSpec, label: str) -> Dr
         reference_label=ref.version.ref,
         current_label=label,
     )
-    updates: dict[str, Any] = {}
     if win.prediction is not None and ref.prediction_sketch is not None and drift.note is None:
         pred = compare(ref.prediction_sketch, win.prediction, spec=monitor)
-        updates["prediction"] = pred.features[0] if pred.features else None
+        drift = drift.model_copy(update={"prediction": pred.features[0] if pred.features else None})
     multivariate = monitor.multivariate
     if (
         multivariate is not None
@@ -285,14 +319,15 @@ def _drift(ref: Reference, win: _Window, monitor: MonitorSpec, label: str) -> Dr
         and win.sampled >= monitor.min_rows
     ):
         current = pd.concat(win.sample, ignore_index=True)
-        updates["multivariate"] = domain_classifier(
+        joint = domain_classifier(
             ref.sample,
             _typed_like(current, ref.sample),
             ref.features,
             rows=multivariate.rows,
             threshold=multivariate.threshold,
         )
-    return drift.model_copy(update=updates) if updates else drift
+        drift = judged(drift, joint)  # joint drift alone drifts the window too
+    return drift
 
 
 def _traffic(
@@ -431,9 +466,11 @@ def _slos(monitor: MonitorSpec, traffic: WindowTraffic, size: timedelta) -> list
 # -- alerts -------------------------------------------------------------------------------------
 
 
-def _raise(
-    ws: Workspace, report: MonitorReport, monitor: MonitorSpec, ref: Reference
+def _window_alerts(
+    ws: Workspace, report: MonitorReport, monitor: MonitorSpec, ref: Reference, *, raise_new: bool
 ) -> list[Alert]:
+    """The alerts of the window's findings: raised (and sent) now when `raise_new`, and those
+    raised for the same window before, so the count always matches what is on record."""
     assert report.endpoint is not None and report.start is not None
     endpoint = report.endpoint
     assert report.end is not None
@@ -442,24 +479,20 @@ def _raise(
     stamp = f"{ref.version.id}:{int(report.end.timestamp() // size)}"
     found: list[tuple[str, str, dict[str, Any]]] = []
     drift = report.drift
-    if drift.drifted:
-        cols = ", ".join(drift.drifted_columns[:8])
+    if drift.drifted and drift.features_drifted:
         found.append(
             (
                 "drift",
-                f"{endpoint}: {len(drift.drifted_columns)} features drifted ({cols}), carrying "
-                f"{drift.drifted_share:.0%} of the model's importance "
-                f"(threshold {monitor.drift_threshold:.0%})",
+                f"{endpoint}: {features_summary(drift)}",
                 {"columns": drift.drifted_columns, "share": drift.drifted_share},
             )
         )
     mv = drift.multivariate
-    if mv is not None and mv.drifted:
+    if drift.drifted and mv is not None and mv.drifted:
         found.append(
             (
                 "multivariate",
-                f"{endpoint}: a domain classifier tells production from the reference with "
-                f"AUC {mv.auc:.3f} (threshold {mv.threshold:.2f})",
+                f"{endpoint}: {joint_summary(mv, alone=not drift.features_drifted)}",
                 {"auc": mv.auc, "top_features": mv.top_features},
             )
         )
@@ -484,17 +517,19 @@ def _raise(
                     slo.model_dump(mode="json"),
                 )
             )
-    alerts = []
-    for kind, message, details in found:
+    # Every key this window can raise under: an alert raised earlier for a finding that no
+    # longer holds (the window filled up since) is still the window's, and `alerts ls` has it.
+    slo_names = get_args(SloResult.model_fields["name"].annotation)
+    keys = [f"{endpoint}:{kind}:{stamp}" for kind in ("drift", "multivariate", "decay")]
+    keys += [f"{endpoint}:slo:{stamp}:{name}" for name in slo_names]
+    for kind, message, details in found if raise_new else []:
         key = f"{endpoint}:{kind}:{stamp}"
         if kind == "slo":
             key += f":{details['name']}"
         alert = raise_alert(ws, endpoint, kind, message, key=key, details=details)  # type: ignore[arg-type]
-        if alert is None:
-            continue
-        if monitor.webhooks:
+        if alert is not None and monitor.webhooks:
             # Short: a dead webhook must not hold up the loop's next turn for long.
-            alert = deliver_alert(
+            deliver_alert(
                 ws,
                 alert,
                 monitor.webhooks,
@@ -502,8 +537,7 @@ def _raise(
                 timeout=3.0,
                 retries=1,
             )
-        alerts.append(alert)
-    return alerts
+    return alerts_with_keys(ws, keys)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -570,13 +604,14 @@ def _typed_like(current: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _data(ws: Workspace, location: str, what: str) -> tuple[pa.Table, str]:
+def _data(ws: Workspace, location: str, what: str) -> tuple[pa.Table, str, dict[str, str]]:
+    """The data, its label, and the column roles a dataset version declares (none for files)."""
     if Path(location).exists():
         source = open_source(location)
         batches = list(source.batches())
         if not batches:
             raise Invalid(f"the {what} data {location!r} has no rows.")
-        return pa.Table.from_batches(batches), source.label
+        return pa.Table.from_batches(batches), source.label, {}
     if "@" in location or "/" not in location:
         try:
             version = get_dataset_version(ws, location)
@@ -584,7 +619,8 @@ def _data(ws: Workspace, location: str, what: str) -> tuple[pa.Table, str]:
             raise NotFound(
                 f"the {what} {location!r} is neither a file nor a dataset version: {exc.message}"
             ) from exc
-        return read_table(ws, version), version.ref
+        roles = {c.name: str(c.role) for c in version.schema_.columns if c.role != "feature"}
+        return read_table(ws, version), version.ref, roles
     raise NotFound(f"the {what} file {location!r} does not exist; check the path.")
 
 

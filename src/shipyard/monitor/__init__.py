@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shipyard.core.lazy import lazy_exports
-from shipyard.monitor.alerts import ack_alert, deliver_alert, get_alert, list_alerts, raise_alert
+from shipyard.monitor.alerts import (
+    ack_alert,
+    alerts_with_keys,
+    deliver_alert,
+    get_alert,
+    list_alerts,
+    raise_alert,
+)
 
 if TYPE_CHECKING:
     from shipyard.monitor.drift import compare, drift_between
@@ -38,6 +45,7 @@ __getattr__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "WindowSketch",
     "ack_alert",
+    "alerts_with_keys",
     "check_webhook_url",
     "compare",
     "deliver_alert",

@@ -112,6 +112,20 @@ def list_alerts(
         return [to_record(r) for r in s.scalars(query)]
 
 
+def alerts_with_keys(ws: Workspace, keys: Sequence[str]) -> list[Alert]:
+    """The alerts raised under any of ``keys`` (acknowledged or not), oldest first: what a
+    window's findings raised, whoever raised them (the loop, `monitor watch`)."""
+    if not keys:
+        return []
+    query = (
+        select(AlertRow)
+        .where(AlertRow.key.in_(list(keys)))
+        .order_by(AlertRow.created_at, AlertRow.id)
+    )
+    with ws.db.read() as s:
+        return [to_record(r) for r in s.scalars(query)]
+
+
 def get_alert(ws: Workspace, id: str) -> Alert:
     """One alert by id."""
     with ws.db.read() as s:

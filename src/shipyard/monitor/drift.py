@@ -27,7 +27,14 @@ categories). Overrides: `MonitorSpec.tests` per type, `MonitorSpec.columns` per 
 Missing values are judged on their own: `missing_drifted` when Cohen's h between the missing
 rates is ≥ 0.1 and a two-proportion test gives p < `ALPHA`. The window drifts when the features
 that drifted (in distribution or in missing rate) carry at least `MonitorSpec.drift_threshold`
-of the model's importance (of the features, when no importance is given).
+of the model's importance (of the features, when no importance is given), or when a domain
+classifier tells its rows from the reference's (joint drift, `judged`): a change in how the
+columns move together drifts the window even when no single column moved. `reasons` says which,
+in words that the CLI, the HTML report, the alerts and the retrain policies share.
+
+The target (`label_column`) and the model's output (`prediction_column`) are judged with the
+same tests but apart from the features: label drift and prediction drift inform, the features
+and the joint test decide.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from shipyard.monitor.sketch import (
 )
 
 ALPHA = 0.01
+SHOWN_COLUMNS = 8  # drifted columns named in a summary line
 MISSING_H = 0.1
 DEFAULTS = {
     "numeric": DriftTestSpec(test="wasserstein", threshold=0.1),
@@ -78,6 +86,7 @@ def compare(
     spec: MonitorSpec | None = None,
     importance: Mapping[str, float] | None = None,
     prediction_column: str | None = None,
+    label_column: str | None = None,
     reference_label: str = "reference",
     current_label: str = "current",
 ) -> DriftReport:
@@ -92,16 +101,18 @@ def compare(
     spec = spec or MonitorSpec()
     check_same_bins(reference, current)
     tests = resolve_tests(reference, spec)
-    if prediction_column is not None and prediction_column not in reference.features:
-        raise Invalid(
-            f"prediction column {prediction_column!r} is not in the sketches, which hold "
-            f"{list(reference.features)}. Include it when building the reference."
-        )
+    for what, column in (("prediction", prediction_column), ("label", label_column)):
+        if column is not None and column not in reference.features:
+            raise Invalid(
+                f"{what} column {column!r} is not in the sketches, which hold "
+                f"{list(reference.features)}. Include it when building the reference."
+            )
     base: dict[str, Any] = {
         "reference": reference_label,
         "current": current_label,
         "reference_rows": reference.rows,
         "current_rows": current.rows,
+        "threshold": spec.drift_threshold,
         "ignored_columns": sorted(current.ignored),
     }
     for side, rows in (("current window", current.rows), ("reference", reference.rows)):
@@ -112,7 +123,8 @@ def compare(
                 f"than monitor.min_rows = {spec.min_rows}. Nothing was judged; wait for a "
                 "fuller window or lower min_rows.",
             )
-    names = [n for n in reference.features if n != prediction_column]
+    apart = (prediction_column, label_column)
+    names = [n for n in reference.features if n not in apart]
     weights = _importance_shares(importance, names)
 
     def judge(name: str) -> FeatureDrift:
@@ -124,18 +136,75 @@ def compare(
 
     features = [judge(n) for n in names]
     prediction = judge(prediction_column) if prediction_column is not None else None
+    label = judge(label_column) if label_column is not None else None
     moved = [f for f in features if f.drifted or f.missing_drifted]
     if weights:
         share = sum(weights[f.column] for f in moved)
     else:
         share = len(moved) / len(features) if features else 0.0
-    return DriftReport(
-        **base,
-        features=features,
-        prediction=prediction,
-        drifted_share=share,
-        drifted=bool(features) and share >= spec.drift_threshold - 1e-12,
+    report = DriftReport(
+        **base, features=features, prediction=prediction, label=label, drifted_share=share
     )
+    return judged(report)
+
+
+def judged(report: DriftReport, multivariate: MultivariateDrift | None = None) -> DriftReport:
+    """`report` with its verdict (and the domain classifier's result, when given): drifted when
+    the drifted features carry the threshold's share or the classifier tells the two sides
+    apart; `reasons` says which, in words.
+
+    >>> report = judged(compare(reference, window), domain_classifier(ref_df, cur_df, names))
+    >>> report.drifted, report.reasons
+    (True, ['joint drift: a domain classifier tells current rows from reference rows ...'])
+    """
+    if multivariate is not None:
+        report = report.model_copy(update={"multivariate": multivariate})
+    reasons = []
+    if report.note is None:
+        if report.features_drifted:
+            reasons.append(features_summary(report))
+        joint = report.multivariate
+        if joint is not None and joint.drifted:
+            reasons.append(joint_summary(joint, alone=not report.features_drifted))
+    return report.model_copy(update={"drifted": bool(reasons), "reasons": reasons})
+
+
+def features_summary(report: DriftReport) -> str:
+    """How many features drifted and what share that is: of the model's importance when the
+    report weighs by it, else of the features (said so, since no model is involved)."""
+    moved = [f for f in report.features if f.drifted or f.missing_drifted]
+    head = f"{len(moved)} of {len(report.features)} features drifted"
+    limit = "" if report.threshold is None else f"threshold {report.threshold:.0%}"
+    if report.by_importance:
+        text = f"{head}, carrying {report.drifted_share:.0%} of the model's importance"
+        text += f" ({limit})" if limit else ""
+    else:
+        text = f"{head} ({report.drifted_share:.0%} of the features"
+        text += f"; {limit})" if limit else ")"
+    if moved:
+        names = ", ".join(f.column for f in moved[:SHOWN_COLUMNS])
+        more = len(moved) - SHOWN_COLUMNS
+        text += f": {names}" + (f" and {more} more" if more > 0 else "")
+    return text
+
+
+def joint_summary(joint: MultivariateDrift, *, alone: bool = False) -> str:
+    """The domain classifier's finding in words, with the features behind it when it drifted."""
+    if not joint.drifted:
+        return (
+            f"no joint drift: a domain classifier tells current rows from reference rows no "
+            f"better than ROC-AUC {joint.auc:.3f} (0.5 is chance; drift from {joint.threshold:g})"
+        )
+    text = (
+        f"joint drift: a domain classifier tells current rows from reference rows with ROC-AUC "
+        f"{joint.auc:.3f} (threshold {joint.threshold:g})"
+    )
+    top = [(name, share) for name, share in joint.top_features.items() if share >= 0.005][:4]
+    if top:
+        text += ", mostly by " + ", ".join(f"{name} ({share:.0%})" for name, share in top)
+    if alone:
+        text += "; the per-feature tests alone would not call it drift"
+    return text
 
 
 def drift_between(
@@ -147,12 +216,15 @@ def drift_between(
     importance: Mapping[str, float] | None = None,
     multivariate: bool = True,
     prediction_column: str | None = None,
+    label_column: str | None = None,
+    excluded: Mapping[str, str] | None = None,
     reference_label: str = "reference",
     current_label: str = "current",
     seed: int = 0,
 ) -> DriftReport:
     """Drift between any two data sets, offline: per feature and, unless `multivariate=False`
-    or `spec.multivariate` is None, by a domain classifier.
+    or `spec.multivariate` is None, by a domain classifier. `label_column` (the target) is
+    judged apart, as label drift; `excluded` (column → why) records what was left out.
 
     >>> report = drift_between(train_df, last_week_df, importance=model_importance)
     >>> [(f.column, f.test, round(f.score, 3)) for f in report.features if f.drifted]
@@ -161,6 +233,8 @@ def drift_between(
     spec = spec or MonitorSpec()
     ref, cur = as_table(reference, "reference"), as_table(current, "current")
     names = list(columns) if columns is not None else ref.column_names
+    if label_column is not None and label_column not in names:
+        names.append(label_column)
     for side, table in (("reference", ref), ("current", cur)):
         absent = [n for n in names if n not in table.column_names]
         if absent:
@@ -180,12 +254,17 @@ def drift_between(
         spec=spec,
         importance=importance,
         prediction_column=prediction_column,
+        label_column=label_column,
         reference_label=reference_label,
         current_label=current_label,
     )
+    if excluded:
+        report = report.model_copy(update={"excluded": dict(excluded)})
     if not multivariate or spec.multivariate is None or report.note is not None:
         return report
-    features = [n for n in names if n != prediction_column]
+    features = [f.column for f in report.features]
+    if not features:
+        return report
     joint: MultivariateDrift = domain_classifier(
         ref,
         cur,
@@ -194,7 +273,29 @@ def drift_between(
         threshold=spec.multivariate.threshold,
         seed=seed,
     )
-    return report.model_copy(update={"multivariate": joint})
+    return judged(report, joint)
+
+
+def pvalue_text(value: float | None) -> str:
+    """A p-value as people read it: three decimals, or `<0.001`; blank when not computed."""
+    if value is None or not math.isfinite(value):
+        return ""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def percent_text(value: float | None) -> str:
+    """A share (importance, drifted share) as a whole percentage; `<1%` for a sliver, so a
+    feature that counts a little does not read as one that counts nothing."""
+    if value is None:
+        return ""
+    return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
+
+
+def change_text(registered: float, current: float, drop: float) -> str:
+    """A metric's move since registration, signed as the metric moved, and whether that is
+    worse (`drop` > 0 means worse, whichever way the metric points)."""
+    direction = "worse" if drop > 0 else "better" if drop < 0 else "unchanged"
+    return f"{current - registered:+.4f}, {direction}"
 
 
 # -- which test, which threshold ------------------------------------------------------------------
@@ -300,8 +401,26 @@ def _shares(counts: np.ndarray) -> list[float]:
     return (counts / total).tolist() if total > 0 else [0.0] * len(counts)
 
 
-def _label(x: float) -> str:
-    return f"{x:.4g}"
+def edge_texts(edges: Sequence[float] | np.ndarray) -> list[str]:
+    """Bin edges as short numbers: the fewest decimals that put each edge within an eighth of
+    the narrowest bin (0.05, 0.17, … for probabilities; 12, 15.5, … for tenures), trailing
+    zeros dropped; significant digits for very large or very small values."""
+    values = [float(x) for x in edges]
+    finite = [x for x in values if math.isfinite(x)]
+    gaps = [b - a for a, b in pairwise(sorted(finite)) if b > a]
+    gap = min(gaps) if gaps else max((abs(x) for x in finite), default=1.0) or 1.0
+    scale = max((abs(x) for x in finite), default=0.0)
+    decimals = next((d for d in range(7) if 10.0**-d <= gap / 4), None)
+    if scale < 1e6 and decimals is not None:
+        texts = [f"{x:.{decimals}f}" for x in values]
+        if decimals:
+            texts = [t.rstrip("0").rstrip(".") if "." in t else t for t in texts]
+        return ["0" if t in ("-0", "") else t for t in texts]
+    for digits in range(2, 10):
+        texts = [f"{x:.{digits}g}" for x in values]
+        if all(a != b for a, b in pairwise(texts)):
+            return texts
+    return [repr(x) for x in values]
 
 
 def _numeric_bins(ref: NumericSketch, cur: NumericSketch) -> tuple[list[str], Any, Any]:
@@ -309,9 +428,10 @@ def _numeric_bins(ref: NumericSketch, cur: NumericSketch) -> tuple[list[str], An
     e = ref.edges
     if not len(e):
         return ["(all)"], ref.counts.astype(float), cur.counts.astype(float)
-    labels = [f"< {_label(e[0])}"]
-    labels += [f"[{_label(a)}, {_label(b)})" for a, b in pairwise(e[:-1])]
-    labels += [f"[{_label(e[-2])}, {_label(e[-1])}]", f"> {_label(e[-1])}"]
+    t = edge_texts(e)
+    labels = [f"< {t[0]}"]
+    labels += [f"[{a}, {b})" for a, b in pairwise(t[:-1])]
+    labels += [f"[{t[-2]}, {t[-1]}]", f"> {t[-1]}"]
     keep = np.ones(len(labels), bool)
     keep[[0, -1]] = (ref.counts + cur.counts)[[0, -1]] > 0
     rc, cc = ref.counts[keep].astype(float), cur.counts[keep].astype(float)

@@ -18,6 +18,7 @@ from html import escape
 from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from shipyard.core.html import embed, figure, page, plot_text, table
 from shipyard.core.records import (
@@ -27,6 +28,13 @@ from shipyard.core.records import (
     MonitorReport,
     MultivariateDrift,
     WindowTraffic,
+)
+from shipyard.monitor.drift import (
+    change_text,
+    features_summary,
+    joint_summary,
+    percent_text,
+    pvalue_text,
 )
 
 MAX_DISTRIBUTIONS = 12
@@ -51,6 +59,9 @@ def monitor_html(report: MonitorReport, *, title: str) -> str:
     body += _distributions(drift)
     body += _multivariate(drift.multivariate)
     body += _history(report)
+    if drift.excluded:
+        left = ", ".join(f"{name} ({why})" for name, why in drift.excluded.items())
+        body.append(f'<p class="note">Not judged as features: {escape(left)}</p>')
     if drift.ignored_columns:
         names = ", ".join(drift.ignored_columns)
         body.append(
@@ -95,26 +106,30 @@ def _summary(report: MonitorReport) -> list[str]:
             else ("pass", f"SLOs: all {len(report.slos)} met")
         )
         out.append(f'<p class="verdict {cls}">{escape(text)}</p>')
+    share_of = "the model's importance" if drift.by_importance else "the features"
     rows: list[list[object]] = [
         ["endpoint", report.endpoint],
         ["model", report.model_ref],
         ["window", _window(report.start, report.end)],
         ["reference", f"{drift.reference} ({drift.reference_rows:,} rows)"],
         ["current", f"{drift.current} ({drift.current_rows:,} rows)"],
-        ["drifted share", drift.drifted_share],
+        [f"drifted share of {share_of}", _percent(drift.drifted_share)],
         ["drifted features", ", ".join(drift.drifted_columns) or "none"],
-        ["alerts raised", len(report.alerts)],
     ]
-    out.append(table(["", ""], rows))
+    if report.endpoint is not None:
+        rows.append(["alerts for this window", len(report.alerts)])
+    out.append(table(["", ""], [row for row in rows if row[1] is not None]))
     if report.decay is not None:
         d = report.decay
         out += [
             "<h3>Decay</h3>",
             table(
-                ["metric", "registered", "current", "drop", "threshold", "labelled", "decayed"],
-                [[d.metric, d.registered, d.current, d.drop, d.threshold, d.labelled, d.decayed]],
+                ["metric", "registered", "current", "change", "decays when worse by",
+                 "labelled", "decayed"],
+                [[d.metric, d.registered, d.current, change_text(d.registered, d.current, d.drop),
+                  d.threshold, d.labelled, "yes" if d.decayed else "no"]],
             ),
-        ]
+        ]  # fmt: skip
     if report.slos:
         out += [
             "<h3>SLOs</h3>",
@@ -125,7 +140,7 @@ def _summary(report: MonitorReport) -> list[str]:
         ]
     if report.alerts:
         out += [
-            "<h3>Alerts</h3>",
+            "<h3>Alerts for this window</h3>",
             table(
                 ["id", "kind", "created", "acked", "message"],
                 [
@@ -138,28 +153,36 @@ def _summary(report: MonitorReport) -> list[str]:
 
 
 def _drift_verdict(drift: DriftReport) -> str:
+    """ "Drift: yes" with every reason (features, joint), or "no" with the features' count."""
     if drift.note:
         return f'<p class="verdict note">Drift not judged: {escape(drift.note)}</p>'
     if not drift.features and drift.prediction is None:
         return '<p class="verdict muted">No features were compared.</p>'
-    judged = len(drift.features)
-    drifted = len(drift.drifted_columns)
-    share = f"{drift.drifted_share:.0%} of the model's importance"
-    text = f"{drifted} of {judged} features drifted ({share})"
-    if drift.prediction is not None and drift.prediction.drifted:
-        text += "; the predictions drifted"
-    if drift.multivariate is not None and drift.multivariate.drifted:
-        text += "; the data as a whole drifted (domain classifier)"
-    verdict = "Drift: " + ("yes" if drift.drifted else "no") + f". {text}."
+    reasons = list(drift.reasons) if drift.drifted else []
+    if not reasons:  # not drifted, or a report made before verdicts carried their reasons
+        reasons.append(features_summary(drift))
+        if drift.multivariate is not None:
+            reasons.append(joint_summary(drift.multivariate))
+    for what, apart in (("the predictions", drift.prediction), ("the labels", drift.label)):
+        if apart is not None and apart.drifted:
+            reasons.append(f"{what} drifted ({apart.column})")
+    verdict = "Drift: " + ("yes" if drift.drifted else "no") + ". " + "; ".join(reasons) + "."
     return f'<p class="verdict {"fail" if drift.drifted else "pass"}">{escape(verdict)}</p>'
 
 
 def _decay_verdict(decay: Decay) -> str:
     text = (
-        f"Decay: {decay.metric} is {decay.current:.4g}, registered {decay.registered:.4g} "
-        f"(worse by {decay.drop:.4g}; limit {decay.threshold:.4g}; {decay.labelled:,} labels)"
+        f"Decay: {'yes' if decay.decayed else 'no'}. {decay.metric} is {decay.current:.4g} on "
+        f"{decay.labelled:,} labelled rows, {decay.registered:.4g} at registration "
+        f"({change_text(decay.registered, decay.current, decay.drop)}; decays when worse by "
+        f"more than {decay.threshold:.4g})."
     )
     return f'<p class="verdict {"fail" if decay.decayed else "pass"}">{escape(text)}</p>'
+
+
+def _percent(value: float | None) -> str:
+    """Shares (importance, drifted share) as percentages, as the CLI shows them."""
+    return percent_text(value)
 
 
 # -- drift per feature --------------------------------------------------------------------------
@@ -176,8 +199,11 @@ def _ranked(features: Sequence[FeatureDrift]) -> list[FeatureDrift]:
 
 def _features(drift: DriftReport) -> list[str]:
     features = _ranked(drift.features)
-    if drift.prediction is not None:
-        features.append(drift.prediction)
+    roles = {}
+    for role, apart in (("prediction", drift.prediction), ("label", drift.label)):
+        if apart is not None:
+            features.append(apart)
+            roles[id(apart)] = role
     if not features:
         return []
     head = [
@@ -185,6 +211,7 @@ def _features(drift: DriftReport) -> list[str]:
         "kind",
         "test",
         "score",
+        "p-value",
         "threshold",
         "drifted",
         "missing (ref)",
@@ -192,22 +219,36 @@ def _features(drift: DriftReport) -> list[str]:
         "new categories",
         "importance",
     ]
+    # Columns with nothing to show in any row are left out (no model: no importance).
+    shown = [
+        True, True, True, True, True, True, True, True, True,
+        any(f.new_categories for f in features),
+        any(f.importance is not None for f in features),
+    ]  # fmt: skip
     rows = [
         [
-            f.column + (" (prediction)" if f is drift.prediction else ""),
+            _named(f.column, roles.get(id(f))),
             f.kind,
             f.test,
             f.score,
+            pvalue_text(f.scores.get("pvalue")),
             f.threshold,
             "yes" if f.drifted else "no",
             _share(f.missing_reference),
             _share(f.missing_current) + (" (drifted)" if f.missing_drifted else ""),
             _categories(f.new_categories),
-            f.importance,
+            _percent(f.importance),
         ]
         for f in features
     ]
+    head = [h for h, keep in zip(head, shown, strict=True) if keep]
+    rows = [[cell for cell, keep in zip(row, shown, strict=True) if keep] for row in rows]
     return ["<h2>Drift per feature</h2>", table(head, rows)]
+
+
+def _named(column: str, role: str | None) -> str:
+    """A column's name, with its role when it is not a feature (and the name does not say)."""
+    return column if role is None or column == role else f"{column} ({role})"
 
 
 def _share(value: float) -> str:
@@ -229,6 +270,9 @@ def _distributions(drift: DriftReport) -> list[str]:
     plots = [_overlay(f, f"{f.column}: reference vs current") for f in shown]
     if drift.prediction is not None and drift.prediction.bins:
         plots.append(_overlay(drift.prediction, "prediction: reference vs current"))
+    if drift.label is not None and drift.label.bins:
+        label = f"label ({drift.label.column}): reference vs current"
+        plots.append(_overlay(drift.label, label))
     if not plots:
         return []
     out = ["<h2>Distributions</h2>"]
@@ -259,7 +303,9 @@ def _overlay(f: FeatureDrift, caption: str) -> str:
         fontsize=8,
     )
     ax.set_ylabel("share of rows")
-    ax.set_title(plot_text(f"{f.column} · {f.test} {f.score:.3g}", 60), fontsize=10)
+    p = pvalue_text(f.scores.get("pvalue"))
+    score = f"{f.test} {f.score:.3g}" + (f", p {p}" if p else "")
+    ax.set_title(plot_text(f"{f.column} · {score}", 60), fontsize=10)
     ax.legend(fontsize=8)
     return embed(fig, caption)
 
@@ -285,7 +331,9 @@ def _multivariate(result: MultivariateDrift | None) -> list[str]:
         top = sorted(result.top_features.items(), key=lambda kv: -kv[1])
         out += [
             "<h3>Features that separate them</h3>",
-            table(["feature", "importance share"], [[k, v] for k, v in top]),
+            table(
+                ["feature", "share of the classifier's gain"], [[k, _percent(v)] for k, v in top]
+            ),
         ]
     return out
 
@@ -294,11 +342,12 @@ def _multivariate(result: MultivariateDrift | None) -> list[str]:
 
 
 def _history(report: MonitorReport) -> list[str]:
+    span = _span(report)
     plots = [
-        _drift_over_time(report.traffic),
-        _performance_over_time(report),
-        _latency_over_time(report.traffic),
-        _requests_over_time(report.traffic),
+        _drift_over_time(report.traffic, span, report.drift.by_importance),
+        _performance_over_time(report, span),
+        _latency_over_time(report.traffic, span),
+        _requests_over_time(report.traffic, span),
     ]
     plots = [p for p in plots if p]
     if not plots:
@@ -309,46 +358,69 @@ def _history(report: MonitorReport) -> list[str]:
     return ["<h2>Over time</h2>", '<div class="plots">', *plots, "</div>"]
 
 
-def _time_axes(width: float = 5.6, height: float = 3.4) -> tuple[Axes, Figure]:
+Span = tuple[datetime, datetime] | None
+
+
+def _span(report: MonitorReport) -> Span:
+    """The time the windows cover: every plot's x axis, so one point does not get an axis
+    matplotlib pads to years around it."""
+    windows = [(w.start, w.end) for w in report.traffic]
+    windows += [(w.start, w.end) for w in report.performance]
+    if not windows:
+        return None
+    return min(w[0] for w in windows), max(w[1] for w in windows)
+
+
+def _time_axes(span: Span, width: float = 5.6, height: float = 3.4) -> tuple[Axes, Figure]:
     fig = figure(width, height)
     ax = fig.add_subplot()
-    locator = AutoDateLocator()
+    locator = AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    if span is not None:
+        ax.set_xlim(float(date2num(span[0])), float(date2num(span[1])))
     return ax, fig
 
 
-def _times(values: Iterable[datetime]) -> list[float]:
-    """Matplotlib date numbers (UTC) for window starts; the axes format them as dates."""
-    return [float(date2num(v)) for v in values]
+def _mid(start: datetime, end: datetime) -> datetime:
+    return start + (end - start) / 2
 
 
-def _drift_over_time(traffic: Sequence[WindowTraffic]) -> str:
-    points = [(w.start, w.drifted_share) for w in traffic if w.drifted_share is not None]
+def _times(values: Iterable[tuple[datetime, datetime]]) -> list[float]:
+    """Matplotlib date numbers (UTC) for the middle of each window."""
+    return [float(date2num(_mid(*v))) for v in values]
+
+
+def _drift_over_time(traffic: Sequence[WindowTraffic], span: Span, by_importance: bool) -> str:
+    points = [((w.start, w.end), w.drifted_share) for w in traffic if w.drifted_share is not None]
     if not points:
         return ""
-    ax, fig = _time_axes()
+    ax, fig = _time_axes(span)
     ax.plot(_times(p[0] for p in points), [p[1] for p in points], marker="o", color=CURRENT)
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel("drifted share")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("drifted share of " + ("importance" if by_importance else "features"))
     return embed(fig, "Drift over time")
 
 
-def _performance_over_time(report: MonitorReport) -> str:
+def _performance_over_time(report: MonitorReport, span: Span) -> str:
+    """The decay metric against its registered value; every metric when none is judged."""
     windows = [w for w in report.performance if w.metrics]
     if not windows:
         return ""
-    ax, fig = _time_axes()
+    decay = report.decay
     names = list(dict.fromkeys(m for w in windows for m in w.metrics))
+    if decay is not None and decay.metric in names:
+        names = [decay.metric]
+    ax, fig = _time_axes(span)
     for name in names:
-        points = [(w.start, w.metrics[name]) for w in windows if name in w.metrics]
+        points = [((w.start, w.end), w.metrics[name]) for w in windows if name in w.metrics]
         ax.plot(
             _times(p[0] for p in points),
             [p[1] for p in points],
             marker="o",
             label=plot_text(name, 30),
         )
-    decay = report.decay
     if decay is not None:
         ax.axhline(
             decay.registered,
@@ -357,17 +429,17 @@ def _performance_over_time(report: MonitorReport) -> str:
             linewidth=1,
             label=plot_text(f"{decay.metric} at registration", 40),
         )
-    ax.set_ylabel("metric")
+    ax.set_ylabel(plot_text(names[0], 30) if len(names) == 1 else "metric")
     ax.legend(fontsize=8)
     return embed(fig, "Performance over time")
 
 
-def _latency_over_time(traffic: Sequence[WindowTraffic]) -> str:
-    p50 = [(w.start, w.p50_ms) for w in traffic if w.p50_ms is not None]
-    p99 = [(w.start, w.p99_ms) for w in traffic if w.p99_ms is not None]
+def _latency_over_time(traffic: Sequence[WindowTraffic], span: Span) -> str:
+    p50 = [((w.start, w.end), w.p50_ms) for w in traffic if w.p50_ms is not None]
+    p99 = [((w.start, w.end), w.p99_ms) for w in traffic if w.p99_ms is not None]
     if not p50 and not p99:
         return ""
-    ax, fig = _time_axes()
+    ax, fig = _time_axes(span)
     for label, points, color in (("p50", p50, REFERENCE), ("p99", p99, CURRENT)):
         if points:
             xs, ys = _times(p[0] for p in points), [p[1] for p in points]
@@ -378,14 +450,14 @@ def _latency_over_time(traffic: Sequence[WindowTraffic]) -> str:
     return embed(fig, "Latency over time")
 
 
-def _requests_over_time(traffic: Sequence[WindowTraffic]) -> str:
+def _requests_over_time(traffic: Sequence[WindowTraffic], span: Span) -> str:
     if not traffic:
         return ""
-    ax, fig = _time_axes()
-    starts = _times(w.start for w in traffic)
-    ax.plot(starts, [w.requests for w in traffic], marker="o", color=CURRENT, label="requests")
+    ax, fig = _time_axes(span)
+    windows = _times((w.start, w.end) for w in traffic)
+    ax.plot(windows, [w.requests for w in traffic], marker="o", color=CURRENT, label="requests")
     if any(w.errors for w in traffic):
-        ax.plot(starts, [w.errors for w in traffic], marker="o", color="#b42318", label="errors")
+        ax.plot(windows, [w.errors for w in traffic], marker="o", color="#b42318", label="errors")
     ax.set_ylabel("per window")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
