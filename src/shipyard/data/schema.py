@@ -112,8 +112,10 @@ def declared_schema(
     contract: Mapping[str, ColumnContract],
     previous: DatasetSchema | None = None,
 ) -> DatasetSchema:
-    """The rules an ingest checks while it streams: the declared contract, and the column
-    types of the dataset's previous version (a column may not silently change type)."""
+    """The blocking rules an ingest checks while it streams: the declared contract and, for a
+    new version of a dataset, the rules its previous version hands on. They are the rules that
+    `shipyard data validate --against` the previous version blocks on: every column it had is
+    present and keeps its type, and its declared rules hold (`next_contract`)."""
     columns = []
     for name in names:
         before = previous.column(name) if previous else None
@@ -122,7 +124,20 @@ def declared_schema(
         else:
             col = ColumnSchema(name=name, dtype=types[name])  # type: ignore[arg-type]
         columns.append(col)
-    return apply_contract(DatasetSchema(columns=columns), contract)
+    for before in previous.columns if previous else []:
+        if before.name not in names:  # kept in the rules so that it fails `present`
+            severity = {"dtype": "error", "present": before.rule_severity("present")}
+            columns.append(ColumnSchema(name=before.name, dtype=before.dtype, severity=severity))
+    return apply_contract(DatasetSchema(columns=columns), next_contract(previous, names, contract))
+
+
+def next_contract(
+    previous: DatasetSchema | None, names: Sequence[str], contract: Mapping[str, ColumnContract]
+) -> dict[str, ColumnContract]:
+    """The contract of a dataset's next version: what this ingest declares, over the declared
+    rules of the previous version for the columns the data still has."""
+    inherited = declared_contract(previous) if previous else {}
+    return {**{c: v for c, v in inherited.items() if c in names}, **contract}
 
 
 def declared_contract(schema: DatasetSchema) -> dict[str, ColumnContract]:
