@@ -632,9 +632,7 @@ def validate_file(
     version = get_version(ws, against)
     src = source if isinstance(source, Source) else open_source(source)
     src.lenient = True
-    src.column_types = {
-        c.name: ARROW[c.dtype] for c in version.schema_.columns if c.dtype in ("string",)
-    }
+    src.column_types = _text_columns(src, version.schema_)
 
     def read() -> ValidationReport:
         validator = Validator(version.schema_)
