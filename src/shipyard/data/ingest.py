@@ -10,9 +10,8 @@ stores nothing. Re-ingesting identical data returns the existing version.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from shipyard.data import clean
 from shipyard.data.profile import ProfileBuilder, profile_parquet
 from shipyard.data.schema import declared_schema, infer_schema, next_contract
 from shipyard.data.sources import Source, TypeWiden, open_source, prefetch
+from shipyard.data.staging import staging
 from shipyard.data.types import ARROW, dtype_of, normalise, storage_type
 from shipyard.data.validation import Validator
 from shipyard.data.versions import get_version, next_version, to_record
@@ -103,7 +103,7 @@ def ingest(
     if same is not None:
         return IngestResult(same, created=False)
     previous = _previous_schema(ws, name)
-    with _staging(ws) as stage:
+    with staging(ws.scratch) as stage:
         staged, steps_done, report, schema_types, builder = _stream(
             src, stage, roles, contract, steps, progress, previous
         )
@@ -172,18 +172,6 @@ def ingest_spec(
 
 
 # -- the streaming pass ---------------------------------------------------------------------------
-
-
-@contextmanager
-def _staging(ws: Workspace) -> Iterator[Path]:
-    directory = ws.scratch / ("ingest-" + secrets.token_hex(6))
-    directory.mkdir()
-    try:
-        yield directory
-    finally:
-        for f in directory.iterdir():
-            f.unlink()
-        directory.rmdir()
 
 
 def _stream(
