@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli import _output
@@ -16,6 +17,7 @@ from shipyard.core.errors import Invalid, ValidationFailed
 from shipyard.core.records import (
     CleaningStep,
     ColumnProfile,
+    Dataset,
     DatasetVersion,
     Ref,
     ValidationReport,
@@ -23,6 +25,7 @@ from shipyard.core.records import (
 
 if TYPE_CHECKING:
     from shipyard.data import DatasetDiff
+    from shipyard.data.diff import Shift
 
 # shipyard.data (pandas, Arrow) and the spec loader (YAML, pydantic models) are imported inside
 # the commands that use them, so that building the CLI and the other command groups stay fast.
@@ -32,6 +35,27 @@ app = typer.Typer(
 )
 
 Multi = Annotated[list[str] | None, typer.Option()]
+
+
+def _whole(table: Table, *headers: str) -> Table:
+    """Keep the cells of these columns whole (column names, refs, hashes, times): the other
+    columns wrap first, and a cell that still does not fit is cut with an ellipsis rather than
+    broken in the middle of a word."""
+    for column in table.columns:
+        if column.header in headers:
+            column.no_wrap = True
+            column.overflow = "ellipsis"
+    return table
+
+
+def _narrowing(table: Table, header: str) -> Table:
+    """Keep every cell whole (numbers, types, sparklines) except in the `header` column, the
+    one that gives up width on a narrow terminal: it wraps at spaces and cuts a word that
+    still does not fit with an ellipsis, never mid-word."""
+    for column in table.columns:
+        column.no_wrap = column.header != header
+        column.overflow = "ellipsis"
+    return table
 
 
 def _steps(
@@ -243,7 +267,7 @@ def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
 
     with _output.workspace(ctx) as ws:
         found = list_datasets(ws)
-    data = [{"dataset": d, "latest": v} for d, v in found]
+    data = [_dataset_summary(d, v) for d, v in found]
     if not found:
         table: RenderableType = Text(
             "No datasets yet. Ingest one with `shipyard data ingest FILE --name NAME`."
@@ -286,37 +310,64 @@ def show(
             dataset = get_dataset(ws, parsed.name)
             versions = list_versions(ws, parsed.name)
             data = {"dataset": dataset, "versions": [_summary(v) for v in versions]}
-            table = _output.table(
-                f"{dataset.name}  target={dataset.target or '-'}  "
-                f"id={dataset.id_column or '-'}  time={dataset.time_column or '-'}",
-                [
-                    "VERSION",
-                    "ROWS",
-                    "COLS",
-                    "CONTENT",
-                    "VIOLATIONS",
-                    "SOURCE",
-                    "CREATED (UTC)",
-                    "BY",
-                ],
-                [
-                    (
-                        v.ref,
-                        f"{v.rows:,}",
-                        v.columns,
-                        v.content_hash[:12],
-                        _violations(v.validation),
-                        Path(v.lineage.source).name,
-                        v.created_at,
-                        v.created_by,
-                    )
-                    for v in versions
-                ],
-            )
+            table = _versions_table(dataset, versions)
             _output.emit(data, json_mode=json, table=table)
             return
         version = get_version(ws, parsed)
     _output.emit(version, json_mode=json, table=_version_view(version))
+
+
+def _versions_table(dataset: Dataset, versions: list[DatasetVersion]) -> Table:
+    authors = {v.created_by for v in versions}
+    by_one = len(authors) == 1  # then said once in the title, which leaves room at 80 columns
+    title = (
+        f"{dataset.name}  target={dataset.target or '-'}  id={dataset.id_column or '-'}  "
+        f"time={dataset.time_column or '-'}" + (f"  (by {authors.pop()})" if by_one else "")
+    )
+    heads = ["VERSION", "ROWS", "COLS", "VIOLATIONS", "SOURCE", "CREATED (UTC)", "BY", "CONTENT"]
+    rows = [
+        [
+            v.ref,
+            f"{v.rows:,}",
+            v.columns,
+            _violations(v.validation),
+            Path(v.lineage.source).name,
+            v.created_at,
+            v.created_by,
+            v.content_hash[:12],
+        ]
+        for v in versions
+    ]
+    if by_one:
+        heads.remove("BY")
+        rows = [row[:6] + row[7:] for row in rows]
+    table = _output.table(title, heads, rows)
+    return _whole(table, "VERSION", "CREATED (UTC)", "BY", "CONTENT")
+
+
+def _dataset_summary(d: Dataset, latest: DatasetVersion | None) -> dict[str, object]:
+    """A dataset in `data ls --json`: its roles and its latest version's figures. The schema,
+    profile and validation report are `data show NAME@N --json`'s."""
+    return {
+        "name": d.name,
+        "versions": d.versions,
+        "latest": latest.ref if latest else None,
+        "latest_id": latest.id if latest else None,
+        "rows": latest.rows if latest else None,
+        "columns": latest.columns if latest else None,
+        "content_hash": latest.content_hash if latest else None,
+        "errors": len(latest.validation.errors) if latest else None,
+        "warnings": len(latest.validation.violations) - len(latest.validation.errors)
+        if latest
+        else None,
+        "target": d.target,
+        "id": d.id_column,
+        "time": d.time_column,
+        "sensitive": d.sensitive,
+        "created_at": d.created_at,
+        "created_by": d.created_by,
+        "updated_at": latest.created_at if latest else d.created_at,
+    }
 
 
 def _summary(v: DatasetVersion) -> dict[str, object]:
@@ -336,7 +387,12 @@ def _summary(v: DatasetVersion) -> dict[str, object]:
 def _violations(report: ValidationReport) -> str:
     errors = len(report.errors)
     warnings = len(report.violations) - errors
-    return f"{errors} errors, {warnings} warnings" if report.violations else "none"
+    counts = [
+        f"{n} {word}{'s' if n != 1 else ''}"
+        for n, word in ((errors, "error"), (warnings, "warning"))
+        if n
+    ]
+    return ", ".join(counts) or "none"
 
 
 def _version_view(v: DatasetVersion) -> RenderableType:
@@ -351,20 +407,24 @@ def _version_view(v: DatasetVersion) -> RenderableType:
         f"parent   {lineage.parent or '-'}\n",
         f"created  {_output.when(v.created_at)} UTC by {v.created_by}",
     )
-    schema = _output.table(
-        "Schema (contract)",
-        ["COLUMN", "TYPE", "ROLE", "NULLABLE", "RANGE / VALUES", "BLOCKING RULES"],
-        [
-            (
-                c.name,
-                c.dtype,
-                c.role,
-                "yes" if c.nullable else "no",
-                _rule_text(c.min, c.max, c.values),
-                ", ".join(sorted(k for k, s in c.severity.items() if s == "error")) or "",
-            )
-            for c in v.schema_.columns
-        ],
+    schema = _whole(
+        _output.table(
+            "Schema (contract)",
+            ["COLUMN", "TYPE", "ROLE", "NULL", "RANGE / VALUES", "BLOCKING"],
+            [
+                (
+                    c.name,
+                    c.dtype,
+                    c.role,
+                    "yes" if c.nullable else "no",
+                    _rule_text(c.min, c.max, c.values),
+                    ", ".join(sorted(k for k, s in c.severity.items() if s == "error")) or "",
+                )
+                for c in v.schema_.columns
+            ],
+        ),
+        "COLUMN",
+        "RANGE / VALUES",
     )
     parts: list[RenderableType] = [head, schema]
     if lineage.steps:
@@ -407,21 +467,22 @@ def _num(value: float | None) -> str:
 def _report_table(report: ValidationReport, *, title: str) -> RenderableType:
     if not report.violations:
         return Text(f"{title}: {report.rows:,} rows, every rule passed.", style="green")
-    return _output.table(
-        f"{title}: {report.rows:,} rows",
-        ["SEVERITY", "COLUMN", "RULE", "ROWS", "PROBLEM", "EXAMPLES"],
+    table = _output.table(
+        f"{title}: {report.rows:,} rows, {_violations(report)}",
+        ["SEVERITY", "COLUMN", "ROWS", "PROBLEM (e.g.)"],
         [
             (
                 Text(v.severity, style="red" if v.severity == "error" else "yellow"),
                 v.column,
-                v.rule,
                 f"{v.count:,}",
-                v.message,
-                "; ".join(_example(e) for e in v.examples),
+                Text(v.message).append(
+                    "".join(f"\n  {_example(e)}" for e in v.examples), style="dim"
+                ),
             )
             for v in report.violations
         ],
     )
+    return _whole(table, "COLUMN")
 
 
 def _example(e: dict[str, object]) -> str:
@@ -444,28 +505,30 @@ def profile(
     p = version.profile
     numeric = [c for c in p.columns if c.histogram is not None]
     other = [c for c in p.columns if c.histogram is None]
-    parts: list[RenderableType] = []
+    parts: list[Table] = []
     if numeric:
-        parts.append(
-            _output.table(
-                f"{version.ref}: numeric and time columns ({p.rows:,} rows)",
-                ["COLUMN", "TYPE", "MISSING", "MIN", "P50", "MAX", "MEAN", "STD", "HISTOGRAM"],
-                [
-                    (
-                        c.name,
-                        c.dtype,
-                        _pct(c),
-                        _val(c, c.min),
-                        _val(c, c.quantiles.get("p50")),
-                        _val(c, c.max),
-                        _val(c, c.mean),
-                        "" if c.dtype in ("timestamp", "date") else _num(c.std),
-                        _spark(c),
-                    )
-                    for c in numeric
-                ],
-            )
+        # No TYPE column (`data show` has the schema): at 80 columns it would leave the names
+        # no room beside seven figures and a sparkline.
+        table = _output.table(
+            f"{version.ref}: numeric and time columns ({p.rows:,} rows)",
+            ["COLUMN", "MISSING", "MIN", "P50", "MAX", "MEAN", "STD", "HISTOGRAM"],
+            [
+                (
+                    c.name,
+                    _pct(c),
+                    _val(c, c.min),
+                    _val(c, c.quantiles.get("p50")),
+                    _val(c, c.max),
+                    _val(c, c.mean),
+                    "" if c.dtype in ("timestamp", "date") else _num(c.std),
+                    _spark(c),
+                )
+                for c in numeric
+            ],
         )
+        parts.append(_narrowing(table, "COLUMN"))
+        # Names give up width first, down to ten characters; only then is anything cut.
+        table.columns[0].min_width = max(len("COLUMN"), min(10, max(len(c.name) for c in numeric)))
     if other:
         parts.append(
             _output.table(
@@ -485,6 +548,7 @@ def profile(
                 ],
             )
         )
+        _whole(parts[-1], "COLUMN", "TYPE", "MISSING", "DISTINCT")  # the top values wrap
     _output.emit(p, json_mode=json, table=Group(*parts))
 
 
@@ -539,6 +603,8 @@ def diff(
 
 
 def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
+    from shipyard.data.diff import LARGE_PSI, NOISE_LIMIT
+
     change = d.rows_change
     pct = f" ({change / d.rows_before:+.1%})" if d.rows_before else ""
     head = Text.assemble(
@@ -557,33 +623,45 @@ def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
         )
     else:
         parts.append(Text("Schema: no changes."))
-    parts.append(
-        _output.table(
-            f"Largest distribution shifts (PSI over {d.before}'s bins; > 0.2 is a large shift)",
-            [
-                "COLUMN",
-                "TYPE",
-                "PSI",
-                "MEAN BEFORE → AFTER",
-                "MISSING BEFORE → AFTER",
-                "NEW CATEGORIES",
-            ],
-            [
-                (
-                    Text(s.column, style="bold red" if s.psi > 0.2 else ""),
-                    s.dtype,
-                    f"{s.psi:.3f}",
-                    f"{_num(s.mean_before)} → {_num(s.mean_after)}"
-                    if s.mean_before is not None and s.dtype not in ("timestamp", "date")
-                    else "",
-                    f"{s.missing_before:.1%} → {s.missing_after:.1%}",
-                    ", ".join(s.new_categories),
-                )
-                for s in d.shifts[:top]
-            ],
-        )
+    parts.extend(Text(f"warning: {w}", style="yellow") for w in d.warnings)
+    shown = d.shifts[:top]
+    heads = ["COLUMN", "PSI", "SHIFT", "MEAN", "MISSING", "NEW CATEGORIES"]
+    rows = [
+        [
+            s.column,
+            Text(f"{s.psi:.3f}", style="dim" if s.noise > NOISE_LIMIT else ""),
+            _verdict(s, LARGE_PSI, NOISE_LIMIT),
+            f"{_num(s.mean_before)} → {_num(s.mean_after)}"
+            if s.mean_before is not None and s.dtype not in ("timestamp", "date")
+            else "",
+            f"{s.missing_before:.1%} → {s.missing_after:.1%}",
+            ", ".join(s.new_categories),
+        ]
+        for s in shown
+    ]
+    # Columns with nothing to say in any row are left out, to leave the rest room.
+    empty = {
+        "MISSING": not any(s.missing_before or s.missing_after for s in shown),
+        "NEW CATEGORIES": not any(s.new_categories for s in shown),
+    }
+    keep = [i for i, head in enumerate(heads) if not empty.get(head)]
+    table = _output.table(
+        f"Largest shifts (PSI over {d.before}'s bins)",
+        [heads[i] for i in keep],
+        [[row[i] for i in keep] for row in rows],
     )
+    parts.append(_whole(table, "COLUMN", "PSI", "SHIFT", "MEAN", "MISSING"))
     return Group(*parts)
+
+
+def _verdict(s: Shift, large: float, noise_limit: float) -> Text:
+    """PSI's usual reading (under 0.1 small, to 0.2 moderate, above large), or `unclear`
+    when the samples are too small for it (see the diff's warning)."""
+    if s.noise > noise_limit:
+        return Text("unclear", style="dim")
+    if s.large:
+        return Text("large", style="bold red")
+    return Text("moderate", style="yellow") if s.psi > large / 2 else Text("small")
 
 
 @app.command("validate")
