@@ -723,10 +723,10 @@ def test_declared_rules_block_with_counts_and_examples(
     message = caught.value.message
     assert "income: values outside [0, inf] (2 rows; e.g. row 3: -5.0, row 11: -7.5)" in message
     assert (
-        "grade: values not in the allowed set ['A', 'B', 'C', 'D'] (1 rows; e.g. row 5: 'Z')"
+        "grade: values not in the allowed set ['A', 'B', 'C', 'D'] (1 row; e.g. row 5: 'Z')"
         in message
     )
-    assert "sex: missing values where none are allowed (1 rows; e.g. row 8: None)" in message
+    assert "sex: missing values where none are allowed (1 row; e.g. row 8: None)" in message
     report = ValidationReport.model_validate(caught.value.details["report"])
     assert {(v.column, v.rule, v.count) for v in report.errors} == {
         ("income", "range", 2),

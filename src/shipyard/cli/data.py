@@ -258,6 +258,14 @@ def ingest_cmd(
             f"  cleaned: {step.op} on {cols}: {step.rows_changed or 0:,} rows changed", markup=False
         )
     out.print(_report_table(version.validation, title=f"validation of {version.ref}"))
+    if not version.validation.passed:
+        out.print(
+            f"Stored with {len(version.validation.errors)} blocking violation(s) because of "
+            "--allow; they are recorded in the version (`shipyard data show "
+            f"{version.ref}`).",
+            style="yellow",
+            markup=False,
+        )
 
 
 @app.command("ls")
@@ -342,6 +350,7 @@ def _versions_table(dataset: Dataset, versions: list[DatasetVersion]) -> Table:
         heads.remove("BY")
         rows = [row[:6] + row[7:] for row in rows]
     table = _output.table(title, heads, rows)
+    table.columns[heads.index("SOURCE")].overflow = "ellipsis"  # a file name is not split
     return _whole(table, "VERSION", "CREATED (UTC)", "BY", "CONTENT")
 
 
@@ -645,11 +654,14 @@ def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
         "NEW CATEGORIES": not any(s.new_categories for s in shown),
     }
     keep = [i for i, head in enumerate(heads) if not empty.get(head)]
-    table = _output.table(
-        f"Largest shifts (PSI over {d.before}'s bins)",
-        [heads[i] for i in keep],
-        [[row[i] for i in keep] for row in rows],
+    parts.append(
+        Text(
+            f"Largest shifts, by PSI over {d.before}'s bins (under {LARGE_PSI / 2} small, to "
+            f"{LARGE_PSI} moderate, over {LARGE_PSI} large):",
+            style="bold",
+        )
     )
+    table = _output.table(None, [heads[i] for i in keep], [[row[i] for i in keep] for row in rows])
     parts.append(_whole(table, "COLUMN", "PSI", "SHIFT", "MEAN", "MISSING"))
     return Group(*parts)
 
@@ -691,6 +703,9 @@ def validate(
     if not report.passed:
         raise ValidationFailed(
             f"{source} breaks {len(report.errors)} blocking rule(s) of {against}: "
-            + "; ".join(f"{v.column}: {v.message} ({v.count:,} rows)" for v in report.errors[:5]),
+            + "; ".join(
+                f"{v.column}: {v.message} ({v.count:,} row{'s' if v.count != 1 else ''})"
+                for v in report.errors[:5]
+            ),
             details={"report": report.model_dump(mode="json")},
         )

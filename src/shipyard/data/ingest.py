@@ -451,7 +451,7 @@ def _failure_message(name: str, uri: str, report: ValidationReport) -> str:
             for e in v.examples
         )
         lines.append(
-            f"  - {v.column}: {v.message} ({v.count:,} rows"
+            f"  - {v.column}: {v.message} ({v.count:,} row{'s' if v.count != 1 else ''}"
             + (f"; e.g. {examples})" if examples else ")")
         )
     if any(v.rule == "present" for v in report.errors):
