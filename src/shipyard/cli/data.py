@@ -114,34 +114,45 @@ def ingest_cmd(
     source: Annotated[
         str | None,
         typer.Argument(
+            metavar="SOURCE",
             help="CSV, TSV, Parquet or JSON-lines file, or a SQLAlchemy URL with --sql. "
-            "Omit it to ingest what shipyard.yaml's data: section declares."
+            "Omit it to ingest what shipyard.yaml's data: section declares.",
         ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Dataset name (default: from the spec).")
+        str | None,
+        typer.Option("--name", metavar="NAME", help="Dataset name (default: from the spec)."),
     ] = None,
-    target: Annotated[str | None, typer.Option("--target", help="The label column.")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", metavar="COL", help="The label column.")
+    ] = None,
     id_: Annotated[
-        str | None, typer.Option("--id", help="The row-identity column (must be unique).")
+        str | None,
+        typer.Option("--id", metavar="COL", help="The row-identity column (must be unique)."),
     ] = None,
     time: Annotated[
-        str | None, typer.Option("--time", help="The time column (orders rows).")
+        str | None, typer.Option("--time", metavar="COL", help="The time column (orders rows).")
     ] = None,
     sensitive: Annotated[
-        list[str] | None, typer.Option("--sensitive", help="A sensitive column (repeat).")
+        list[str] | None,
+        typer.Option("--sensitive", metavar="COL", help="A sensitive column (repeat)."),
     ] = None,
     sql: Annotated[
-        str | None, typer.Option("--sql", help="Query to run; SOURCE is then a database URL.")
+        str | None,
+        typer.Option("--sql", metavar="QUERY", help="Query to run; SOURCE is then a database URL."),
     ] = None,
     format_: Annotated[
         str | None,
-        typer.Option("--format", help="csv, parquet or jsonl (default: from the suffix)."),
+        typer.Option(
+            "--format", metavar="FORMAT", help="csv, parquet or jsonl (default: from the suffix)."
+        ),
     ] = None,
     spec: Annotated[
         Path | None,
         typer.Option(
-            "--spec", help="Project spec (default ./shipyard.yaml when SOURCE is omitted)."
+            "--spec",
+            metavar="FILE",
+            help="Project spec (default ./shipyard.yaml when SOURCE is omitted).",
         ),
     ] = None,
     allow: Annotated[
@@ -305,7 +316,10 @@ def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
 def show(
     ctx: typer.Context,
     ref: Annotated[
-        str, typer.Argument(help="NAME (all versions) or NAME@N / NAME@latest (one version).")
+        str,
+        typer.Argument(
+            metavar="REF", help="NAME (all versions) or NAME@N / NAME@latest (one version)."
+        ),
     ],
     json: _output.JsonFlag = False,
 ) -> None:
@@ -503,7 +517,7 @@ def _example(e: dict[str, object]) -> str:
 @app.command("profile")
 def profile(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@N or NAME@latest.")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="NAME, NAME@N or NAME@latest.")],
     json: _output.JsonFlag = False,
 ) -> None:
     """Per-column statistics, quantiles, histograms and top categories of a version."""
@@ -598,9 +612,13 @@ def _spark(c: ColumnProfile) -> str:
 @app.command("diff")
 def diff(
     ctx: typer.Context,
-    before: Annotated[str, typer.Argument(help="The older version, e.g. loans@2.")],
-    after: Annotated[str, typer.Argument(help="The newer version, e.g. loans@3.")],
-    top: Annotated[int, typer.Option("--top", help="How many shifted columns to show.")] = 10,
+    before: Annotated[
+        str, typer.Argument(metavar="BEFORE", help="The older version, e.g. loans@2.")
+    ],
+    after: Annotated[str, typer.Argument(metavar="AFTER", help="The newer version, e.g. loans@3.")],
+    top: Annotated[
+        int, typer.Option("--top", metavar="N", help="How many shifted columns to show.")
+    ] = 10,
     json: _output.JsonFlag = False,
 ) -> None:
     """Schema changes, row-count change and the largest distribution shifts between versions."""
@@ -679,11 +697,13 @@ def _verdict(s: Shift, large: float, noise_limit: float) -> Text:
 @app.command("validate")
 def validate(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="The file to check.")],
+    source: Annotated[str, typer.Argument(metavar="FILE", help="The file to check.")],
     against: Annotated[
         str,
         typer.Option(
-            "--against", help="Dataset version whose contract applies, e.g. loans or loans@3."
+            "--against",
+            metavar="REF",
+            help="Dataset version whose contract applies, e.g. loans or loans@3.",
         ),
     ],
     json: _output.JsonFlag = False,
