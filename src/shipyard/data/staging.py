@@ -13,6 +13,7 @@ Shipyard versions) are removed once they are older than `UNLOCKED_AFTER`.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import secrets
@@ -37,7 +38,7 @@ def staging(scratch: Path) -> Iterator[Path]:
     hidden.mkdir()
     fd = os.open(hidden / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # no one else knows the directory yet: never waits
+        _lock(fd)
         directory = hidden.rename(scratch / name)
         try:
             yield directory
@@ -46,6 +47,15 @@ def staging(scratch: Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(hidden, ignore_errors=True)
         os.close(fd)  # the lock goes last, so a sweep never takes a directory still in use
+
+
+def _lock(fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # no one else knows the directory yet: never waits
+    except OSError as exc:
+        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        # A filesystem without locks: the ingest runs, and no sweep can ever take its files.
 
 
 def sweep(scratch: Path) -> list[str]:
@@ -66,9 +76,9 @@ def _remove_if_abandoned(directory: Path) -> bool:
         return _remove_if_old(directory)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError:  # held: its ingest is running (or locks do not work here: leave it)
         os.close(fd)
-        return False  # its ingest is running
+        return False
     try:
         shutil.rmtree(directory, ignore_errors=True)
     finally:
