@@ -190,3 +190,23 @@ def test_show_profile_and_validate_keep_names_whole_at_80_columns(sy: Any, write
     assert all(_whole_or_cut(name, profile.stdout) for name in LONG)
     assert all(_whole_or_cut(name, checked.stdout) for name in ["alcohol", LONG[1]])
     assert "row 3: 99.0" in checked.stdout
+
+
+def test_profile_gives_time_columns_a_table_of_dates(sy: Any, write: Any) -> None:
+    rows = 300
+    frame = pd.DataFrame(
+        {
+            "loan_id": range(rows),
+            "issued_at": pd.date_range("2024-01-01", periods=rows, freq="7h"),
+            "amount": np.linspace(300.0, 25_530.5, rows),
+        }
+    )
+    sy("data", "ingest", write(frame, "loans.csv"), "--name", "loans", "--id", "loan_id")
+
+    result = sy("data", "profile", "loans")
+
+    _fits(result.stdout)
+    (line,) = [row for row in result.stdout.splitlines() if row.lstrip().startswith("issued_at")]
+    assert line.split()[1:5] == ["0", "2024-01-01", "2024-02-13", "2024-03-28"]
+    (amount,) = [row for row in result.stdout.splitlines() if row.lstrip().startswith("amount")]
+    assert "25,530" in amount.split()  # not 2.553e+04

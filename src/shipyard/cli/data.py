@@ -482,7 +482,7 @@ def _rule_text(lo: float | None, hi: float | None, values: list[str] | None) -> 
 def _num(value: float | None) -> str:
     if value is None:
         return ""
-    if float(value).is_integer():
+    if float(value).is_integer() or abs(value) >= 10_000:  # 25,530 rather than 2.553e+04
         return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.0f}"
     return f"{value:,.4g}"
 
@@ -526,32 +526,43 @@ def profile(
     with _output.workspace(ctx) as ws:
         version = get_version(ws, ref)
     p = version.profile
-    numeric = [c for c in p.columns if c.histogram is not None]
+    times = [c for c in p.columns if c.histogram is not None and c.dtype in ("timestamp", "date")]
+    numeric = [c for c in p.columns if c.histogram is not None and c not in times]
     other = [c for c in p.columns if c.histogram is None]
     parts: list[Table] = []
     if numeric:
         # No TYPE column (`data show` has the schema): at 80 columns it would leave the names
         # no room beside seven figures and a sparkline.
-        table = _output.table(
-            f"{version.ref}: numeric and time columns ({p.rows:,} rows)",
-            ["COLUMN", "MISSING", "MIN", "P50", "MAX", "MEAN", "STD", "HISTOGRAM"],
-            [
-                (
-                    c.name,
-                    _pct(c),
-                    _val(c, c.min),
-                    _val(c, c.quantiles.get("p50")),
-                    _val(c, c.max),
-                    _val(c, c.mean),
-                    "" if c.dtype in ("timestamp", "date") else _num(c.std),
-                    _spark(c),
-                )
-                for c in numeric
-            ],
+        parts.append(
+            _profile_table(
+                f"{version.ref}: numeric columns ({p.rows:,} rows)",
+                ["COLUMN", "MISSING", "MIN", "P50", "MAX", "MEAN", "STD", "HISTOGRAM"],
+                [
+                    (
+                        c.name,
+                        _pct(c),
+                        _num(c.min),
+                        _num(c.quantiles.get("p50")),
+                        _num(c.max),
+                        _num(c.mean),
+                        _num(c.std),
+                        _spark(c),
+                    )
+                    for c in numeric
+                ],
+            )
         )
-        parts.append(_narrowing(table, "COLUMN"))
-        # Names give up width first, down to ten characters; only then is anything cut.
-        table.columns[0].min_width = max(len("COLUMN"), min(10, max(len(c.name) for c in numeric)))
+    if times:
+        parts.append(
+            _profile_table(
+                f"{version.ref}: time columns",
+                ["COLUMN", "MISSING", "FIRST", "MEDIAN", "LAST", "HISTOGRAM"],
+                [
+                    (c.name, _pct(c), *_times(c, c.min, c.quantiles.get("p50"), c.max), _spark(c))
+                    for c in times
+                ],
+            )
+        )
     if other:
         parts.append(
             _output.table(
@@ -579,14 +590,18 @@ def _pct(c: ColumnProfile) -> str:
     return f"{c.missing_rate:.1%}" if c.missing else "0"
 
 
-def _val(c: ColumnProfile, value: float | None) -> str:
-    if value is None:
-        return ""
-    if c.dtype == "timestamp":
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M")
-    if c.dtype == "date":
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d")
-    return _num(value)
+def _profile_table(title: str, heads: list[str], rows: list[tuple[str, ...]]) -> Table:
+    table = _narrowing(_output.table(title, heads, rows), "COLUMN")
+    # Names give up width first, down to ten characters; only then is anything cut.
+    table.columns[0].min_width = max(len("COLUMN"), min(10, max(len(r[0]) for r in rows)))
+    return table
+
+
+def _times(c: ColumnProfile, *values: float | None) -> list[str]:
+    """Dates, with the time of day only when the column spans less than a few days."""
+    span = (c.max or 0) - (c.min or 0)
+    form = "%Y-%m-%d %H:%M" if c.dtype == "timestamp" and span < 3 * 86_400 else "%Y-%m-%d"
+    return ["" if v is None else datetime.fromtimestamp(v, UTC).strftime(form) for v in values]
 
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
