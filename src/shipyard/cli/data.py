@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli import _output
-from shipyard.core.errors import Invalid, ValidationFailed
+from shipyard.core.errors import Invalid, NotFound, ValidationFailed
 from shipyard.core.records import (
     CleaningStep,
     ColumnProfile,
@@ -324,7 +324,7 @@ def show(
     json: _output.JsonFlag = False,
 ) -> None:
     """Show a dataset's versions, or one version's schema, lineage and validation."""
-    from shipyard.data import get_dataset, get_version, list_versions
+    from shipyard.data import get_dataset, get_version, get_version_by_id, list_versions
 
     parsed = Ref.parse(ref, what="dataset reference")
     with _output.workspace(ctx) as ws:
@@ -336,7 +336,13 @@ def show(
             _output.emit(data, json_mode=json, table=table)
             return
         version = get_version(ws, parsed)
-    _output.emit(version, json_mode=json, table=_version_view(version))
+        parent = version.lineage.parent
+        if parent and not json:
+            try:
+                parent = f"{get_version_by_id(ws, parent).ref} ({parent})"
+            except NotFound:  # erased since: the id is all there is
+                pass
+    _output.emit(version, json_mode=json, table=_version_view(version, parent))
 
 
 def _versions_table(dataset: Dataset, versions: list[DatasetVersion]) -> Table:
@@ -418,7 +424,7 @@ def _violations(report: ValidationReport) -> str:
     return ", ".join(counts) or "none"
 
 
-def _version_view(v: DatasetVersion) -> RenderableType:
+def _version_view(v: DatasetVersion, parent: str | None) -> RenderableType:
     lineage = v.lineage
     head = Text.assemble(
         (f"{v.ref}", "bold"),
@@ -427,7 +433,7 @@ def _version_view(v: DatasetVersion) -> RenderableType:
         f"source   {lineage.source} ({lineage.format})"
         + (f"\nquery    {lineage.query}" if lineage.query else "")
         + "\n",
-        f"parent   {lineage.parent or '-'}\n",
+        f"parent   {parent or '-'}\n",
         f"created  {_output.when(v.created_at)} UTC by {v.created_by}",
     )
     schema = _whole(
