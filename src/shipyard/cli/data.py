@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from datetime import UTC, datetime
 from pathlib import Path
@@ -338,10 +339,8 @@ def show(
         version = get_version(ws, parsed)
         parent = version.lineage.parent
         if parent and not json:
-            try:
+            with contextlib.suppress(NotFound):  # erased since: the id is all there is
                 parent = f"{get_version_by_id(ws, parent).ref} ({parent})"
-            except NotFound:  # erased since: the id is all there is
-                pass
     _output.emit(version, json_mode=json, table=_version_view(version, parent))
 
 
