@@ -210,3 +210,21 @@ def test_profile_gives_time_columns_a_table_of_dates(sy: Any, write: Any) -> Non
     assert line.split()[1:5] == ["0", "2024-01-01", "2024-02-13", "2024-03-28"]
     (amount,) = [row for row in result.stdout.splitlines() if row.lstrip().startswith("amount")]
     assert "25,530" in amount.split()  # not 2.553e+04
+
+
+def test_validate_json_is_one_document_when_it_fails(sy: Any, write: Any) -> None:
+    _ingest(sy, write(_wines(60, seed=0), "wine.csv"))
+    broken = write(_wines(60, seed=1).drop(columns=["alcohol"]), "broken.csv")
+
+    failed = sy("data", "validate", broken, "--against", "wine", "--json")
+    passed = sy(
+        "data", "validate", write(_wines(60, seed=2), "ok.csv"), "--against", "wine", "--json"
+    )
+
+    assert failed.exit_code == 6
+    error = failed.json()  # one document, or json.loads raises
+    assert error["error"] == "ValidationFailed"
+    assert [
+        v["column"] for v in error["details"]["report"]["violations"] if v["severity"] == "error"
+    ] == ["alcohol"]
+    assert passed.exit_code == 0 and passed.json()["passed"] is True

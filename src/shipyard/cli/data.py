@@ -736,9 +736,11 @@ def validate(
         report = validate_file(
             ws, source, against=against, progress=lambda n: bar.update(task, completed=n)
         )
-    if json:
+    # With --json a failure is the error document alone (it carries the report), so that
+    # stdout stays one JSON document.
+    if json and report.passed:
         _output.print_json({"passed": report.passed, "report": report})
-    else:
+    elif not json:
         _output.console().print(_report_table(report, title=f"{source} against {against}"))
     if not report.passed:
         raise ValidationFailed(
