@@ -36,7 +36,7 @@ from shipyard.core.records import (
 from shipyard.core.spec import ColumnContract, DataSpec, SqlSource
 from shipyard.data import clean
 from shipyard.data.profile import ProfileBuilder, profile_parquet
-from shipyard.data.schema import declared_schema, infer_schema, next_contract
+from shipyard.data.schema import infer_schema, ingest_rules, next_contract
 from shipyard.data.sources import Source, TypeWiden, open_source, prefetch
 from shipyard.data.staging import staging
 from shipyard.data.types import ARROW, dtype_of, normalise, storage_type
@@ -247,7 +247,7 @@ def _stream_once(
                 schema = _stored_schema(batch.schema, src, steps)
                 _check_columns(src, schema.names, roles, contract, steps)
                 types = {f.name: dtype_of(f.type) for f in schema}
-                rules = _with_roles(declared_schema(schema.names, types, contract, previous), roles)
+                rules = _with_roles(ingest_rules(schema.names, types, contract, previous), roles)
                 validator = Validator(rules)
                 builder = ProfileBuilder(schema)
                 writer = _BackgroundWriter(raw, schema)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from shipyard.core.errors import Invalid
-from shipyard.core.records import ColumnRole, ColumnSchema, DatasetSchema, Profile, Severity
+from shipyard.core.records import ColumnRole, ColumnSchema, DatasetSchema, DType, Profile, Severity
 from shipyard.core.spec import ColumnContract
 
 CLOSED_SET_MAX = 50
@@ -106,29 +106,26 @@ def apply_contract(schema: DatasetSchema, contract: Mapping[str, ColumnContract]
     return DatasetSchema(columns=columns)
 
 
-def declared_schema(
+def ingest_rules(
     names: Sequence[str],
-    types: Mapping[str, str],
+    types: Mapping[str, DType],
     contract: Mapping[str, ColumnContract],
     previous: DatasetSchema | None = None,
 ) -> DatasetSchema:
-    """The blocking rules an ingest checks while it streams: the declared contract and, for a
-    new version of a dataset, the rules its previous version hands on. They are the rules that
-    `shipyard data validate --against` the previous version blocks on: every column it had is
-    present and keeps its type, and its declared rules hold (`next_contract`)."""
-    columns = []
-    for name in names:
-        before = previous.column(name) if previous else None
-        if before is not None:
-            col = ColumnSchema(name=name, dtype=before.dtype, severity={"dtype": "error"})
-        else:
-            col = ColumnSchema(name=name, dtype=types[name])  # type: ignore[arg-type]
-        columns.append(col)
-    for before in previous.columns if previous else []:
-        if before.name not in names:  # kept in the rules so that it fails `present`
-            severity = {"dtype": "error", "present": before.rule_severity("present")}
-            columns.append(ColumnSchema(name=before.name, dtype=before.dtype, severity=severity))
-    return apply_contract(DatasetSchema(columns=columns), next_contract(previous, names, contract))
+    """The rules an ingest checks while it streams. For a dataset's first version: the declared
+    contract. For a new version: the previous version's schema, with the contract declared now
+    on top, which are exactly the rules `shipyard data validate --against` the previous
+    version checks: every column it had is present and keeps its type, its declared rules
+    block, its inferred ones warn, and a column it did not have is an `extra` (a warning)."""
+    if previous is None:
+        columns = [ColumnSchema(name=n, dtype=types[n]) for n in names]
+    else:
+        columns = list(previous.columns) + [
+            ColumnSchema(name=n, dtype=types[n])
+            for n in names
+            if previous.column(n) is None and n in contract
+        ]
+    return apply_contract(DatasetSchema(columns=columns), contract)
 
 
 def next_contract(
