@@ -775,6 +775,10 @@ def _drop_grade(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["grade"])
 
 
+def _drop_target(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["defaulted"])
+
+
 def _negative_income(frame: pd.DataFrame) -> pd.DataFrame:
     frame.loc[[2, 5], "income"] = -1.0
     return frame
@@ -811,6 +815,7 @@ def _extra_column(frame: pd.DataFrame) -> pd.DataFrame:
     ("change", "blocked"),
     [
         (_drop_grade, {("grade", "present")}),
+        (_drop_target, {("defaulted", "present")}),
         (_negative_income, {("income", "range")}),
         (_repeated_id, {("loan_id", "unique")}),
         (_missing_target, {("defaulted", "nullable")}),
@@ -867,6 +872,24 @@ def test_a_new_version_missing_a_column_says_how_to_drop_one(
 
     assert "income" not in kept.schema_.names
     assert [(v.column, v.rule) for v in kept.validation.errors] == [("income", "present")]
+
+
+def test_allow_does_not_store_a_new_version_without_its_target(
+    workspace: Workspace, loans: Frames, write_file: WriteFile, stores_nothing: NothingStored
+) -> None:
+    ingest(workspace, write_file(loans(20), "jan.csv"), name="loans", **ROLES)
+    path = write_file(loans(20, seed=1).drop(columns=["defaulted"]), "feb.csv")
+
+    with (
+        stores_nothing(workspace),
+        pytest.raises(
+            ValidationFailed,
+            match=r"  - defaulted: required column 'defaulted' is missing \(20 rows\)\n"
+            r"'defaulted': the dataset's role column\(s\) must be in every version, --allow or "
+            r"not: restore them, or ingest under a new dataset name\.",
+        ),
+    ):
+        ingest(workspace, path, name="loans", allow=True)
 
 
 def test_declared_rules_carry_over_to_the_versions_after_the_next(

@@ -118,9 +118,12 @@ def ingest(
             sensitive=roles.sensitive,
             contract=contract,
         )
-        if not report.passed and not allow:
+        # A new version without a role column fails `present` like any column, but no --allow
+        # stores it: the dataset's target, id, time and sensitive columns are what it is for.
+        roleless = [c for c in roles.required() if c not in schema_types]
+        if (not report.passed and not allow) or roleless:
             raise ValidationFailed(
-                _failure_message(name, src.label, report),
+                _failure_message(name, src.label, report, roleless),
                 details={"report": report.model_dump(mode="json")},
             )
         digest = sha256_file(staged)
@@ -245,7 +248,7 @@ def _stream_once(
                 changed[position] += n
             if schema is None:
                 schema = _stored_schema(batch.schema, src, steps)
-                _check_columns(src, schema.names, roles, contract, steps)
+                _check_columns(src, schema.names, roles, contract, steps, previous is not None)
                 types = {f.name: dtype_of(f.type) for f in schema}
                 rules = _with_roles(ingest_rules(schema.names, types, contract, previous), roles)
                 validator = Validator(rules)
@@ -378,15 +381,18 @@ def _check_columns(
     roles: Roles,
     contract: Mapping[str, ColumnContract],
     steps: Sequence[CleaningStep],
+    inherited: bool,
 ) -> None:
+    """Names the ingest was given that the data lacks. Roles a new version inherits are left
+    to validation (`present`, with the report), as `validate` reports them."""
     for label, column in (("target", roles.target), ("id", roles.id), ("time", roles.time)):
-        if column and column not in names:
+        if column and column not in names and not inherited:
             raise Invalid(
                 f"{src.label}: the {label} column {column!r} is not in the data; the columns are "
                 f"{names}. Fix --{label} (or data.{label} in shipyard.yaml)."
             )
     for column in roles.sensitive:
-        if column not in names:
+        if column not in names and not inherited:
             raise Invalid(f"{src.label}: sensitive column {column!r} is not in the data {names}.")
     unknown = sorted(set(contract) - set(names))
     if unknown:
@@ -438,7 +444,9 @@ def _second_pass(
     return out
 
 
-def _failure_message(name: str, uri: str, report: ValidationReport) -> str:
+def _failure_message(
+    name: str, uri: str, report: ValidationReport, roleless: Sequence[str] = ()
+) -> str:
     lines = [
         f"{uri} breaks {len(report.errors)} blocking rule(s) of dataset {name!r}; "
         "nothing was stored:"
@@ -454,7 +462,12 @@ def _failure_message(name: str, uri: str, report: ValidationReport) -> str:
             f"  - {v.column}: {v.message} ({v.count:,} row{'s' if v.count != 1 else ''}"
             + (f"; e.g. {examples})" if examples else ")")
         )
-    if any(v.rule == "present" for v in report.errors):
+    if roleless:
+        lines.append(
+            f"{', '.join(map(repr, roleless))}: the dataset's role column(s) must be in every "
+            "version, --allow or not: restore them, or ingest under a new dataset name."
+        )
+    elif any(v.rule == "present" for v in report.errors):
         lines.append(
             f"A new version of {name!r} keeps every column of the last one: restore the "
             "column(s), ingest under a new dataset name, or pass --allow to store it with the "
