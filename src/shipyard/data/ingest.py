@@ -199,9 +199,10 @@ def _stream(
 
 
 def _text_columns(src: Source, schema: DatasetSchema | None) -> dict[str, pa.DataType]:
-    """A CSV's text columns that a stored version has are read as text, as they were then: a
-    text column whose new values all look like numbers (codes, zip codes) is not a type change.
-    Only CSV infers types from text; other readers would add an absent column as all-missing."""
+    """A CSV's columns that were text in a stored version are read as text again: codes that
+    all look like numbers this time are not a type change. CSV only, the one format whose types
+    are guessed from text (a JSON reader told a column's type adds it, all missing, when the
+    file lacks it, which would hide a missing column from `present`)."""
     if schema is None or src.format != "csv":
         return {}
     return {c.name: pa.string() for c in schema.columns if c.dtype == "string"}
