@@ -222,6 +222,18 @@ def test_steps_run_in_order_and_are_recorded_in_the_lineage(
     assert _column(workspace, version, "grade") == ["a", "b"]
 
 
+def test_equal_steps_count_their_own_rows(
+    workspace: Workspace, cleaned: Callable[..., DatasetVersion]
+) -> None:
+    # As with a spec's `{op: trim}` plus `--trim`: here the second trim has work of its own,
+    # the padding that the fill between them put in.
+    steps = [step("trim"), step("fill", "name", value="  n/a  "), step("trim")]
+    version = cleaned("id,name\n1,\n2, Bob \n3,\n4,Carl\n", *steps)
+
+    assert _changed(version) == [("trim", 1), ("fill", 2), ("trim", 2)]
+    assert _column(workspace, version, "name") == ["n/a", "Bob", "n/a", "Carl"]
+
+
 def test_same_file_and_steps_replay_to_the_same_version_other_steps_make_a_new_one(
     workspace: Workspace, write_text: WriteText
 ) -> None:

@@ -67,7 +67,10 @@ def test_shifted_column_ranks_first(
 
     first = diff.shifts[0]
     assert first.column == "a"
-    assert first.psi > 0.2
+    assert first.psi > 0.2 and first.large
+    # 4,000 and 4,500 rows over 20 bins: chance alone gives a PSI near 0.009
+    assert first.noise == pytest.approx(19 * (1 / 4_000 + 1 / 4_500))
+    assert diff.warnings == []
     assert first.mean_before == pytest.approx(0.0, abs=0.1)
     assert first.mean_after == pytest.approx(2.0, abs=0.1)
     by_column = {s.column: s for s in diff.shifts}
@@ -98,6 +101,28 @@ def test_version_against_itself_has_no_changes(
     assert diff.rows_change == 0
     assert all(s.psi == pytest.approx(0.0, abs=1e-12) for s in diff.shifts)
     assert all(s.new_categories == [] for s in diff.shifts)
+
+
+def test_small_versions_warn_and_no_shift_is_called_large(
+    workspace: Workspace, write_file: WriteFile
+) -> None:
+    # 50 rows each from one distribution: PSI over 20 bins passes 0.2 by chance alone.
+    v1, v2 = (_frame(50, seed=seed, shift=0.0, categories=["A", "B", "C"]) for seed in (1, 2))
+    ingest(workspace, write_file(v1, "v1.csv"), name="d", id="id")
+    ingest(workspace, write_file(v2, "v2.csv"), name="d")
+
+    diff = diff_versions(workspace, "d@1", "d@2")
+
+    a = next(s for s in diff.shifts if s.column == "a")
+    assert a.psi > 0.2 and not a.large
+    assert a.bins == 20 and a.noise == pytest.approx(19 * (1 / 50 + 1 / 50))
+    assert not any(s.large for s in diff.shifts)
+    assert diff.warnings == [
+        "d@1 and d@2 have 50 and 50 rows: too few for PSI over 20 bins. Samples of these sizes "
+        "from one distribution differ by a PSI of about 0.76 by chance alone (0.2 is a large "
+        "shift), so no shift is called large in 4 of 4 columns. Compare versions of 380 rows "
+        "or more."
+    ]
 
 
 def test_diff_round_trips_as_plain_data(

@@ -29,6 +29,7 @@ from shipyard.data import (
     read_pandas,
     read_table,
     sources,
+    validate_file,
 )
 from shipyard.store import audit
 from shipyard.store.artifacts import sha256_file
@@ -722,10 +723,10 @@ def test_declared_rules_block_with_counts_and_examples(
     message = caught.value.message
     assert "income: values outside [0, inf] (2 rows; e.g. row 3: -5.0, row 11: -7.5)" in message
     assert (
-        "grade: values not in the allowed set ['A', 'B', 'C', 'D'] (1 rows; e.g. row 5: 'Z')"
+        "grade: values not in the allowed set ['A', 'B', 'C', 'D'] (1 row; e.g. row 5: 'Z')"
         in message
     )
-    assert "sex: missing values where none are allowed (1 rows; e.g. row 8: None)" in message
+    assert "sex: missing values where none are allowed (1 row; e.g. row 8: None)" in message
     report = ValidationReport.model_validate(caught.value.details["report"])
     assert {(v.column, v.rule, v.count) for v in report.errors} == {
         ("income", "range", 2),
@@ -765,6 +766,142 @@ def test_declared_string_type_keeps_leading_zeros(
     assert as_text.schema_.column("zip").dtype == "string"  # type: ignore[union-attr]
     assert read_table(workspace, as_text).column("zip").to_pylist() == ["02134", "10001", "00501"]
     assert read_table(workspace, inferred).column("zip").to_pylist() == [2134, 10001, 501]
+
+
+# -- a new version keeps the dataset's rules ------------------------------------------------------
+
+
+def _drop_grade(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["grade"])
+
+
+def _drop_target(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["defaulted"])
+
+
+def _negative_income(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[[2, 5], "income"] = -1.0
+    return frame
+
+
+def _repeated_id(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[3, "loan_id"] = frame.loc[0, "loan_id"]
+    return frame
+
+
+def _missing_target(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["defaulted"] = frame["defaulted"].astype("Int64")
+    frame.loc[1, "defaulted"] = pd.NA
+    return frame
+
+
+def _text_income(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["income"] = frame["income"].astype(object)
+    frame.loc[2, "income"] = "unknown"
+    return frame
+
+
+def _numeric_grades(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["grade"] = [str(i % 3) for i in range(len(frame))]  # codes that look like numbers
+    return frame
+
+
+def _extra_column(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["region"] = "north"
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("change", "blocked"),
+    [
+        (_drop_grade, {("grade", "present")}),
+        (_drop_target, {("defaulted", "present")}),
+        (_negative_income, {("income", "range")}),
+        (_repeated_id, {("loan_id", "unique")}),
+        (_missing_target, {("defaulted", "nullable")}),
+        (_text_income, {("income", "dtype")}),
+        (_numeric_grades, set()),
+        (_extra_column, set()),
+    ],
+)
+def test_a_new_version_is_checked_exactly_as_validate_checks_it(
+    workspace: Workspace,
+    loans: Frames,
+    write_file: WriteFile,
+    stores_nothing: NothingStored,
+    change: Callable[[pd.DataFrame], pd.DataFrame],
+    blocked: set[tuple[str, str]],
+) -> None:
+    ws = workspace
+    first = write_file(loans(30), "jan.csv")
+    ingest(ws, first, name="loans", contract={"income": ColumnContract(min=0)}, **ROLES)
+    path = write_file(change(loans(30, seed=1, start_id=31)), "feb.csv")
+
+    checked = validate_file(ws, path, against="loans")
+    assert {(v.column, v.rule) for v in checked.errors} == blocked
+    if blocked:
+        with stores_nothing(ws), pytest.raises(ValidationFailed) as caught:
+            ingest(ws, path, name="loans")
+        report = ValidationReport.model_validate(caught.value.details["report"])
+    else:
+        version = ingest(ws, path, name="loans").version
+        assert version.version == 2
+        report = version.validation
+    # the same blocking rules, and the same warnings (new ranges, categories, columns) as well
+    assert report.violations == checked.violations
+
+
+def test_a_new_version_missing_a_column_says_how_to_drop_one(
+    workspace: Workspace, loans: Frames, write_file: WriteFile, stores_nothing: NothingStored
+) -> None:
+    ingest(workspace, write_file(loans(20), "jan.csv"), name="loans", **ROLES)
+    path = write_file(loans(20, seed=1).drop(columns=["income"]), "feb.csv")
+
+    with (
+        stores_nothing(workspace),
+        pytest.raises(
+            ValidationFailed,
+            match=r"feb.csv breaks 1 blocking rule\(s\) of dataset 'loans'; nothing was stored:\n"
+            r"  - income: required column 'income' is missing \(20 rows\)\n"
+            r"A new version of 'loans' keeps every column of the last one: restore the "
+            r"column\(s\), ingest under a new dataset name, or pass --allow",
+        ),
+    ):
+        ingest(workspace, path, name="loans")
+    kept = ingest(workspace, path, name="loans", allow=True).version
+
+    assert "income" not in kept.schema_.names
+    assert [(v.column, v.rule) for v in kept.validation.errors] == [("income", "present")]
+
+
+def test_allow_does_not_store_a_new_version_without_its_target(
+    workspace: Workspace, loans: Frames, write_file: WriteFile, stores_nothing: NothingStored
+) -> None:
+    ingest(workspace, write_file(loans(20), "jan.csv"), name="loans", **ROLES)
+    path = write_file(loans(20, seed=1).drop(columns=["defaulted"]), "feb.csv")
+
+    with (
+        stores_nothing(workspace),
+        pytest.raises(
+            ValidationFailed,
+            match=r"  - defaulted: required column 'defaulted' is missing \(20 rows\)\n"
+            r"'defaulted': the dataset's role column\(s\) must be in every version, --allow or "
+            r"not: restore them, or ingest under a new dataset name\.",
+        ),
+    ):
+        ingest(workspace, path, name="loans", allow=True)
+
+
+def test_declared_rules_carry_over_to_the_versions_after_the_next(
+    workspace: Workspace, loans: Frames, write_file: WriteFile, stores_nothing: NothingStored
+) -> None:
+    contract = {"income": ColumnContract(min=0)}
+    ingest(workspace, write_file(loans(20), "jan.csv"), name="loans", contract=contract)
+    ingest(workspace, write_file(loans(20, seed=1), "feb.csv"), name="loans")
+    path = write_file(_negative_income(loans(20, seed=2)), "mar.csv")
+
+    with stores_nothing(workspace), pytest.raises(ValidationFailed, match=r"income: values"):
+        ingest(workspace, path, name="loans")
 
 
 # -- streaming and audit ------------------------------------------------------------------------

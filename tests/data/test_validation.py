@@ -107,6 +107,23 @@ def test_missing_column_and_text_in_a_number_column_are_errors(
     assert "not numbers" in income.message
 
 
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_missing_text_column_is_an_error_in_every_format(
+    workspace: Workspace,
+    reference: Callable[..., DatasetVersion],
+    loans: Frames,
+    write_file: WriteFile,
+    suffix: str,
+) -> None:
+    # A JSON reader given a column's type adds the column, all missing, when the file lacks it.
+    reference()
+    frame = loans(40).iloc[:20].drop(columns="grade")
+
+    report = validate_file(workspace, write_file(frame, f"new.{suffix}"), against="loans@1")
+
+    assert [(v.column, v.rule) for v in report.errors] == [("grade", "present")]
+
+
 def test_text_in_a_number_column_after_the_first_block_is_found(
     workspace: Workspace,
     reference: Callable[..., DatasetVersion],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,13 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli import _output
-from shipyard.core.errors import Invalid, ValidationFailed
+from shipyard.core.errors import Invalid, NotFound, ValidationFailed
 from shipyard.core.records import (
     CleaningStep,
     ColumnProfile,
+    Dataset,
     DatasetVersion,
     Ref,
     ValidationReport,
@@ -23,6 +26,7 @@ from shipyard.core.records import (
 
 if TYPE_CHECKING:
     from shipyard.data import DatasetDiff
+    from shipyard.data.diff import Shift
 
 # shipyard.data (pandas, Arrow) and the spec loader (YAML, pydantic models) are imported inside
 # the commands that use them, so that building the CLI and the other command groups stay fast.
@@ -32,6 +36,27 @@ app = typer.Typer(
 )
 
 Multi = Annotated[list[str] | None, typer.Option()]
+
+
+def _whole(table: Table, *headers: str) -> Table:
+    """Keep the cells of these columns whole (column names, refs, hashes, times): the other
+    columns wrap first, and a cell that still does not fit is cut with an ellipsis rather than
+    broken in the middle of a word."""
+    for column in table.columns:
+        if column.header in headers:
+            column.no_wrap = True
+            column.overflow = "ellipsis"
+    return table
+
+
+def _narrowing(table: Table, header: str) -> Table:
+    """Keep every cell whole (numbers, types, sparklines) except in the `header` column, the
+    one that gives up width on a narrow terminal: it wraps at spaces and cuts a word that
+    still does not fit with an ellipsis, never mid-word."""
+    for column in table.columns:
+        column.no_wrap = column.header != header
+        column.overflow = "ellipsis"
+    return table
 
 
 def _steps(
@@ -90,34 +115,45 @@ def ingest_cmd(
     source: Annotated[
         str | None,
         typer.Argument(
+            metavar="SOURCE",
             help="CSV, TSV, Parquet or JSON-lines file, or a SQLAlchemy URL with --sql. "
-            "Omit it to ingest what shipyard.yaml's data: section declares."
+            "Omit it to ingest what shipyard.yaml's data: section declares.",
         ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Dataset name (default: from the spec).")
+        str | None,
+        typer.Option("--name", metavar="NAME", help="Dataset name (default: from the spec)."),
     ] = None,
-    target: Annotated[str | None, typer.Option("--target", help="The label column.")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", metavar="COL", help="The label column.")
+    ] = None,
     id_: Annotated[
-        str | None, typer.Option("--id", help="The row-identity column (must be unique).")
+        str | None,
+        typer.Option("--id", metavar="COL", help="The row-identity column (must be unique)."),
     ] = None,
     time: Annotated[
-        str | None, typer.Option("--time", help="The time column (orders rows).")
+        str | None, typer.Option("--time", metavar="COL", help="The time column (orders rows).")
     ] = None,
     sensitive: Annotated[
-        list[str] | None, typer.Option("--sensitive", help="A sensitive column (repeat).")
+        list[str] | None,
+        typer.Option("--sensitive", metavar="COL", help="A sensitive column (repeat)."),
     ] = None,
     sql: Annotated[
-        str | None, typer.Option("--sql", help="Query to run; SOURCE is then a database URL.")
+        str | None,
+        typer.Option("--sql", metavar="QUERY", help="Query to run; SOURCE is then a database URL."),
     ] = None,
     format_: Annotated[
         str | None,
-        typer.Option("--format", help="csv, parquet or jsonl (default: from the suffix)."),
+        typer.Option(
+            "--format", metavar="FORMAT", help="csv, parquet or jsonl (default: from the suffix)."
+        ),
     ] = None,
     spec: Annotated[
         Path | None,
         typer.Option(
-            "--spec", help="Project spec (default ./shipyard.yaml when SOURCE is omitted)."
+            "--spec",
+            metavar="FILE",
+            help="Project spec (default ./shipyard.yaml when SOURCE is omitted).",
         ),
     ] = None,
     allow: Annotated[
@@ -234,6 +270,14 @@ def ingest_cmd(
             f"  cleaned: {step.op} on {cols}: {step.rows_changed or 0:,} rows changed", markup=False
         )
     out.print(_report_table(version.validation, title=f"validation of {version.ref}"))
+    if not version.validation.passed:
+        out.print(
+            f"Stored with {len(version.validation.errors)} blocking violation(s) because of "
+            "--allow; they are recorded in the version (`shipyard data show "
+            f"{version.ref}`).",
+            style="yellow",
+            markup=False,
+        )
 
 
 @app.command("ls")
@@ -243,7 +287,7 @@ def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
 
     with _output.workspace(ctx) as ws:
         found = list_datasets(ws)
-    data = [{"dataset": d, "latest": v} for d, v in found]
+    data = [_dataset_summary(d, v) for d, v in found]
     if not found:
         table: RenderableType = Text(
             "No datasets yet. Ingest one with `shipyard data ingest FILE --name NAME`."
@@ -273,12 +317,15 @@ def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
 def show(
     ctx: typer.Context,
     ref: Annotated[
-        str, typer.Argument(help="NAME (all versions) or NAME@N / NAME@latest (one version).")
+        str,
+        typer.Argument(
+            metavar="REF", help="NAME (all versions) or NAME@N / NAME@latest (one version)."
+        ),
     ],
     json: _output.JsonFlag = False,
 ) -> None:
     """Show a dataset's versions, or one version's schema, lineage and validation."""
-    from shipyard.data import get_dataset, get_version, list_versions
+    from shipyard.data import get_dataset, get_version, get_version_by_id, list_versions
 
     parsed = Ref.parse(ref, what="dataset reference")
     with _output.workspace(ctx) as ws:
@@ -286,37 +333,69 @@ def show(
             dataset = get_dataset(ws, parsed.name)
             versions = list_versions(ws, parsed.name)
             data = {"dataset": dataset, "versions": [_summary(v) for v in versions]}
-            table = _output.table(
-                f"{dataset.name}  target={dataset.target or '-'}  "
-                f"id={dataset.id_column or '-'}  time={dataset.time_column or '-'}",
-                [
-                    "VERSION",
-                    "ROWS",
-                    "COLS",
-                    "CONTENT",
-                    "VIOLATIONS",
-                    "SOURCE",
-                    "CREATED (UTC)",
-                    "BY",
-                ],
-                [
-                    (
-                        v.ref,
-                        f"{v.rows:,}",
-                        v.columns,
-                        v.content_hash[:12],
-                        _violations(v.validation),
-                        Path(v.lineage.source).name,
-                        v.created_at,
-                        v.created_by,
-                    )
-                    for v in versions
-                ],
-            )
+            table = _versions_table(dataset, versions)
             _output.emit(data, json_mode=json, table=table)
             return
         version = get_version(ws, parsed)
-    _output.emit(version, json_mode=json, table=_version_view(version))
+        parent = version.lineage.parent
+        if parent and not json:
+            with contextlib.suppress(NotFound):  # erased since: the id is all there is
+                parent = f"{get_version_by_id(ws, parent).ref} ({parent})"
+    _output.emit(version, json_mode=json, table=_version_view(version, parent))
+
+
+def _versions_table(dataset: Dataset, versions: list[DatasetVersion]) -> Table:
+    authors = {v.created_by for v in versions}
+    by_one = len(authors) == 1  # then said once in the title, which leaves room at 80 columns
+    title = (
+        f"{dataset.name}  target={dataset.target or '-'}  id={dataset.id_column or '-'}  "
+        f"time={dataset.time_column or '-'}" + (f"  (by {authors.pop()})" if by_one else "")
+    )
+    heads = ["VERSION", "ROWS", "COLS", "VIOLATIONS", "SOURCE", "CREATED (UTC)", "BY", "CONTENT"]
+    rows = [
+        [
+            v.ref,
+            f"{v.rows:,}",
+            v.columns,
+            _violations(v.validation),
+            Path(v.lineage.source).name,
+            v.created_at,
+            v.created_by,
+            v.content_hash[:12],
+        ]
+        for v in versions
+    ]
+    if by_one:
+        heads.remove("BY")
+        rows = [row[:6] + row[7:] for row in rows]
+    table = _output.table(title, heads, rows)
+    table.columns[heads.index("SOURCE")].overflow = "ellipsis"  # a file name is not split
+    return _whole(table, "VERSION", "CREATED (UTC)", "BY", "CONTENT")
+
+
+def _dataset_summary(d: Dataset, latest: DatasetVersion | None) -> dict[str, object]:
+    """A dataset in `data ls --json`: its roles and its latest version's figures. The schema,
+    profile and validation report are `data show NAME@N --json`'s."""
+    return {
+        "name": d.name,
+        "versions": d.versions,
+        "latest": latest.ref if latest else None,
+        "latest_id": latest.id if latest else None,
+        "rows": latest.rows if latest else None,
+        "columns": latest.columns if latest else None,
+        "content_hash": latest.content_hash if latest else None,
+        "errors": len(latest.validation.errors) if latest else None,
+        "warnings": len(latest.validation.violations) - len(latest.validation.errors)
+        if latest
+        else None,
+        "target": d.target,
+        "id": d.id_column,
+        "time": d.time_column,
+        "sensitive": d.sensitive,
+        "created_at": d.created_at,
+        "created_by": d.created_by,
+        "updated_at": latest.created_at if latest else d.created_at,
+    }
 
 
 def _summary(v: DatasetVersion) -> dict[str, object]:
@@ -336,10 +415,15 @@ def _summary(v: DatasetVersion) -> dict[str, object]:
 def _violations(report: ValidationReport) -> str:
     errors = len(report.errors)
     warnings = len(report.violations) - errors
-    return f"{errors} errors, {warnings} warnings" if report.violations else "none"
+    counts = [
+        f"{n} {word}{'s' if n != 1 else ''}"
+        for n, word in ((errors, "error"), (warnings, "warning"))
+        if n
+    ]
+    return ", ".join(counts) or "none"
 
 
-def _version_view(v: DatasetVersion) -> RenderableType:
+def _version_view(v: DatasetVersion, parent: str | None) -> RenderableType:
     lineage = v.lineage
     head = Text.assemble(
         (f"{v.ref}", "bold"),
@@ -348,23 +432,27 @@ def _version_view(v: DatasetVersion) -> RenderableType:
         f"source   {lineage.source} ({lineage.format})"
         + (f"\nquery    {lineage.query}" if lineage.query else "")
         + "\n",
-        f"parent   {lineage.parent or '-'}\n",
+        f"parent   {parent or '-'}\n",
         f"created  {_output.when(v.created_at)} UTC by {v.created_by}",
     )
-    schema = _output.table(
-        "Schema (contract)",
-        ["COLUMN", "TYPE", "ROLE", "NULLABLE", "RANGE / VALUES", "BLOCKING RULES"],
-        [
-            (
-                c.name,
-                c.dtype,
-                c.role,
-                "yes" if c.nullable else "no",
-                _rule_text(c.min, c.max, c.values),
-                ", ".join(sorted(k for k, s in c.severity.items() if s == "error")) or "",
-            )
-            for c in v.schema_.columns
-        ],
+    schema = _whole(
+        _output.table(
+            "Schema (contract)",
+            ["COLUMN", "TYPE", "ROLE", "NULL", "RANGE / VALUES", "BLOCKING"],
+            [
+                (
+                    c.name,
+                    c.dtype,
+                    c.role,
+                    "yes" if c.nullable else "no",
+                    _rule_text(c.min, c.max, c.values),
+                    ", ".join(sorted(k for k, s in c.severity.items() if s == "error")) or "",
+                )
+                for c in v.schema_.columns
+            ],
+        ),
+        "COLUMN",
+        "RANGE / VALUES",
     )
     parts: list[RenderableType] = [head, schema]
     if lineage.steps:
@@ -399,7 +487,7 @@ def _rule_text(lo: float | None, hi: float | None, values: list[str] | None) -> 
 def _num(value: float | None) -> str:
     if value is None:
         return ""
-    if float(value).is_integer():
+    if float(value).is_integer() or abs(value) >= 10_000:  # 25,530 rather than 2.553e+04
         return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.0f}"
     return f"{value:,.4g}"
 
@@ -407,21 +495,22 @@ def _num(value: float | None) -> str:
 def _report_table(report: ValidationReport, *, title: str) -> RenderableType:
     if not report.violations:
         return Text(f"{title}: {report.rows:,} rows, every rule passed.", style="green")
-    return _output.table(
-        f"{title}: {report.rows:,} rows",
-        ["SEVERITY", "COLUMN", "RULE", "ROWS", "PROBLEM", "EXAMPLES"],
+    table = _output.table(
+        f"{title}: {report.rows:,} rows, {_violations(report)}",
+        ["SEVERITY", "COLUMN", "ROWS", "PROBLEM (e.g.)"],
         [
             (
                 Text(v.severity, style="red" if v.severity == "error" else "yellow"),
                 v.column,
-                v.rule,
                 f"{v.count:,}",
-                v.message,
-                "; ".join(_example(e) for e in v.examples),
+                Text(v.message).append(
+                    "".join(f"\n  {_example(e)}" for e in v.examples), style="dim"
+                ),
             )
             for v in report.violations
         ],
     )
+    return _whole(table, "COLUMN")
 
 
 def _example(e: dict[str, object]) -> str:
@@ -433,7 +522,7 @@ def _example(e: dict[str, object]) -> str:
 @app.command("profile")
 def profile(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@N or NAME@latest.")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="NAME, NAME@N or NAME@latest.")],
     json: _output.JsonFlag = False,
 ) -> None:
     """Per-column statistics, quantiles, histograms and top categories of a version."""
@@ -442,27 +531,40 @@ def profile(
     with _output.workspace(ctx) as ws:
         version = get_version(ws, ref)
     p = version.profile
-    numeric = [c for c in p.columns if c.histogram is not None]
+    times = [c for c in p.columns if c.histogram is not None and c.dtype in ("timestamp", "date")]
+    numeric = [c for c in p.columns if c.histogram is not None and c not in times]
     other = [c for c in p.columns if c.histogram is None]
-    parts: list[RenderableType] = []
+    parts: list[Table] = []
     if numeric:
+        # No TYPE column (`data show` has the schema): at 80 columns it would leave the names
+        # no room beside seven figures and a sparkline.
         parts.append(
-            _output.table(
-                f"{version.ref}: numeric and time columns ({p.rows:,} rows)",
-                ["COLUMN", "TYPE", "MISSING", "MIN", "P50", "MAX", "MEAN", "STD", "HISTOGRAM"],
+            _profile_table(
+                f"{version.ref}: numeric columns ({p.rows:,} rows)",
+                ["COLUMN", "MISSING", "MIN", "P50", "MAX", "MEAN", "STD", "HISTOGRAM"],
                 [
                     (
                         c.name,
-                        c.dtype,
                         _pct(c),
-                        _val(c, c.min),
-                        _val(c, c.quantiles.get("p50")),
-                        _val(c, c.max),
-                        _val(c, c.mean),
-                        "" if c.dtype in ("timestamp", "date") else _num(c.std),
+                        _num(c.min),
+                        _num(c.quantiles.get("p50")),
+                        _num(c.max),
+                        _num(c.mean),
+                        _num(c.std),
                         _spark(c),
                     )
                     for c in numeric
+                ],
+            )
+        )
+    if times:
+        parts.append(
+            _profile_table(
+                f"{version.ref}: time columns",
+                ["COLUMN", "MISSING", "FIRST", "MEDIAN", "LAST", "HISTOGRAM"],
+                [
+                    (c.name, _pct(c), *_times(c, c.min, c.quantiles.get("p50"), c.max), _spark(c))
+                    for c in times
                 ],
             )
         )
@@ -485,6 +587,7 @@ def profile(
                 ],
             )
         )
+        _whole(parts[-1], "COLUMN", "TYPE", "MISSING", "DISTINCT")  # the top values wrap
     _output.emit(p, json_mode=json, table=Group(*parts))
 
 
@@ -492,14 +595,18 @@ def _pct(c: ColumnProfile) -> str:
     return f"{c.missing_rate:.1%}" if c.missing else "0"
 
 
-def _val(c: ColumnProfile, value: float | None) -> str:
-    if value is None:
-        return ""
-    if c.dtype == "timestamp":
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M")
-    if c.dtype == "date":
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d")
-    return _num(value)
+def _profile_table(title: str, heads: list[str], rows: list[tuple[str, ...]]) -> Table:
+    table = _narrowing(_output.table(title, heads, rows), "COLUMN")
+    # Names give up width first, down to ten characters; only then is anything cut.
+    table.columns[0].min_width = max(len("COLUMN"), min(10, max(len(r[0]) for r in rows)))
+    return table
+
+
+def _times(c: ColumnProfile, *values: float | None) -> list[str]:
+    """Dates, with the time of day only when the column spans less than a few days."""
+    span = (c.max or 0) - (c.min or 0)
+    form = "%Y-%m-%d %H:%M" if c.dtype == "timestamp" and span < 3 * 86_400 else "%Y-%m-%d"
+    return ["" if v is None else datetime.fromtimestamp(v, UTC).strftime(form) for v in values]
 
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
@@ -525,9 +632,13 @@ def _spark(c: ColumnProfile) -> str:
 @app.command("diff")
 def diff(
     ctx: typer.Context,
-    before: Annotated[str, typer.Argument(help="The older version, e.g. loans@2.")],
-    after: Annotated[str, typer.Argument(help="The newer version, e.g. loans@3.")],
-    top: Annotated[int, typer.Option("--top", help="How many shifted columns to show.")] = 10,
+    before: Annotated[
+        str, typer.Argument(metavar="BEFORE", help="The older version, e.g. loans@2.")
+    ],
+    after: Annotated[str, typer.Argument(metavar="AFTER", help="The newer version, e.g. loans@3.")],
+    top: Annotated[
+        int, typer.Option("--top", metavar="N", help="How many shifted columns to show.")
+    ] = 10,
     json: _output.JsonFlag = False,
 ) -> None:
     """Schema changes, row-count change and the largest distribution shifts between versions."""
@@ -539,6 +650,8 @@ def diff(
 
 
 def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
+    from shipyard.data.diff import LARGE_PSI, NOISE_LIMIT
+
     change = d.rows_change
     pct = f" ({change / d.rows_before:+.1%})" if d.rows_before else ""
     head = Text.assemble(
@@ -557,43 +670,60 @@ def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
         )
     else:
         parts.append(Text("Schema: no changes."))
+    parts.extend(Text(f"warning: {w}", style="yellow") for w in d.warnings)
+    shown = d.shifts[:top]
+    heads = ["COLUMN", "PSI", "SHIFT", "MEAN", "MISSING", "NEW CATEGORIES"]
+    rows = [
+        [
+            s.column,
+            Text(f"{s.psi:.3f}", style="dim" if s.noise > NOISE_LIMIT else ""),
+            _verdict(s, LARGE_PSI, NOISE_LIMIT),
+            f"{_num(s.mean_before)} → {_num(s.mean_after)}"
+            if s.mean_before is not None and s.dtype not in ("timestamp", "date")
+            else "",
+            f"{s.missing_before:.1%} → {s.missing_after:.1%}",
+            ", ".join(s.new_categories),
+        ]
+        for s in shown
+    ]
+    # Columns with nothing to say in any row are left out, to leave the rest room.
+    empty = {
+        "MISSING": not any(s.missing_before or s.missing_after for s in shown),
+        "NEW CATEGORIES": not any(s.new_categories for s in shown),
+    }
+    keep = [i for i, head in enumerate(heads) if not empty.get(head)]
     parts.append(
-        _output.table(
-            f"Largest distribution shifts (PSI over {d.before}'s bins; > 0.2 is a large shift)",
-            [
-                "COLUMN",
-                "TYPE",
-                "PSI",
-                "MEAN BEFORE → AFTER",
-                "MISSING BEFORE → AFTER",
-                "NEW CATEGORIES",
-            ],
-            [
-                (
-                    Text(s.column, style="bold red" if s.psi > 0.2 else ""),
-                    s.dtype,
-                    f"{s.psi:.3f}",
-                    f"{_num(s.mean_before)} → {_num(s.mean_after)}"
-                    if s.mean_before is not None and s.dtype not in ("timestamp", "date")
-                    else "",
-                    f"{s.missing_before:.1%} → {s.missing_after:.1%}",
-                    ", ".join(s.new_categories),
-                )
-                for s in d.shifts[:top]
-            ],
+        Text(
+            f"Largest shifts, by PSI over {d.before}'s bins (under {LARGE_PSI / 2} small, to "
+            f"{LARGE_PSI} moderate, over {LARGE_PSI} large):",
+            style="bold",
         )
     )
+    table = _output.table(None, [heads[i] for i in keep], [[row[i] for i in keep] for row in rows])
+    parts.append(_whole(table, "COLUMN", "PSI", "SHIFT", "MEAN", "MISSING"))
     return Group(*parts)
+
+
+def _verdict(s: Shift, large: float, noise_limit: float) -> Text:
+    """PSI's usual reading (under 0.1 small, to 0.2 moderate, above large), or `unclear`
+    when the samples are too small for it (see the diff's warning)."""
+    if s.noise > noise_limit:
+        return Text("unclear", style="dim")
+    if s.large:
+        return Text("large", style="bold red")
+    return Text("moderate", style="yellow") if s.psi > large / 2 else Text("small")
 
 
 @app.command("validate")
 def validate(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="The file to check.")],
+    source: Annotated[str, typer.Argument(metavar="FILE", help="The file to check.")],
     against: Annotated[
         str,
         typer.Option(
-            "--against", help="Dataset version whose contract applies, e.g. loans or loans@3."
+            "--against",
+            metavar="REF",
+            help="Dataset version whose contract applies, e.g. loans or loans@3.",
         ),
     ],
     json: _output.JsonFlag = False,
@@ -606,13 +736,18 @@ def validate(
         report = validate_file(
             ws, source, against=against, progress=lambda n: bar.update(task, completed=n)
         )
-    if json:
+    # With --json a failure is the error document alone (it carries the report), so that
+    # stdout stays one JSON document.
+    if json and report.passed:
         _output.print_json({"passed": report.passed, "report": report})
-    else:
+    elif not json:
         _output.console().print(_report_table(report, title=f"{source} against {against}"))
     if not report.passed:
         raise ValidationFailed(
             f"{source} breaks {len(report.errors)} blocking rule(s) of {against}: "
-            + "; ".join(f"{v.column}: {v.message} ({v.count:,} rows)" for v in report.errors[:5]),
+            + "; ".join(
+                f"{v.column}: {v.message} ({v.count:,} row{'s' if v.count != 1 else ''})"
+                for v in report.errors[:5]
+            ),
             details={"report": report.model_dump(mode="json")},
         )

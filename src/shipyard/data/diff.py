@@ -1,7 +1,15 @@
-"""What changed between two versions of a dataset: schema, rows, and the largest shifts."""
+"""What changed between two versions of a dataset: schema, rows, and the largest shifts.
+
+A shift is PSI over the older version's bins. Two samples of the same distribution differ by
+a PSI of about (bins - 1) * (1/rows_before + 1/rows_after) by chance alone (`psi_noise`), so a
+PSI above `LARGE_PSI` says something only when that noise is well below it: a column whose
+noise passes `NOISE_LIMIT` is never called a large shift, and the diff carries a warning that
+names the small version and the rows a meaningful comparison needs.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -12,10 +20,13 @@ from pydantic import BaseModel, Field
 
 from shipyard.core.records import ColumnProfile, DatasetVersion
 from shipyard.data.profile import bin_counts
-from shipyard.data.stats import jensen_shannon, psi
+from shipyard.data.stats import jensen_shannon, psi, psi_noise
 from shipyard.data.types import as_float
 from shipyard.data.versions import get_version
 from shipyard.store.workspace import Workspace
+
+LARGE_PSI = 0.2  # the usual reading: above it, a shift worth looking at
+NOISE_LIMIT = LARGE_PSI / 2  # by chance alone, PSI then passes LARGE_PSI for ~1% of columns
 
 
 class SchemaChange(BaseModel):
@@ -29,6 +40,9 @@ class Shift(BaseModel):
     column: str
     dtype: str
     psi: float
+    bins: int
+    noise: float = Field(description="The PSI expected by chance alone at these sample sizes.")
+    large: bool = Field(description="PSI above LARGE_PSI on samples big enough to tell.")
     js: float | None = None
     mean_before: float | None = None
     mean_after: float | None = None
@@ -45,6 +59,7 @@ class DatasetDiff(BaseModel):
     same_content: bool
     schema_changes: list[SchemaChange]
     shifts: list[Shift]
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def rows_change(self) -> int:
@@ -100,7 +115,27 @@ def diff_versions(
         same_content=a.content_hash == b.content_hash,
         schema_changes=changes,
         shifts=shifts,
+        warnings=_small_sample(a, b, shifts),
     )
+
+
+def _small_sample(a: DatasetVersion, b: DatasetVersion, shifts: list[Shift]) -> list[str]:
+    noisy = [s for s in shifts if s.noise > NOISE_LIMIT]
+    if not noisy:
+        return []
+    worst = max(noisy, key=lambda s: s.noise)
+    # the rows each version needs for the noise over these bins to fall to NOISE_LIMIT
+    needed = math.ceil(2 * (worst.bins - 1) / NOISE_LIMIT)
+    small = [v for v in (a, b) if v.rows < needed] or [min(a, b, key=lambda v: v.rows)]
+    who = " and ".join(v.ref for v in small)
+    rows = " and ".join(f"{v.rows:,}" for v in small)
+    return [
+        f"{who} {'has' if len(small) == 1 else 'have'} {rows} rows: too few for PSI over "
+        f"{worst.bins} bins. Samples of these sizes from one distribution differ by a PSI of "
+        f"about {worst.noise:.2f} by chance alone ({LARGE_PSI} is a large shift), so no shift "
+        f"is called large in {len(noisy)} of {len(shifts)} columns. Compare versions of "
+        f"{needed:,} rows or more."
+    ]
 
 
 def _shift(col_a: ColumnProfile, col_b: ColumnProfile, values: pa.ChunkedArray) -> Shift:
@@ -114,8 +149,13 @@ def _shift(col_a: ColumnProfile, col_b: ColumnProfile, values: pa.ChunkedArray) 
         edges = np.asarray(col_a.histogram.edges)
         floats = as_float(values.drop_null(), col_a.dtype).to_numpy()
         binned = bin_counts(floats[np.isfinite(floats)], edges)
+        noise = psi_noise(len(col_a.histogram.counts), col_a.count, int(binned.sum()))
+        value = psi(col_a.histogram.counts, binned)
         return Shift(
-            psi=psi(col_a.histogram.counts, binned),
+            psi=value,
+            bins=len(binned),
+            noise=noise,
+            large=_large(value, noise),
             mean_before=col_a.mean,
             mean_after=col_b.mean,
             **common,
@@ -133,4 +173,18 @@ def _shift(col_a: ColumnProfile, col_b: ColumnProfile, values: pa.ChunkedArray) 
     ]
     complete = col_a.distinct is not None and col_a.distinct <= len(col_a.top)
     new = sorted(k for k in current if k not in col_a.top)[:10] if complete else []
-    return Shift(psi=psi(ref, cur), js=jensen_shannon(ref, cur), new_categories=new, **common)
+    noise = psi_noise(len(ref), col_a.count, col_b.count)
+    value = psi(ref, cur)
+    return Shift(
+        psi=value,
+        bins=len(ref),
+        noise=noise,
+        large=_large(value, noise),
+        js=jensen_shannon(ref, cur),
+        new_categories=new,
+        **common,
+    )
+
+
+def _large(value: float, noise: float) -> bool:
+    return value > LARGE_PSI and noise <= NOISE_LIMIT

@@ -10,9 +10,8 @@ stores nothing. Re-ingesting identical data returns the existing version.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,8 +36,9 @@ from shipyard.core.records import (
 from shipyard.core.spec import ColumnContract, DataSpec, SqlSource
 from shipyard.data import clean
 from shipyard.data.profile import ProfileBuilder, profile_parquet
-from shipyard.data.schema import declared_contract, declared_schema, infer_schema
+from shipyard.data.schema import infer_schema, ingest_rules, next_contract
 from shipyard.data.sources import Source, TypeWiden, open_source, prefetch
+from shipyard.data.staging import staging
 from shipyard.data.types import ARROW, dtype_of, normalise, storage_type
 from shipyard.data.validation import Validator
 from shipyard.data.versions import get_version, next_version, to_record
@@ -103,13 +103,13 @@ def ingest(
     if same is not None:
         return IngestResult(same, created=False)
     previous = _previous_schema(ws, name)
-    if previous is not None:  # the dataset's declared rules hold for every later version
-        contract = {**declared_contract(previous), **contract}
-    with _staging(ws) as stage:
+    with staging(ws.scratch) as stage:
         staged, steps_done, report, schema_types, builder = _stream(
             src, stage, roles, contract, steps, progress, previous
         )
         profile = builder.finish()
+        # The declared rules of the dataset hold for every later version (that has the column).
+        contract = next_contract(previous, list(schema_types), contract)
         schema = infer_schema(
             profile,
             target=roles.target,
@@ -118,9 +118,12 @@ def ingest(
             sensitive=roles.sensitive,
             contract=contract,
         )
-        if not report.passed and not allow:
+        # A new version without a role column fails `present` like any column, but no --allow
+        # stores it: the dataset's target, id, time and sensitive columns are what it is for.
+        roleless = [c for c in roles.required() if c not in schema_types]
+        if (not report.passed and not allow) or roleless:
             raise ValidationFailed(
-                _failure_message(name, src.label, report),
+                _failure_message(name, src.label, report, roleless),
                 details={"report": report.model_dump(mode="json")},
             )
         digest = sha256_file(staged)
@@ -174,18 +177,6 @@ def ingest_spec(
 # -- the streaming pass ---------------------------------------------------------------------------
 
 
-@contextmanager
-def _staging(ws: Workspace) -> Iterator[Path]:
-    directory = ws.scratch / ("ingest-" + secrets.token_hex(6))
-    directory.mkdir()
-    try:
-        yield directory
-    finally:
-        for f in directory.iterdir():
-            f.unlink()
-        directory.rmdir()
-
-
 def _stream(
     src: Source,
     stage: Path,
@@ -196,10 +187,25 @@ def _stream(
     previous: DatasetSchema | None,
 ) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType], ProfileBuilder]:
     declared_types = {c: ARROW[v.type] for c, v in contract.items() if v.type}
-    src.column_types = {**declared_types, **clean.read_types(steps), **src.column_types}
+    src.column_types = {
+        **_text_columns(src, previous),
+        **declared_types,
+        **clean.read_types(steps),
+        **src.column_types,
+    }
     return _widening(
         src, lambda: _stream_once(src, stage, roles, contract, steps, progress, previous)
     )
+
+
+def _text_columns(src: Source, schema: DatasetSchema | None) -> dict[str, pa.DataType]:
+    """A CSV's columns that were text in a stored version are read as text again: codes that
+    all look like numbers this time are not a type change. CSV only, the one format whose types
+    are guessed from text (a JSON reader told a column's type adds it, all missing, when the
+    file lacks it, which would hide a missing column from `present`)."""
+    if schema is None or src.format != "csv":
+        return {}
+    return {c.name: pa.string() for c in schema.columns if c.dtype == "string"}
 
 
 def _widening(src: Source, read: Callable[[], T]) -> T:
@@ -226,8 +232,9 @@ def _stream_once(
 ) -> tuple[Path, list[CleaningStep], ValidationReport, dict[str, DType], ProfileBuilder]:
     """Read, clean and stage the data. Validation and profiling see the final rows: here
     when every step is row-local, else in the second pass that the whole-data steps need."""
-    streaming = [s for s in steps if not clean.is_global(s)]
-    global_steps = [s for s in steps if clean.is_global(s)]
+    # Counted by position in `steps`: two equal steps (a spec's `trim` and `--trim`) are two.
+    streaming = [(i, s) for i, s in enumerate(steps) if not clean.is_global(s)]
+    global_steps = [(i, s) for i, s in enumerate(steps) if clean.is_global(s)]
     changed = dict.fromkeys(range(len(steps)), 0)
     raw = stage / "stream.parquet"
     writer: _BackgroundWriter | None = None
@@ -237,14 +244,14 @@ def _stream_once(
     rows = 0
     try:
         for batch in prefetch(src.batches()):
-            for step in streaming:
+            for position, step in streaming:
                 batch, n = clean.apply_streaming(step, batch)
-                changed[steps.index(step)] += n
+                changed[position] += n
             if schema is None:
                 schema = _stored_schema(batch.schema, src, steps)
-                _check_columns(src, schema.names, roles, contract, steps)
+                _check_columns(src, schema.names, roles, contract, steps, previous is not None)
                 types = {f.name: dtype_of(f.type) for f in schema}
-                rules = _with_roles(declared_schema(schema.names, types, contract, previous), roles)
+                rules = _with_roles(ingest_rules(schema.names, types, contract, previous), roles)
                 validator = Validator(rules)
                 builder = ProfileBuilder(schema)
                 writer = _BackgroundWriter(raw, schema)
@@ -272,7 +279,7 @@ def _stream_once(
         validator = Validator(validator.schema)
         builder = ProfileBuilder(schema)
         staged = _second_pass(
-            raw, stage / "clean.parquet", steps, global_steps, changed, validator, builder
+            raw, stage / "clean.parquet", global_steps, changed, validator, builder
         )
     done = [s.model_copy(update={"rows_changed": changed[i]}) for i, s in enumerate(steps)]
     types = {f.name: dtype_of(f.type) for f in schema}
@@ -375,15 +382,18 @@ def _check_columns(
     roles: Roles,
     contract: Mapping[str, ColumnContract],
     steps: Sequence[CleaningStep],
+    inherited: bool,
 ) -> None:
+    """Names the ingest was given that the data lacks. Roles a new version inherits are left
+    to validation (`present`, with the report), as `validate` reports them."""
     for label, column in (("target", roles.target), ("id", roles.id), ("time", roles.time)):
-        if column and column not in names:
+        if column and column not in names and not inherited:
             raise Invalid(
                 f"{src.label}: the {label} column {column!r} is not in the data; the columns are "
                 f"{names}. Fix --{label} (or data.{label} in shipyard.yaml)."
             )
     for column in roles.sensitive:
-        if column not in names:
+        if column not in names and not inherited:
             raise Invalid(f"{src.label}: sensitive column {column!r} is not in the data {names}.")
     unknown = sorted(set(contract) - set(names))
     if unknown:
@@ -402,40 +412,42 @@ def _check_columns(
 def _second_pass(
     raw: Path,
     out: Path,
-    steps: Sequence[CleaningStep],
-    global_steps: list[CleaningStep],
+    global_steps: list[tuple[int, CleaningStep]],
     changed: dict[int, int],
     validator: Validator,
     builder: ProfileBuilder,
 ) -> Path:
+    """The whole-data steps (`(position in steps, step)`) over the staged file."""
     fills: dict[int, dict[str, object]] = {}
-    if any(s.op == "fill" for s in global_steps):
+    if any(s.op == "fill" for _, s in global_steps):
         stats = profile_parquet(str(raw))
-        for step in global_steps:
+        for position, step in global_steps:
             if step.op == "fill":
                 columns = step.columns or [c.name for c in stats.columns if c.missing]
-                fills[id(step)] = {c: clean.fill_value(step, c, stats) for c in columns}
-    dedupers = {id(s): clean.Deduper(s.columns) for s in global_steps if s.op == "dedupe"}
+                fills[position] = {c: clean.fill_value(step, c, stats) for c in columns}
+    dedupers = {i: clean.Deduper(s.columns) for i, s in global_steps if s.op == "dedupe"}
     file = pq.ParquetFile(raw)
     with pq.ParquetWriter(out, file.schema_arrow, compression="snappy") as writer:
         for batch in file.iter_batches(batch_size=ROW_GROUP):
-            for step in global_steps:
+            for position, step in global_steps:
                 if step.op == "dedupe":
-                    batch, n = dedupers[id(step)](batch)
+                    batch, n = dedupers[position](batch)
                 else:
-                    values = {c: v for c, v in fills[id(step)].items() if v is not None}
+                    values = {c: v for c, v in fills[position].items() if v is not None}
                     n = clean.rows_missing(batch, list(values))
                     for column, value in values.items():
                         one = CleaningStep(op="fill", columns=[column], params={"value": value})
                         batch, _ = clean.apply_streaming(one, batch)
-                changed[steps.index(step)] += n
+                changed[position] += n
             validator.update(batch)
             builder.update(batch)
             writer.write_batch(batch, row_group_size=ROW_GROUP)
     return out
 
 
-def _failure_message(name: str, uri: str, report: ValidationReport) -> str:
+def _failure_message(
+    name: str, uri: str, report: ValidationReport, roleless: Sequence[str] = ()
+) -> str:
     lines = [
         f"{uri} breaks {len(report.errors)} blocking rule(s) of dataset {name!r}; "
         "nothing was stored:"
@@ -447,11 +459,26 @@ def _failure_message(name: str, uri: str, report: ValidationReport) -> str:
             else f"{e.get('value')!r} ×{e.get('rows')}"
             for e in v.examples
         )
-        lines.append(f"  - {v.column}: {v.message} ({v.count:,} rows; e.g. {examples})")
-    lines.append(
-        "Fix the data, relax the contract, or pass --allow to store it with the violations "
-        "recorded."
-    )
+        lines.append(
+            f"  - {v.column}: {v.message} ({v.count:,} row{'s' if v.count != 1 else ''}"
+            + (f"; e.g. {examples})" if examples else ")")
+        )
+    if roleless:
+        lines.append(
+            f"{', '.join(map(repr, roleless))}: the dataset's role column(s) must be in every "
+            "version, --allow or not: restore them, or ingest under a new dataset name."
+        )
+    elif any(v.rule == "present" for v in report.errors):
+        lines.append(
+            f"A new version of {name!r} keeps every column of the last one: restore the "
+            "column(s), ingest under a new dataset name, or pass --allow to store it with the "
+            "violations recorded."
+        )
+    else:
+        lines.append(
+            "Fix the data, relax the contract, or pass --allow to store it with the violations "
+            "recorded."
+        )
     return "\n".join(lines)
 
 
@@ -607,9 +634,7 @@ def validate_file(
     version = get_version(ws, against)
     src = source if isinstance(source, Source) else open_source(source)
     src.lenient = True
-    src.column_types = {
-        c.name: ARROW[c.dtype] for c in version.schema_.columns if c.dtype in ("string",)
-    }
+    src.column_types = _text_columns(src, version.schema_)
 
     def read() -> ValidationReport:
         validator = Validator(version.schema_)

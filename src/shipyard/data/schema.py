@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from shipyard.core.errors import Invalid
-from shipyard.core.records import ColumnRole, ColumnSchema, DatasetSchema, Profile, Severity
+from shipyard.core.records import ColumnRole, ColumnSchema, DatasetSchema, DType, Profile, Severity
 from shipyard.core.spec import ColumnContract
 
 CLOSED_SET_MAX = 50
@@ -106,23 +106,35 @@ def apply_contract(schema: DatasetSchema, contract: Mapping[str, ColumnContract]
     return DatasetSchema(columns=columns)
 
 
-def declared_schema(
+def ingest_rules(
     names: Sequence[str],
-    types: Mapping[str, str],
+    types: Mapping[str, DType],
     contract: Mapping[str, ColumnContract],
     previous: DatasetSchema | None = None,
 ) -> DatasetSchema:
-    """The rules an ingest checks while it streams: the declared contract, and the column
-    types of the dataset's previous version (a column may not silently change type)."""
-    columns = []
-    for name in names:
-        before = previous.column(name) if previous else None
-        if before is not None:
-            col = ColumnSchema(name=name, dtype=before.dtype, severity={"dtype": "error"})
-        else:
-            col = ColumnSchema(name=name, dtype=types[name])  # type: ignore[arg-type]
-        columns.append(col)
+    """The rules an ingest checks while it streams. For a dataset's first version: the declared
+    contract. For a new version: the previous version's schema, with the contract declared now
+    on top, which are exactly the rules `shipyard data validate --against` the previous
+    version checks: every column it had is present and keeps its type, its declared rules
+    block, its inferred ones warn, and a column it did not have is an `extra` (a warning)."""
+    if previous is None:
+        columns = [ColumnSchema(name=n, dtype=types[n]) for n in names]
+    else:
+        columns = list(previous.columns) + [
+            ColumnSchema(name=n, dtype=types[n])
+            for n in names
+            if previous.column(n) is None and n in contract
+        ]
     return apply_contract(DatasetSchema(columns=columns), contract)
+
+
+def next_contract(
+    previous: DatasetSchema | None, names: Sequence[str], contract: Mapping[str, ColumnContract]
+) -> dict[str, ColumnContract]:
+    """The contract of a dataset's next version: what this ingest declares, over the declared
+    rules of the previous version for the columns the data still has."""
+    inherited = declared_contract(previous) if previous else {}
+    return {**{c: v for c, v in inherited.items() if c in names}, **contract}
 
 
 def declared_contract(schema: DatasetSchema) -> dict[str, ColumnContract]:
