@@ -6,11 +6,16 @@
 
 Under /v2 (the Open Inference Protocol) the body is `{"error": "<message>", ...}`, the shape
 OIP clients read. 401 answers carry `WWW-Authenticate`, 429 answers `Retry-After`.
+
+No answer shows the server's file system: an absolute path in a message or its details (a
+workspace, an artifact, a signing key, a database file) is cut to its last part
+(`…/shipyard.db`) by `without_paths`; the server log keeps the full text.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +32,34 @@ log = logging.getLogger("shipyard.serve")
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _HTTP_NAMES = {404: "NotFound", 405: "MethodNotAllowed", 400: "BadRequest"}
+# An absolute path: POSIX (one slash or more, as after "sqlite:///", then two segments or
+# more; the API's own routes excepted) or Windows ("C:\\..."), up to a space or a quote.
+_PATH_RE = re.compile(
+    r"(?<![\w.~-])(?:/+(?!(?:v1|v2|health|ready|metrics|docs|openapi\.json)\b)"
+    r"(?:[^\s/'\"`]+/)+|[A-Za-z]:\\(?:[^\s\\'\"`]+\\)+)([^\s/\\'\"`),;]*)"
+)
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute path cut to its last part: what a message may show a client.
+
+    >>> without_paths("no Shipyard workspace at /srv/ml/.shipyard; run `shipyard init`")
+    'no Shipyard workspace at …/.shipyard; run `shipyard init`'
+    """
+    if "/" not in text and "\\" not in text:
+        return text
+    return _PATH_RE.sub(lambda m: "…/" + m[1] if m[1] else "…/", text)
+
+
+def _scrubbed(value: Any) -> Any:
+    """Error details with `without_paths` applied to every string in them."""
+    if isinstance(value, str):
+        return without_paths(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def dumps(data: Any) -> bytes:
@@ -75,7 +108,7 @@ async def error_response(request: Request, exc: Exception) -> Response:
     """The HTTP answer for any exception a route raised (registered for every class)."""
     headers: dict[str, str] = {}
     if isinstance(exc, ShipyardError):
-        status, payload = exc.http_status, exc.to_dict()
+        status, payload = exc.http_status, _scrubbed(exc.to_dict())
         if isinstance(exc, RateLimited):
             headers["retry-after"] = retry_after_header(float(exc.details.get("retry_after", 1)))
     elif isinstance(exc, HTTPException):
