@@ -167,6 +167,17 @@ def test_other_unknown_columns_are_refused_unless_the_endpoint_ignores_them(
     assert r.json()["ids"] == [row["loan_id"]]
 
 
+def test_a_row_that_still_carries_the_target_is_told_where_labels_go(world: World) -> None:
+    row = {**training_rows(1, seed=17)[0], "default": "no"}
+    r = world.post("/v1/endpoints/loans/predict", {"rows": [row]})
+    assert r.status_code == 422
+    assert r.json()["message"] == (
+        "row 0, column 'default' is the target this model predicts, not an input. Remove it; "
+        "send known labels to POST /v1/endpoints/NAME/feedback (or let unknown columns through "
+        "unread with the endpoint's flag extra_columns=ignore)."
+    )
+
+
 def test_a_carried_id_of_the_wrong_type_is_422_naming_it(world: World) -> None:
     row = {**training_rows(1, seed=14)[0], "loan_id": {"nested": 1}}
     r = world.post("/v1/endpoints/loans/predict", {"rows": [row]})

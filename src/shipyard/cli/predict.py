@@ -44,11 +44,7 @@ def predict(
     ] = 50_000,
     json: _output.JsonFlag = False,
 ) -> None:
-    """Score every row of FILE with a model and write the predictions to --out.
-
-    The output has the data set's id column (when FILE has it) and the --keep columns first,
-    then the prediction, a probability per class for a classifier, and the model version.
-    """
+    """Score every row of FILE with a model; write the id, --keep columns and predictions."""
     from shipyard.serve.batch import score_file  # Arrow and the model libraries: only here
 
     with _output.workspace(ctx) as ws, _output.progress(disable=json) as bar:
@@ -72,21 +68,19 @@ def predict(
         return
     rate = result.rows / result.seconds if result.seconds else 0.0
     console = _output.console()
-    kept = f", kept {', '.join(result.kept)}" if result.kept else ""
     console.print(
         Text.assemble(
             ("✓ ", "green"),
             f"scored {result.rows:,} rows with ",
             (result.model_ref, "bold"),
-            f" in {result.seconds:.1f} s ({rate:,.0f} rows/s) → {result.out}{kept}",
+            f" in {result.seconds:.1f} s ({rate:,.0f} rows/s) → {result.out}",
         )
     )
+    if result.kept:
+        console.print(f"  columns kept: {', '.join(result.kept)}", markup=False)
     if result.out_of_range:
         counts = ", ".join(f"{name} {n:,}" for name, n in result.out_of_range.items())
         console.print(
-            Text.assemble(
-                ("! ", "yellow"),
-                f"values outside the training data, scored anyway: {counts} "
-                "(--strict-ranges refuses them)",
-            )
+            Text.assemble(("! ", "yellow"), f"outside the training data, scored anyway: {counts}")
         )
+        console.print("  (values beyond its range, or unknown categories; --strict-ranges refuses)")

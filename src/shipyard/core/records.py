@@ -279,6 +279,7 @@ class Signature(Record):
     output: Literal["class", "number", "cluster"]
     classes: list[str] | None = None
     id_column: str | None = None
+    target: str | None = Field(default=None, description="The training data's target column.")
     carried: list[SignatureColumn] | None = Field(
         default=None,
         description="Columns of the training data a request may carry that are not inputs: "

@@ -71,8 +71,17 @@ def signature_from_schema(
         raise Invalid(f"a {task} model has no classes, but classes {labels} were given.")
     id_column, carried = _carried(schema, features)
     return Signature(
-        inputs=inputs, output=OUTPUTS[task], classes=labels, id_column=id_column, carried=carried
+        inputs=inputs,
+        output=OUTPUTS[task],
+        classes=labels,
+        id_column=id_column,
+        target=_target(schema),
+        carried=carried,
     )
+
+
+def _target(schema: DatasetSchema) -> str | None:
+    return next((c.name for c in schema.columns if c.role == "target"), None)
 
 
 def _carried(
@@ -100,4 +109,5 @@ def with_carried(ws: Workspace, version: ModelVersion, signature: Signature) -> 
             return signature
         schema = DatasetSchema.model_validate(row.schema)
     id_column, carried = _carried(schema, signature.names)
-    return signature.model_copy(update={"id_column": id_column, "carried": carried})
+    update = {"id_column": id_column, "carried": carried, "target": _target(schema)}
+    return signature.model_copy(update=update)

@@ -327,6 +327,7 @@ class _Spec:
     small_schema: tuple[Any, ...]  # `Batch.schema` of what `_small_rows` builds
     small_where: dict[str, tuple[int, int]]  # each column's (block, row) there
     carried: dict[str, _Column]  # columns a request may carry that the model does not take
+    target: str | None  # the training data's target: named as such when a request sends it
 
 
 @dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
@@ -407,6 +408,7 @@ def _prepare(signature: Signature) -> _Spec:
             name: (k, i) for k, block in enumerate(block_names) for i, name in enumerate(block)
         },
         carried=carried,
+        target=signature.target,
     )
 
 
@@ -805,10 +807,7 @@ def _check_names(spec: _Spec, given: Any, options: _Options) -> list[str]:
             "(send null for a missing value in a nullable column)."
         )
     else:
-        message = (
-            f"column {extra[0]!r} is not an input of this model; it takes "
-            f"{_names(spec.names)}{_also(spec)}. {_REMOVE}"
-        )
+        message = _not_an_input(spec, extra[0])
     raise _error(message, errors)
 
 
@@ -846,10 +845,19 @@ def _extra_in_rows(spec: _Spec, rows: list[dict[str, Any]]) -> InputError:
             if len(errors) >= MAX_ERRORS:
                 break
     first = errors[0]
-    return _error(
-        f"row {first['row']}, column {first['column']!r} is not an input of this model; it "
-        f"takes {_names(spec.names)}{_also(spec)}. {_REMOVE}",
-        errors,
+    return _error(f"row {first['row']}, {_not_an_input(spec, first['column'])}", errors)
+
+
+def _not_an_input(spec: _Spec, name: str) -> str:
+    if name == spec.target:
+        return (
+            f"column {name!r} is the target this model predicts, not an input. Remove it; send "
+            "known labels to POST /v1/endpoints/NAME/feedback (or let unknown columns through "
+            "unread with the endpoint's flag extra_columns=ignore)."
+        )
+    return (
+        f"column {name!r} is not an input of this model; it takes {_names(spec.names)}"
+        f"{_also(spec)}. {_REMOVE}"
     )
 
 
