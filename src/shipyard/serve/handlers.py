@@ -70,7 +70,8 @@ def find_route(rt: Runtime, name: str) -> Route:
     problem = rt.problems.get(name)
     if problem is not None:
         raise Unavailable(
-            f"endpoint {name!r} is not ready: {without_paths(problem.why)} The server retries; "
+            f"endpoint {name!r} is not ready: {without_paths(problem.why, rt.settings)} The "
+            "server retries; "
             "fix the route (`shipyard endpoints`) if this persists."
         )
     raise _not_served(name)
@@ -374,7 +375,7 @@ def _view(rt: Runtime, endpoint: Endpoint) -> dict[str, Any]:
             shares=route.router.shares(),
         )
     if problem is not None:
-        why = without_paths(problem.why)
+        why = without_paths(problem.why, rt.settings)
         serving["problem"] = f"revision {problem.revision} is not served: {why}"
     data["serving"] = serving
     return data
@@ -401,7 +402,7 @@ async def ready(request: Request) -> Response:
     for name, problem in rt.problems.items():
         state = endpoints.setdefault(name, {"ready": False})
         state["problem"] = f"revision {problem.revision} is not served: " + without_paths(
-            problem.why
+            problem.why, rt.settings
         )
     return json_response({"ready": rt.ready, "endpoints": endpoints}, 200 if rt.ready else 503)
 
