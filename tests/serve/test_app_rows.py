@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from app_harness import Running, records, running, tokens_for, wait_for, workspace_settings
-from serve_cases import FEATURES, NUMERIC, fit, frame
+from serve_cases import FEATURES, NUMERIC, add, fit, frame
 from sklearn.pipeline import Pipeline
 
 from shipyard.core.records import ColumnSchema, DatasetSchema, ModelVersion, Signature
@@ -147,6 +147,19 @@ def test_a_feedback_item_by_id_with_a_row_is_refused_naming_the_fix(world: World
     r = world.post("/v1/endpoints/loans/feedback", {"items": [{"id": "L-1", "row": 1, "label": 1}]})
     assert r.status_code == 422
     assert "'row' goes with 'request_id'" in r.json()["message"]
+
+
+def test_feedback_by_id_where_the_data_declares_no_id_says_what_to_send(world: World) -> None:
+    plain = add(world.ws, fit(1.0), name="plain-risk")  # trained on data without an id
+    create_endpoint(world.ws, "plain", plain.ref)
+    world.wait_revision("plain", 1)
+    r = world.post("/v1/endpoints/plain/feedback", {"ids": ["L-1"], "labels": ["no"]})
+    assert r.status_code == 422
+    assert r.json()["message"] == (
+        "feedback by 'id' joins on the data set's id column, but plain-risk@1, the champion of "
+        "endpoint 'plain', was trained on data that declares none (data.id in shipyard.yaml); "
+        "send the request_id each prediction returned instead."
+    )
 
 
 def test_other_unknown_columns_are_refused_unless_the_endpoint_ignores_them(

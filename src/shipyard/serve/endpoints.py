@@ -233,8 +233,7 @@ def set_route(
 
 
 def set_flags(ws: Workspace, name: str, flags: Mapping[str, str | None]) -> Endpoint:
-    """Set flags (None removes one): explain, log_inputs, strict_ranges (on|off),
-    extra_columns (refuse|ignore), pin (REF).
+    """Set flags (None removes one): explain, log_inputs, strict_ranges (on|off), pin (REF).
 
     `pin` sends all traffic to one version, whatever the route says: a kill switch.
 

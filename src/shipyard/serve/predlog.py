@@ -821,32 +821,39 @@ def _id_column(ws: Workspace, endpoint: str) -> str:
 
 def _rows_of_ids(s: Session, endpoint: str, column: str, ids: list[str]) -> dict[str, Any]:
     """id → (request id, row) of the latest answer (not a shadow copy) whose row carried it.
-    Every segment that logged the column is read, but only these four of its columns."""
-    found: dict[str, tuple[Any, str, int]] = {}  # id → (at, request id, row)
+    Every segment that logged the column is read, but only these five of its columns."""
     wanted = pa.array(ids, type=pa.string())
     name = logsegments.INPUT + column
-    for info in logsegments.segments(s, endpoint):
+    for attempt in range(3):
+        found: dict[str, tuple[Any, str, int]] = {}  # id → (at, request id, row)
         try:
-            table = logsegments.load(s, info.id, ["request_id", "row", "at", "shadow", name])
-        except LookupError:  # merged into a newer segment meanwhile
-            continue
-        if name not in table.column_names:
-            continue
-        values = table[name]
-        if not pa.types.is_string(values.type):  # logged as numbers (not by this server)
-            values = pc.cast(values, pa.string())
-        mask = pc.and_(pc.is_in(values, value_set=wanted), pc.invert(table["shadow"]))
-        hits = table.filter(mask)
-        for key, at, rid, row in zip(
-            pc.filter(values, mask).to_pylist(),
-            hits["at"].to_pylist(),
-            hits["request_id"].to_pylist(),
-            hits["row"].to_pylist(),
-            strict=True,
-        ):
-            if key not in found or at >= found[key][0]:
-                found[key] = (at, rid, row)
+            for info in logsegments.segments(s, endpoint):
+                table = logsegments.load(s, info.id, ["request_id", "row", "at", "shadow", name])
+                if name in table.column_names:
+                    _latest_of(table, table[name], wanted, found)
+            break
+        except LookupError:  # merged away since listed: list again (the rows are all kept)
+            if attempt == 2:
+                raise
     return {key: (rid, row) for key, (_, rid, row) in found.items()}
+
+
+def _latest_of(
+    table: pa.Table, values: pa.ChunkedArray, wanted: pa.Array, found: dict[str, Any]
+) -> None:
+    if not pa.types.is_string(values.type):  # logged as numbers (not by this server)
+        values = pc.cast(values, pa.string())
+    mask = pc.and_(pc.is_in(values, value_set=wanted), pc.invert(table["shadow"]))
+    hits = table.filter(mask)
+    for key, at, rid, row in zip(
+        pc.filter(values, mask).to_pylist(),
+        hits["at"].to_pylist(),
+        hits["request_id"].to_pylist(),
+        hits["row"].to_pylist(),
+        strict=True,
+    ):
+        if key not in found or at >= found[key][0]:
+            found[key] = (at, rid, row)
 
 
 def _logged_rows(s: Session, endpoint: str, request_ids: list[str]) -> set[tuple[str, int]]:
