@@ -223,7 +223,10 @@ def test_flags_set_list_and_unset(sy: Any) -> None:
 
     unknown = sy("flags", "set", "loans", "colour=red")
     assert unknown.exit_code == 2
-    assert "flag 'colour' is not known; the flags are explain, log_inputs, pin" in unknown.stderr
+    assert (
+        "flag 'colour' is not known; the flags are explain, extra_columns, log_inputs, pin"
+        in unknown.stderr
+    )
     assert sy("flags", "set", "loans", "explain").exit_code == 2
     assert sy("flags", "set", "loans", "pin=credit@3").exit_code == 4
     assert "explain" in sy("flags", "ls", "loans").stdout

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from registry_cases import FEATURES
+from registry_cases import FEATURES, Fitted
 
 from shipyard.core.errors import Invalid
 from shipyard.core.records import ColumnSchema, DatasetSchema, SignatureColumn
 from shipyard.data import ingest
-from shipyard.registry import signature_from_schema
+from shipyard.registry import load_model, register, signature_from_schema, with_carried
 from shipyard.store.workspace import Workspace
 
 SCHEMA = DatasetSchema(
@@ -80,3 +80,48 @@ def test_wrong_inputs_are_refused(
 ) -> None:
     with pytest.raises(Invalid, match=message):
         signature_from_schema(SCHEMA, features, task=task, classes=classes)
+
+
+def test_the_id_and_sensitive_columns_are_carried_beside_the_inputs() -> None:
+    schema = DatasetSchema(
+        columns=[*SCHEMA.columns, ColumnSchema(name="sex", dtype="string", role="sensitive")]
+    )
+    sig = signature_from_schema(schema, ["income", "grade"], task="classification", classes=[0, 1])
+
+    assert (sig.id_column, sig.target) == ("loan_id", "defaulted")
+    assert sig.carried == [
+        SignatureColumn(name="loan_id", dtype="int64"),
+        SignatureColumn(name="sex", dtype="string"),
+    ]
+    allowed = signature_from_schema(schema, ["income", "sex"], task="regression")
+    assert [c.name for c in allowed.carried or []] == ["loan_id"]  # sex is an input there
+
+
+def test_a_version_registered_before_carried_columns_gets_them_from_its_training_data(
+    workspace: Workspace,
+    data: tuple[pd.DataFrame, pd.Series, pd.Series],
+    fitted: dict[str, Fitted],
+    tmp_path: Path,
+) -> None:
+    X, label, _ = data
+    table = X.assign(diagnosis=label, patient=[f"P{i}" for i in range(len(X))])
+    table.to_csv(tmp_path / "cancer.csv", index=False)
+    dataset = ingest(
+        workspace, tmp_path / "cancer.csv", name="cancer", target="diagnosis", id="patient"
+    ).version
+    old = signature_from_schema(
+        dataset.schema_, FEATURES, task="classification", classes=[0, 1]
+    ).model_copy(update={"id_column": None, "target": None, "carried": None})
+    version = register(
+        workspace,
+        "cancer",
+        fitted["logistic"].pipeline,
+        task="classification",
+        signature=old,
+        dataset_version_id=dataset.id,
+    )
+    loaded = load_model(workspace, version.ref).signature
+    assert loaded is not None
+    assert (loaded.id_column, loaded.target) == ("patient", "diagnosis")
+    assert loaded.carried == [SignatureColumn(name="patient", dtype="string")]
+    assert with_carried(workspace, version, loaded) is loaded  # nothing left to fill

@@ -158,10 +158,10 @@ BAD_BODIES = [
     ),
     pytest.param(
         json.dumps(
-            {"rows": [{"income": 1.0, "debt": 1, "age": 30, "score": 600, "grade": "Z"}]}
+            {"rows": [{"income": 1.0, "debt": 1, "age": 30, "score": 600, "grade": "A", "x": 1}]}
         ).encode(),
-        "category",
-        id="unknown category",
+        "extra_column",
+        id="unknown column",
     ),
     pytest.param(b"[1, 2]", "shape", id="not an object"),
 ]
@@ -206,7 +206,9 @@ def test_unknown_endpoint_is_404(world: World) -> None:
     with world.client("viewer") as c:
         show = c.get("/v1/endpoints/nope")
     assert predict.status_code == infer.status_code == show.status_code == 404
-    assert "'nope'" in predict.json()["message"] and "credit" in predict.json()["message"]
+    assert "'nope'" in predict.json()["message"]
+    assert "credit" not in predict.text and "boosted" not in predict.text  # others' names
+    assert "credit" in show.json()["message"]  # a viewer may list the endpoints
     assert "nope" in infer.json()["error"]  # OIP error shape: {"error": "<message>"}
 
 
@@ -755,18 +757,22 @@ def test_a_model_failure_is_a_500_and_an_error_row_in_the_log(
     assert found[0].version_id == world.versions["a"].id and found[0].inputs is None
 
 
-def test_flags_pin_a_version_and_relax_ranges_without_a_restart(world: World) -> None:
+def test_flags_pin_a_version_and_enforce_ranges_without_a_restart(world: World) -> None:
     name = world.endpoint("flagged")
     row = {**records(rows(1))[0], "grade": "Z"}  # a category the model never saw
     with world.client() as c:
-        assert c.post(f"/v1/endpoints/{name}/predict", json={"rows": [row]}).status_code == 422
-        set_flags(world.ws, name, {"pin": world.versions["b"].ref, "strict_ranges": "off"})
-        world.wait_revision(name, 2)
         r = c.post(f"/v1/endpoints/{name}/predict", json={"rows": [row]})
-    assert r.status_code == 200, r.text
-    assert r.json()["model"] == world.versions["b"].ref
-    assert r.json()["warnings"][0]["column"] == "grade"
-    assert r.json()["warnings"][0]["rule"] == "category"
+        assert r.status_code == 200, r.text  # served by default, with a warning
+        assert r.json()["model"] == world.versions["a"].ref
+        assert r.json()["warnings"][0]["column"] == "grade"
+        assert r.json()["warnings"][0]["rule"] == "category"
+        set_flags(world.ws, name, {"pin": world.versions["b"].ref, "strict_ranges": "on"})
+        world.wait_revision(name, 2)
+        refused = c.post(f"/v1/endpoints/{name}/predict", json={"rows": [row]})
+        r = c.post(f"/v1/endpoints/{name}/predict", json={"rows": records(rows(1))})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["details"]["errors"][0]["rule"] == "category"
+    assert r.status_code == 200 and r.json()["model"] == world.versions["b"].ref
 
 
 def test_an_a_b_split_is_sticky_by_the_request_key_header(world: World) -> None:

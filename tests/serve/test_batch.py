@@ -9,11 +9,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from serve_cases import FEATURES, add, frame
+from serve_cases import FEATURES, NUMERIC, add, frame
 from sklearn.pipeline import Pipeline
+from typer.testing import CliRunner
 
+from shipyard.cli.app import main
 from shipyard.core.errors import Conflict, Invalid, NotFound
-from shipyard.registry import load_model
+from shipyard.core.records import ColumnSchema, DatasetSchema
+from shipyard.registry import load_model, register, signature_from_schema
 from shipyard.serve.batch import score_file
 from shipyard.store.workspace import Workspace
 
@@ -196,3 +199,89 @@ def test_bad_arguments(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(Invalid, match=r"empty.csv has no data rows"):
         score_file(ws, header_only, "credit-risk@1", tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
+
+
+# -- the id kept, ranges as the server treats them (issue 17, items 8 and 11) -------------------
+
+INCOME_MAX = 150_000.0
+
+
+def register_loans(ws: Workspace, pipeline: Pipeline) -> str:
+    """A model whose signature came from a data set declaring loan_id as its id, and the
+    training range of income: what `shipyard train` registers."""
+    schema = DatasetSchema(
+        columns=[
+            ColumnSchema(name="loan_id", dtype="string", role="id"),
+            ColumnSchema(name="income", dtype="float64", min=0.0, max=INCOME_MAX),
+            *(ColumnSchema(name=c, dtype="float64") for c in NUMERIC if c != "income"),
+            ColumnSchema(name="grade", dtype="string", values=["A", "B", "C", "D"]),
+        ]
+    )
+    sig = signature_from_schema(schema, FEATURES, task="classification", classes=["no", "yes"])
+    return register(ws, "loans", pipeline, task="classification", signature=sig).ref
+
+
+def test_the_data_sets_id_column_is_kept_without_asking(
+    ws: Workspace, pipelines: dict[str, Pipeline], tmp_path: Path
+) -> None:
+    ref = register_loans(ws, pipelines["a"])
+    X = loans(500)
+    source = tmp_path / "loans.csv"
+    X.to_csv(source, index=False)
+    result = score_file(ws, source, ref, tmp_path / "scores.parquet", keep=["grade"])
+    scored = pq.read_table(tmp_path / "scores.parquet").to_pandas()
+    assert list(scored.columns)[:3] == ["loan_id", "grade", "prediction"]
+    assert (scored["loan_id"] == X["loan_id"]).all()
+    assert result.kept == ["loan_id", "grade"]
+
+
+def test_out_of_range_values_are_scored_and_counted_or_refused_when_strict(
+    ws: Workspace, pipelines: dict[str, Pipeline], tmp_path: Path
+) -> None:
+    ref = register_loans(ws, pipelines["a"])
+    X = loans(300)
+    X.loc[[2, 250], "income"] = INCOME_MAX * 2
+    X.loc[7, "grade"] = "E"
+    source = tmp_path / "loans.parquet"
+    pq.write_table(pa.Table.from_pandas(X, preserve_index=False), source)
+    out = tmp_path / "scores.parquet"
+    result = score_file(ws, source, ref, out, chunk_rows=100)
+    assert result.out_of_range == {"income": 2, "grade": 1}
+    assert pq.read_table(out).num_rows == 300
+    out.unlink()
+    with pytest.raises(
+        Invalid,
+        match=r"^loans.parquet: column 'income', row 3: 300000.0 is outside the training data's "
+        r"range \(0 to 150000\), and strict ranges refuse it. Score without --strict-ranges",
+    ):
+        score_file(ws, source, ref, out, chunk_rows=100, strict_ranges=True)
+    assert not out.exists()
+
+
+def test_predict_cli_keeps_the_id_and_a_comma_list_and_reports_unseen_values(
+    ws: Workspace, pipelines: dict[str, Pipeline], tmp_path: Path
+) -> None:
+    ref = register_loans(ws, pipelines["a"])
+    X = loans(200)
+    X.loc[5, "income"] = INCOME_MAX * 3
+    source = tmp_path / "loans.csv"
+    X.to_csv(source, index=False)
+    out = tmp_path / "scores.csv"
+    home = str(ws.settings.home)
+    args = ["--home", home, "predict", str(source), "--model", ref, "--out", str(out)]
+    with CliRunner().isolation(env={"COLUMNS": "100"}) as (stdout, _stderr, _):
+        try:
+            main([*args, "--keep", "debt, grade"])
+        except SystemExit as exc:
+            assert exc.code == 0
+        shown = stdout.getvalue().decode()
+    assert list(pd.read_csv(out).columns)[:4] == ["loan_id", "debt", "grade", "prediction"]
+    assert "columns kept: loan_id, debt, grade" in " ".join(shown.split())
+    assert "! outside the training data, scored anyway: income 1\n" in shown
+    assert "unknown categories; --strict-ranges refuses" in shown
+    with CliRunner().isolation(env={"COLUMNS": "100"}) as (_stdout, stderr, _):
+        with pytest.raises(SystemExit) as refused:
+            main([*args, "--strict-ranges"])
+        error = " ".join(stderr.getvalue().decode().split())
+    assert refused.value.code == 2
+    assert "column 'income', row 6: 450000.0 is outside the training data's range" in error

@@ -56,6 +56,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ws, _token, _secret = init_workspace(settings)
     version = add(ws, fit(1.0))
     create_endpoint(ws, "credit", version.ref)
+    set_flags(ws, "credit", {"strict_ranges": "on"})  # ranges and categories enforced
     with running(settings, tokens_for(ws)) as server:
         yield World(ws, settings, server)
     ws.close()
@@ -269,7 +270,7 @@ def test_the_document_follows_the_endpoints_being_served(world: World) -> None:
 
     doc = wait_for(described, what="the narrow endpoint in the document")
     assert list(doc["components"]["schemas"]["endpoint.narrow.Row"]["properties"]) == NUMERIC
-    set_flags(world.ws, "narrow", {"strict_ranges": "off"})
+    set_flags(world.ws, "narrow", {"strict_ranges": "on"})
 
     def revised() -> dict[str, Any] | None:
         doc = world.document()

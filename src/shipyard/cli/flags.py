@@ -14,7 +14,8 @@ from shipyard.core.records import Endpoint
 from shipyard.serve.endpoints import FLAGS, get_endpoint, set_flags
 
 app = typer.Typer(
-    help="Endpoint flags: explain, log_inputs, strict_ranges (on|off) and pin (a version).",
+    help="Endpoint flags: explain, log_inputs, strict_ranges (on|off), extra_columns "
+    "(refuse|ignore) and pin (a version).",
     no_args_is_help=True,
 )
 

@@ -278,6 +278,14 @@ class Signature(Record):
     inputs: list[SignatureColumn]
     output: Literal["class", "number", "cluster"]
     classes: list[str] | None = None
+    id_column: str | None = None
+    target: str | None = Field(default=None, description="The training data's target column.")
+    carried: list[SignatureColumn] | None = Field(
+        default=None,
+        description="Columns of the training data a request may carry that are not inputs: "
+        "the declared id and sensitive columns. Logged with the prediction, never given to the "
+        "model. None where the model was registered before Shipyard recorded them.",
+    )
 
     @property
     def names(self) -> list[str]:
@@ -449,6 +457,12 @@ class ScoreResult(Record):
     rows: int
     chunks: int
     seconds: float
+    kept: list[str] = Field(default_factory=list, description="Columns copied through (the id).")
+    out_of_range: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per column, values scored that lie outside the training data (a number "
+        "beyond its range, an unknown category); refused instead with strict_ranges.",
+    )
 
 
 # -- references ---------------------------------------------------------------------------------

@@ -331,11 +331,11 @@ def loop_step(env: dict[str, str]) -> None:
         while http("GET", f"{server.base}/ready", token)[0] != 200:
             time.sleep(0.3)
         console.print(
-            "[dim]Summer is hotter than anything in the training data: strict range checks "
-            "would refuse those flights (422). Let them through, and let the monitor judge:"
+            "[dim]Summer is hotter than anything in the training data: the server answers "
+            "those flights, warns and counts them per column (/metrics: "
+            "shipyard_out_of_range_values_total), and the monitor judges (strict_ranges=on "
+            "would refuse them with 422):"
         )
-        run("flags", "set", "flights", "strict_ranges=off")
-        time.sleep(1.5)  # the server picks the flag up within a second
         console.print(
             "[dim]Summer arrives: 12,000 July-September flights in requests of 50, and, as "
             "flights land, their true labels as feedback:"

@@ -27,7 +27,7 @@ from shipyard.registry.models import (
     set_alias,
     set_status,
 )
-from shipyard.registry.signature import signature_from_schema
+from shipyard.registry.signature import signature_from_schema, with_carried
 
 if TYPE_CHECKING:
     from shipyard.registry.bundle import TRUSTED_TYPES, LoadedModel, load_bundle, save_bundle
@@ -72,4 +72,5 @@ __all__ = [
     "set_alias",
     "set_status",
     "signature_from_schema",
+    "with_carried",
 ]

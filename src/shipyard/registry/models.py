@@ -40,7 +40,7 @@ from shipyard.core.records import (
     Signature,
     check_name,
 )
-from shipyard.registry.signature import OUTPUTS
+from shipyard.registry.signature import OUTPUTS, with_carried
 from shipyard.store import audit
 from shipyard.store.tables import ModelAliasRow, ModelRow, ModelVersionRow
 from shipyard.store.workspace import Workspace
@@ -312,7 +312,8 @@ def load_model(ws: Workspace, uri: str | Ref) -> LoadedModel:
             f"{loaded.flavor}, but the registry records a {version.task} model of flavor "
             f"{version.flavor}; the record points at the wrong artifact, so it was refused."
         )
-    return replace(loaded, signature=version.signature, ref=version.ref)
+    signature = with_carried(ws, version, version.signature)  # older versions: from the data
+    return replace(loaded, signature=signature, ref=version.ref)
 
 
 # -- aliases and statuses -----------------------------------------------------------------------

@@ -3,13 +3,19 @@
 The file streams in chunks of `chunk_rows` (pyarrow: CSV blocks, Parquet batches); each chunk
 is checked against the model's signature (every input column present, of its type, no nulls
 where the model allows none) and predicted; results go to Parquet or CSV (by the output's
-suffix) with the prediction, one probability column per class for classifiers, any `keep`
-columns copied through (e.g. an id to join on) and `model_version`. The model is loaded once;
-the output appears only when every row was scored (written to a temporary file, then renamed).
+suffix) with the data set's id column (when the file has it) and any `keep` columns copied
+through first, then the prediction, one probability column per class for classifiers, and
+`model_version`. The model is loaded once; the output appears only when every row was scored
+(written to a temporary file, then renamed).
+
+Values outside what the model saw in training (a number beyond the training data's range, an
+unknown category) are scored and counted per column (`ScoreResult.out_of_range`), as the
+server does by default; `strict_ranges=True` refuses the file at the first one, as the
+endpoint flag `strict_ranges=on` refuses the request.
 
     >>> score_file(ws, "loans.csv", "credit-risk@champion", "scores.parquet",
-    ...            keep=["loan_id"], progress=lambda done, total: print(done, total))
-    ScoreResult(rows=120000, chunks=3, ...)
+    ...            keep=["branch"], progress=lambda done, total: print(done, total))
+    ScoreResult(rows=120000, chunks=3, kept=['loan_id', 'branch'], out_of_range={}, ...)
 """
 
 from __future__ import annotations
@@ -73,12 +79,15 @@ def score_file(
     chunk_rows: int = 50_000,
     progress: Progress | None = None,
     keep: Sequence[str] = (),
+    strict_ranges: bool = False,
 ) -> ScoreResult:
     """Score every row of a CSV/TSV/Parquet file with a model; write Parquet or CSV.
 
     `progress(rows_done, total_rows)` is called after each chunk (`total_rows` is None for
-    CSV). A rejected model is refused; a file that does not fit the model's signature raises
-    Invalid naming the column and the row, and nothing is written.
+    CSV). `keep` names columns to copy through beside the data set's id column, which is kept
+    whenever the file has it. A rejected model is refused; a file that does not fit the
+    model's signature (or, with `strict_ranges`, holds a value outside the training data)
+    raises Invalid naming the column and the row, and nothing is written.
     """
     source, out = Path(source_path), Path(out_path)
     if chunk_rows < 1:
@@ -92,7 +101,15 @@ def score_file(
     version = get_version(ws, model_ref)
     model = load_model(ws, version.ref)  # refuses a rejected version
     signature = model.signature or version.signature
-    keep = list(dict.fromkeys(keep))
+    if source_format == "parquet":
+        parquet = _parquet_file(source)
+        have = parquet.schema_arrow.names
+    else:
+        delimiter = "\t" if source_format == "tsv" else ","
+        have = _csv_header(source, delimiter)
+    id_column = signature.id_column
+    ids = [id_column] if id_column is not None and id_column in have else []
+    keep = list(dict.fromkeys([*ids, *keep]))
     clashes = sorted(set(keep) & {*OUTPUT_COLUMNS, *_proba_names(model)})
     if clashes:
         raise Invalid(
@@ -100,12 +117,13 @@ def score_file(
             "columns (e.g. an id)."
         )
 
+    _check_columns(source, have, signature, keep)
     if source_format == "parquet":
-        chunks, total = _parquet_chunks(source, signature, keep, chunk_rows)
+        chunks, total = _parquet_chunks(parquet, signature, keep, chunk_rows)
     else:
-        delimiter = "\t" if source_format == "tsv" else ","
-        chunks = _csv_chunks(source, signature, keep, chunk_rows, delimiter, version.ref)
+        chunks = _csv_chunks(source, have, signature, keep, chunk_rows, delimiter, version.ref)
         total = None
+    ranges = _Ranges(signature, strict_ranges, source, version.ref)
 
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +132,7 @@ def score_file(
     rows = count = 0
     try:
         for table in chunks:
-            features = _conform(table, signature, rows, source, version.ref)
+            features = _conform(table, signature, rows, source, version.ref, ranges)
             result = _predict(model, features, version.ref)
             for i, name in enumerate(keep):  # copied through first, e.g. an id to join on
                 result = result.add_column(i, name, table[name])
@@ -143,6 +161,8 @@ def score_file(
         rows=rows,
         chunks=count,
         seconds=round(time.perf_counter() - started, 3),
+        kept=keep,
+        out_of_range={name: n for name, n in ranges.counts.items() if n},
     )
 
 
@@ -187,14 +207,13 @@ def _csv_header(source: Path, delimiter: str) -> list[str]:
 
 def _csv_chunks(
     source: Path,
+    header: list[str],
     signature: Signature,
     keep: Sequence[str],
     chunk_rows: int,
     delimiter: str,
     ref: str,
 ) -> Iterator[pa.Table]:
-    header = _csv_header(source, delimiter)
-    _check_columns(source, header, signature, keep)
     return _rechunk(_csv_batches(source, header, signature, keep, delimiter, ref), chunk_rows)
 
 
@@ -246,14 +265,16 @@ def _locate_in_csv(source: Path, column: SignatureColumn, delimiter: str, ref: s
         offset += batch.num_rows
 
 
-def _parquet_chunks(
-    source: Path, signature: Signature, keep: Sequence[str], chunk_rows: int
-) -> tuple[Iterator[pa.Table], int]:
+def _parquet_file(source: Path) -> pq.ParquetFile:
     try:
-        parquet = pq.ParquetFile(source)
+        return pq.ParquetFile(source)
     except (pa.ArrowInvalid, OSError) as exc:
         raise Invalid(f"{source.name} is not a readable Parquet file ({exc}).") from exc
-    _check_columns(source, parquet.schema_arrow.names, signature, keep)
+
+
+def _parquet_chunks(
+    parquet: pq.ParquetFile, signature: Signature, keep: Sequence[str], chunk_rows: int
+) -> tuple[Iterator[pa.Table], int]:
     wanted = list(dict.fromkeys([*signature.names, *keep]))
     batches = parquet.iter_batches(batch_size=chunk_rows, columns=wanted)
     return _rechunk(batches, chunk_rows), parquet.metadata.num_rows
@@ -280,7 +301,61 @@ def _rechunk(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]
 # -- checking and predicting --------------------------------------------------------------------
 
 
-def _conform(table: pa.Table, signature: Signature, offset: int, source: Path, ref: str) -> Any:
+class _Ranges:
+    """The signature's ranges and categories, checked a chunk at a time with Arrow compute:
+    values outside are counted per column, or (strict) refused at the first one."""
+
+    def __init__(self, signature: Signature, strict: bool, source: Path, ref: str) -> None:
+        self.strict, self.source, self.ref = strict, source, ref
+        self.columns = [
+            c
+            for c in signature.inputs
+            if (c.dtype in ("int64", "float64") and (c.min is not None or c.max is not None))
+            or (c.dtype == "string" and c.values is not None)
+        ]
+        self.counts: dict[str, int] = {c.name: 0 for c in self.columns}
+
+    def check(self, name: str, values: pa.Array, offset: int) -> None:
+        column = next((c for c in self.columns if c.name == name), None)
+        if column is None:
+            return
+        if column.dtype == "string":
+            allowed = pa.array(column.values or [], type=pa.string())
+            outside = pc.invert(pc.is_in(values, value_set=allowed))
+        else:
+            outside = pa.array(np.zeros(len(values), dtype=bool))
+            if column.min is not None:
+                outside = pc.or_(outside, pc.less(values, column.min))
+            if column.max is not None:
+                outside = pc.or_(outside, pc.greater(values, column.max))
+        outside = pc.fill_null(outside, False)  # a missing value is not out of range
+        count = pc.sum(outside).as_py() or 0
+        if not count:
+            return
+        if self.strict:
+            first = pc.index(outside, True).as_py()
+            raise Invalid(
+                f"{self.source.name}: column {name!r}, row {offset + first + 1}: "
+                f"{values[first].as_py()!r} {_outside(column)}, and strict ranges refuse it. "
+                "Score without --strict-ranges to score such values and count them per column."
+            )
+        self.counts[name] += count
+
+
+def _outside(column: SignatureColumn) -> str:
+    if column.dtype == "string":
+        shown = ", ".join(repr(v) for v in (column.values or [])[:10])
+        return f"is not a category of the training data ({shown})"
+    if column.min is not None and column.max is not None:
+        return f"is outside the training data's range ({column.min:g} to {column.max:g})"
+    if column.min is not None:
+        return f"is below the training data's minimum ({column.min:g})"
+    return f"is above the training data's maximum ({column.max:g})"
+
+
+def _conform(
+    table: pa.Table, signature: Signature, offset: int, source: Path, ref: str, ranges: _Ranges
+) -> Any:
     """The chunk's features as the DataFrame the model takes; Invalid naming column and row."""
     columns = {}
     for column in signature.inputs:
@@ -292,6 +367,7 @@ def _conform(table: pa.Table, signature: Signature, offset: int, source: Path, r
                 f"{source.name}: column {column.name!r}, row {offset + first + 1} is empty, "
                 f"but the model {ref} needs a value in every row of {column.name!r}."
             )
+        ranges.check(column.name, values, offset)
         columns[column.name] = values
     return pa.table(columns).to_pandas()
 

@@ -63,6 +63,7 @@ ON_OFF = ("on", "off")
 # Flag name → allowed values (None: a model version reference).
 FLAGS: dict[str, tuple[str, ...] | None] = {
     "explain": ON_OFF,
+    "extra_columns": ("refuse", "ignore"),  # columns a request sends that no model knows
     "log_inputs": ON_OFF,
     "pin": None,
     "strict_ranges": ON_OFF,
@@ -275,7 +276,8 @@ def set_flags(
         if key not in FLAGS:
             raise Invalid(
                 f"flag {key!r} is not known; the flags are {', '.join(sorted(FLAGS))} "
-                "(explain, log_inputs and strict_ranges take on|off; pin takes a model version)."
+                "(explain, log_inputs and strict_ranges take on|off; extra_columns takes "
+                "refuse|ignore; pin takes a model version)."
             )
         if raw is None:
             updates[key] = None

@@ -35,7 +35,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shipyard.core.errors import Invalid, NotSupported
+from shipyard.core.errors import Invalid, NotFound, NotSupported, Unavailable
 from shipyard.core.records import Endpoint, Signature
 from shipyard.serve.endpoints import get_endpoint, list_endpoints
 from shipyard.serve.explain import Explainer, Explanations
@@ -45,7 +45,7 @@ from shipyard.serve.inputs import Batch, decode, to_columns
 from shipyard.serve.limits import read_body
 from shipyard.serve.models import ServedModel
 from shipyard.serve.predlog import record_feedback
-from shipyard.serve.responses import AnswerResponse, dumps, json_response
+from shipyard.serve.responses import AnswerResponse, dumps, json_response, without_paths
 from shipyard.serve.router import Choice
 from shipyard.serve.runtime import MakeBatch, Route, Runtime
 
@@ -58,6 +58,38 @@ Explain = Literal["no", "wanted", "required"]
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.scope["app"].runtime  # serve.lane.ServingApp
     return rt
+
+
+def find_route(rt: Runtime, name: str) -> Route:
+    """The live route of endpoint `name`. NotFound names no other endpoint (a predictor token
+    must not learn them: GET /v1/endpoints, a viewer's route, lists them); Unavailable says
+    why an endpoint is not ready, without the server's paths."""
+    route = rt.routes.get(name)
+    if route is not None:
+        return route
+    problem = rt.problems.get(name)
+    if problem is not None:
+        raise Unavailable(
+            f"endpoint {name!r} is not ready: {without_paths(problem.why, rt.settings)} The "
+            "server retries; "
+            "fix the route (`shipyard endpoints`) if this persists."
+        )
+    raise _not_served(name)
+
+
+def _not_served(name: str) -> NotFound:
+    return NotFound(
+        f"endpoint {name!r} is not served here; check the name (`shipyard endpoints ls` lists "
+        "them), or create it with `shipyard endpoints create` and this server picks it up "
+        "within a second."
+    )
+
+
+def flags_for_inputs(route: Route) -> tuple[bool, bool]:
+    """(strict_ranges, allow_extra) of a route: out-of-range values are served and counted
+    unless `strict_ranges=on`; unknown columns are refused unless `extra_columns=ignore`."""
+    flags = route.endpoint.flags
+    return flags.get("strict_ranges") == "on", flags.get("extra_columns") == "ignore"
 
 
 class _RequestIds:
@@ -198,14 +230,17 @@ def respond(
     series = rt.metrics.answered(route.name, ref)
     series.requests.inc()
     series.latency.observe(seconds)
-    series.rows.inc(result.batch.n)
+    batch = result.batch
+    series.rows.inc(batch.n)
+    if batch.warnings:
+        rt.metrics.unseen(route.name, ref, batch.warnings)
     after = partial(
         rt.after,
         route,
         result.choice,
         result.served,
         result.request_id,
-        result.batch,
+        batch if batch.carried is None else batch.logged(),  # the id logged with the answer
         result.output,
         seconds * 1000.0,
         make_batch,
@@ -220,14 +255,16 @@ async def predict(request: Request) -> Response:
     """POST /v1/endpoints/{name}/predict: {"rows": [...]} or {"columns": {...}}."""
     started = time.perf_counter()
     rt = runtime(request)
-    route = rt.route(request.path_params["name"])
+    route = find_route(rt, request.path_params["name"])
     explain = _explain_param(request, route)
     payload = decode(await read_body(request, rt.options.max_body))
-    strict = route.flag_on("strict_ranges", True)
+    strict, extra = flags_for_inputs(route)
     max_rows = rt.options.max_rows
 
     def make_batch(signature: Signature) -> Batch:
-        return to_columns(signature, payload, max_rows=max_rows, strict_ranges=strict)
+        return to_columns(
+            signature, payload, max_rows=max_rows, strict_ranges=strict, allow_extra=extra
+        )
 
     result = await answer(request, route, make_batch, started, explain=explain)
     out = result.output
@@ -240,8 +277,13 @@ async def predict(request: Request) -> Response:
     if out.probabilities is not None:
         data["probabilities"] = out.probabilities
         data["classes"] = out.classes
-    if result.batch.warnings:
-        data["warnings"] = result.batch.warnings
+    batch = result.batch
+    if batch.warnings:
+        data["warnings"] = batch.warnings
+    if batch.carried is not None:
+        id_column = result.served.signature.id_column
+        if id_column in batch.carried:
+            data["ids"] = batch.carried[id_column]
     if result.explanations is not None:
         data["explanations"] = result.explanations.rows
         data["base_value"] = result.explanations.base_value
@@ -253,20 +295,27 @@ async def predict(request: Request) -> Response:
 
 
 async def feedback(request: Request) -> Response:
-    """POST /v1/endpoints/{name}/feedback: ground-truth labels for earlier request ids.
+    """POST /v1/endpoints/{name}/feedback: ground-truth labels for earlier predictions, by
+    request id (and row), or by the value of the data set's id column the rows carried.
 
-    {"items": [{"request_id": "…", "label": "yes", "row": 0}, …]} or
-    {"request_ids": ["…", …], "labels": ["yes", …]} → {"matched": n, "unknown": m, …}
+    {"items": [{"request_id": "…", "label": "yes", "row": 0}, {"id": "L-1001", "label": "no"}]}
+    {"request_ids": ["…", …], "labels": ["yes", …]}   or   {"ids": [1001, …], "labels": [...]}
+    → {"matched": n, "unknown": m, "unknown_ids": [...]}
     """
     rt = runtime(request)
     name = request.path_params["name"]
+    if name not in rt.routes and name not in rt.problems:
+        raise _not_served(name)
     items = _feedback_items(decode(await read_body(request, rt.options.max_body)))
     log = rt.prediction_log
     ws = rt.ws
 
     def record() -> Any:
         log.flush()  # predictions answered a moment ago must be found
-        return record_feedback(ws, name, items)
+        try:
+            return record_feedback(ws, name, items)
+        except NotFound:  # deleted meanwhile: its message would name the other endpoints
+            raise _not_served(name) from None
 
     result = await anyio.to_thread.run_sync(record)
     return json_response(result.model_dump(mode="json"))
@@ -278,21 +327,25 @@ def _feedback_items(payload: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise Invalid(
                 "'items' must be a list of objects such as "
-                '{"request_id": "…", "label": "yes"} (optionally with "row").'
+                '{"request_id": "…", "label": "yes"} (optionally with "row") or '
+                '{"id": "L-1001", "label": "yes"} (the value of the data set\'s id column).'
             )
         return items
-    ids, labels = payload.get("request_ids"), payload.get("labels")
+    key = "ids" if "ids" in payload and "request_ids" not in payload else "request_ids"
+    ids, labels = payload.get(key), payload.get("labels")
     if not isinstance(ids, list) or not isinstance(labels, list):
         keys = ", ".join(map(repr, list(payload)[:5])) or "no keys"
         raise Invalid(
-            'send {"items": [{"request_id": "…", "label": …}]} or {"request_ids": [...], '
-            f'"labels": [...]}}; the body has {keys}.'
+            'send {"items": [{"request_id": "…", "label": …}]}, {"request_ids": [...], '
+            f'"labels": [...]}} or {{"ids": [...], "labels": [...]}}; the body has {keys}.'
         )
     if len(ids) != len(labels):
+        what = key.replace("_", " ")
         raise Invalid(
-            f"{len(ids)} request_ids but {len(labels)} labels; send one label per request id."
+            f"{len(ids)} {what} but {len(labels)} labels; send one label per {what[:-1]}."
         )
-    return [{"request_id": r, "label": label} for r, label in zip(ids, labels, strict=True)]
+    field = key[:-1]  # request_id or id
+    return [{field: r, "label": label} for r, label in zip(ids, labels, strict=True)]
 
 
 async def list_all(request: Request) -> Response:
@@ -322,7 +375,8 @@ def _view(rt: Runtime, endpoint: Endpoint) -> dict[str, Any]:
             shares=route.router.shares(),
         )
     if problem is not None:
-        serving["problem"] = f"revision {problem.revision} is not served: {problem.why}"
+        why = without_paths(problem.why, rt.settings)
+        serving["problem"] = f"revision {problem.revision} is not served: {why}"
     data["serving"] = serving
     return data
 
@@ -347,7 +401,9 @@ async def ready(request: Request) -> Response:
     }
     for name, problem in rt.problems.items():
         state = endpoints.setdefault(name, {"ready": False})
-        state["problem"] = f"revision {problem.revision} is not served: {problem.why}"
+        state["problem"] = f"revision {problem.revision} is not served: " + without_paths(
+            problem.why, rt.settings
+        )
     return json_response({"ready": rt.ready, "endpoints": endpoints}, 200 if rt.ready else 503)
 
 

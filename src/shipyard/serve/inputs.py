@@ -26,8 +26,13 @@ message names the first.
 
 Rules: `json`, `empty`, `shape`, `too_many_rows`, `too_many_columns`, `missing_column`,
 `extra_column`, `missing`, `length`, `datatype`, `type`, `not_finite`, `null`, `range`,
-`category`. With `strict_ranges=False`, `range` and `category` problems let the request through
-and are counted in `Batch.warnings` instead.
+`category`. With `strict_ranges=False` (serving's default), `range` and `category` problems let
+the request through and are counted in `Batch.warnings` instead.
+
+A request may also carry the columns the signature lists as `carried` (the training data's id
+and sensitive columns, as rows taken from it do): they are checked for type, kept apart in
+`Batch.carried` for the prediction log, and never given to the model. Any other column is an
+`extra_column` error unless `allow_extra` (the endpoint's `extra_columns=ignore`).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ MAX_ERRORS: Final = 20
 SMALL_ROWS: Final = 8
 """Requests in the rows form up to this many rows are checked value by value first."""
 
-Kind = Literal["number", "integer", "string", "bool", "text"]
+Kind = Literal["number", "integer", "string", "bool", "text", "id"]
 _NONE: Final = type(None)
 _NUMBER_TYPES: Final = frozenset({int, float})
 _NUMBER_OR_NONE: Final = frozenset({int, float, _NONE})
@@ -134,6 +139,8 @@ class Batch:
     (`Block`); columns in none are arrays of their own. `schema`, where the fast path knows
     it, is (column names, each block's names, each block's dtype): the same for every batch
     of a signature, what the prediction log groups answers by (`predlog._layout`).
+    `carried` holds the signature's carried columns the request sent (the id as text, the
+    others float64 or text), or None: logged, never predicted on.
     """
 
     n: int
@@ -141,6 +148,7 @@ class Batch:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     blocks: tuple[Block, ...] = ()
     schema: tuple[Any, ...] | None = None
+    carried: dict[str, np.ndarray] | None = None
 
     def take(self, rows: slice | np.ndarray) -> Batch:
         """The batch of these rows: a slice (views) or an array of row positions.
@@ -149,6 +157,13 @@ class Batch:
         """
         n = len(range(self.n)[rows]) if isinstance(rows, slice) else len(rows)
         return Batch(n, {name: values[rows] for name, values in self.columns.items()})
+
+    def logged(self) -> Batch:
+        """The batch as the prediction log takes it: the model's columns, then the carried
+        ones (the batch itself when it carries none)."""
+        if not self.carried:
+            return self
+        return Batch(self.n, {**self.columns, **self.carried}, self.warnings)
 
 
 def join_columns(
@@ -311,6 +326,8 @@ class _Spec:
     textual_names: tuple[str, ...]
     small_schema: tuple[Any, ...]  # `Batch.schema` of what `_small_rows` builds
     small_where: dict[str, tuple[int, int]]  # each column's (block, row) there
+    carried: dict[str, _Column]  # columns a request may carry that the model does not take
+    target: str | None  # the training data's target: named as such when a request sends it
 
 
 @dataclass(slots=True)  # not frozen: built per request (see `serve`, hot-path records)
@@ -340,6 +357,14 @@ def _spec(signature: Signature) -> _Spec:
 def _prepare(signature: Signature) -> _Spec:
     columns = tuple(_prepare_column(c) for c in signature.inputs)
     names = tuple(c.name for c in columns)
+    carried = {
+        c.name: _prepare_column(c.model_copy(update={"nullable": True}))
+        for c in signature.carried or ()
+        if c.name not in names
+    }
+    if signature.id_column in carried:
+        id_column = carried[signature.id_column]
+        carried[id_column.name] = _Column(id_column.name, "id", "id", True, None, None, None, "")
     numeric = tuple(i for i, c in enumerate(columns) if c.kind in ("number", "integer"))
     bounded = any(columns[i].low is not None or columns[i].high is not None for i in numeric)
     low = high = None
@@ -382,6 +407,8 @@ def _prepare(signature: Signature) -> _Spec:
         small_where={
             name: (k, i) for k, block in enumerate(block_names) for i, name in enumerate(block)
         },
+        carried=carried,
+        target=signature.target,
     )
 
 
@@ -466,9 +493,13 @@ def _from_rows(spec: _Spec, rows: Any, options: _Options) -> Batch:
             values[name] = list(map(itemgetter(name), rows))
         except KeyError:
             raise _missing_in_rows(spec, rows) from None
-    if not options.allow_extra and widths != {len(spec.names)}:
-        raise _extra_in_rows(spec, rows)
-    return _build(spec, values, n, options)
+    carried: dict[str, list[Any]] | None = None
+    if widths != {len(spec.names)}:  # more keys than the model's columns in some row
+        keys = set().union(*rows) - spec.name_set
+        if not options.allow_extra and not keys.issubset(spec.carried):
+            raise _extra_in_rows(spec, rows)
+        carried = {name: [row.get(name) for row in rows] for name in spec.carried if name in keys}
+    return _build(spec, values, n, options, carried)
 
 
 _EXACT_INT: Final = 2**53  # ints up to this size are floats exactly
@@ -573,10 +604,10 @@ def _from_columns(spec: _Spec, columns: Any, options: _Options) -> Batch:
         )
     if len(columns) > options.max_columns:
         raise _too_many_columns(len(columns), spec, options)
-    _check_names(spec, columns.keys(), options)
+    carried = _check_names(spec, columns.keys(), options)
     values: dict[str, list[Any]] = {}
     n = -1
-    for name in spec.names:
+    for name in (*spec.names, *carried):
         column = columns[name]
         if not isinstance(column, list):
             raise _single(
@@ -592,7 +623,7 @@ def _from_columns(spec: _Spec, columns: Any, options: _Options) -> Batch:
         elif len(column) != n:
             raise _length(spec.names[0], n, name, len(column))
         values[name] = column
-    return _build(spec, values, n, options)
+    return _build(spec, values, n, options, {name: values[name] for name in carried} or None)
 
 
 def _from_oip(spec: _Spec, payload: Mapping[str, Any], options: _Options) -> Batch:
@@ -631,8 +662,14 @@ def _from_oip(spec: _Spec, payload: Mapping[str, Any], options: _Options) -> Bat
         column = spec.columns[spec.position[name]] if name in spec.position else None
         if column is not None and not _datatype_fits(column, datatype):
             raise _datatype(column, datatype)
-    _check_names(spec, values.keys(), options)
-    return _build(spec, {name: values[name] for name in spec.names}, n, options)
+    carried = _check_names(spec, values.keys(), options)
+    return _build(
+        spec,
+        {name: values[name] for name in spec.names},
+        n,
+        options,
+        {name: values[name] for name in carried} or None,
+    )
 
 
 def _from_matrix(
@@ -752,12 +789,16 @@ def _too_many_columns(count: int, spec: _Spec, options: _Options) -> InputError:
     )
 
 
-def _check_names(spec: _Spec, given: Any, options: _Options) -> None:
+def _check_names(spec: _Spec, given: Any, options: _Options) -> list[str]:
+    """The carried columns among `given` (names of a columnar or OIP request); InputError for
+    a missing column, or an unknown one unless `allow_extra`."""
     keys = set(given)
     missing = [name for name in spec.names if name not in keys]
-    extra = [] if options.allow_extra else sorted(keys - spec.name_set, key=str)
+    unknown = keys - spec.name_set
+    carried = [name for name in spec.carried if name in unknown]
+    extra = [] if options.allow_extra else sorted(unknown.difference(spec.carried), key=str)
     if not missing and not extra:
-        return
+        return carried
     errors = [_problem(None, name, "missing_column", None) for name in missing]
     errors += [_problem(None, name, "extra_column", None) for name in extra]
     if missing:
@@ -766,10 +807,7 @@ def _check_names(spec: _Spec, given: Any, options: _Options) -> None:
             "(send null for a missing value in a nullable column)."
         )
     else:
-        message = (
-            f"column {extra[0]!r} is not an input of this model; it takes "
-            f"{_names(spec.names)}. Remove the column."
-        )
+        message = _not_an_input(spec, extra[0])
     raise _error(message, errors)
 
 
@@ -800,16 +838,40 @@ def _extra_in_rows(spec: _Spec, rows: list[dict[str, Any]]) -> InputError:
     for i, row in enumerate(rows):
         if len(row) != len(spec.names):
             errors += [
-                _problem(i, key, "extra_column", None) for key in row if key not in spec.name_set
+                _problem(i, key, "extra_column", None)
+                for key in row
+                if key not in spec.name_set and key not in spec.carried
             ]
             if len(errors) >= MAX_ERRORS:
                 break
     first = errors[0]
-    return _error(
-        f"row {first['row']}, column {first['column']!r} is not an input of this model; it "
-        f"takes {_names(spec.names)}. Remove the column.",
-        errors,
+    return _error(f"row {first['row']}, {_not_an_input(spec, first['column'])}", errors)
+
+
+def _not_an_input(spec: _Spec, name: str) -> str:
+    if name == spec.target:
+        return (
+            f"column {name!r} is the target this model predicts, not an input. Remove it; send "
+            "known labels to POST /v1/endpoints/NAME/feedback (or let unknown columns through "
+            "unread with the endpoint's flag extra_columns=ignore)."
+        )
+    return (
+        f"column {name!r} is not an input of this model; it takes {_names(spec.names)}"
+        f"{_also(spec)}. {_REMOVE}"
     )
+
+
+_REMOVE = (
+    "Remove the column, or set the endpoint's flag extra_columns=ignore to let unknown "
+    "columns through unread."
+)
+
+
+def _also(spec: _Spec) -> str:
+    """What else a request may carry, for the messages about columns."""
+    if not spec.carried:
+        return ""
+    return f" and may carry {_names(tuple(spec.carried))} (logged, not given to the model)"
 
 
 def _length(first: str, n: int, name: str, count: int) -> InputError:
@@ -870,7 +932,13 @@ class _Problems:
         )
 
 
-def _build(spec: _Spec, values: dict[str, list[Any]], n: int, options: _Options) -> Batch:
+def _build(
+    spec: _Spec,
+    values: dict[str, list[Any]],
+    n: int,
+    options: _Options,
+    carried: dict[str, list[Any]] | None = None,
+) -> Batch:
     problems = _Problems(options.strict_ranges)
     columns: dict[str, np.ndarray] = {}
     if spec.numeric:
@@ -878,9 +946,50 @@ def _build(spec: _Spec, values: dict[str, list[Any]], n: int, options: _Options)
     for position in spec.textual:
         column = spec.columns[position]
         columns[column.name] = _strings(position, column, values[column.name], problems)
+    kept = _carried(spec, carried, problems) if carried else None
     if problems.cells:
         raise problems.error()
-    return Batch(n, {name: columns[name] for name in spec.names}, problems.warnings)
+    return Batch(n, {name: columns[name] for name in spec.names}, problems.warnings, carried=kept)
+
+
+def _carried(
+    spec: _Spec, carried: dict[str, list[Any]], problems: _Problems
+) -> dict[str, np.ndarray]:
+    """The carried columns as the log keeps them: the id as text (whole numbers written out),
+    numbers as float64, the rest as text; a value of another type is a `type` problem."""
+    out: dict[str, np.ndarray] = {}
+    for k, (name, raw) in enumerate(carried.items()):
+        column, position = spec.carried[name], len(spec.names) + k
+        types = set(map(type, raw)) - {_NONE}
+        if column.kind == "id":
+            if not types <= {str}:
+                raw = [_id_text(value) for value in raw]
+                for row in [i for i, value in enumerate(raw) if value is _BAD][:MAX_ERRORS]:
+                    problems.add(position, row, column, "type", carried[name][row])
+            out[name] = np.array(raw, dtype=object)
+        elif column.kind in ("number", "integer"):
+            try:
+                if not types <= _NUMBER_TYPES:
+                    raise TypeError
+                out[name] = np.array(raw, dtype=np.float64)
+            except (TypeError, OverflowError):  # name the values that are not numbers
+                _name_bad_numbers(spec, -1, raw, problems, column, position)
+        else:
+            texts = _strings(position, column, raw, problems)
+            out[name] = texts if len(texts) == len(raw) else np.empty(0, dtype=object)
+    return out
+
+
+_BAD: Final = object()
+
+
+def _id_text(value: Any) -> Any:
+    """An id as text: strings as they are, whole numbers written out; `_BAD` for others."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is int or (type(value) is float and value.is_integer()):
+        return str(int(value))
+    return _BAD
 
 
 def _numbers(
@@ -961,10 +1070,19 @@ def _non_finite(
                 problems.add(position, row, column, "null", None)
 
 
-def _name_bad_numbers(spec: _Spec, r: int, raw: list[Any], problems: _Problems) -> None:
-    """Some value in numeric column `spec.numeric[r]` is not a number: name each one."""
-    position = spec.numeric[r]
-    column = spec.columns[position]
+def _name_bad_numbers(
+    spec: _Spec,
+    r: int,
+    raw: list[Any],
+    problems: _Problems,
+    column: _Column | None = None,
+    position: int = -1,
+) -> None:
+    """Some value in numeric column `spec.numeric[r]` (or `column`, at `position`) is not a
+    number: name each one."""
+    if column is None:
+        position = spec.numeric[r]
+        column = spec.columns[position]
     for i, value in enumerate(raw):
         if value is None:
             if not column.nullable:
@@ -1026,6 +1144,8 @@ def _describe(column: _Column, rule: str, value: Any) -> str:
     if rule == "not_finite":
         return f"{shown} is not a finite number (expected {dtype}); send null for a missing value"
     if rule == "type":
+        if column.kind == "id":
+            return f"{shown} is not an id (expected text or a whole number)"
         if column.kind == "integer" and type(value) is float:
             return f"{shown} is not a whole number (expected int64)"
         if column.kind in ("number", "integer"):

@@ -4,12 +4,21 @@ Labels: `endpoint` and `model` (the version ref that answered, e.g. "credit-risk
 refused before a model was chosen (401, 404, 413, …) carry model="". The prediction log's
 state (rows pending, written, dropped because its buffer was full, rejected, whether writes
 are failing) is read from the log when Prometheus scrapes, so it costs requests nothing.
+
+`shipyard_out_of_range_values_total{endpoint, model, column, rule}` counts the values served
+although the model never saw their like in training (`rule="range"`: a number outside the
+training data's min-max; `"category"`: an unknown category). A rising count on a column is an
+early drift signal, per column, before a monitor window closes; alert on its rate. Under the
+endpoint's flag `strict_ranges=on` such requests are refused (422) and counted in
+`shipyard_errors` instead.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,6 +46,8 @@ _LATENCY_BUCKETS = (
     2.0,
     5.0,
 )
+_UNSEEN_LOG_SECONDS = 60.0
+log = logging.getLogger("shipyard.serve")
 _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000)
 
 
@@ -95,6 +106,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._answered: dict[tuple[str, str], Answered] = {}
+        self._unseen: dict[tuple[str, ...], tuple[float, int]] = {}  # last logged, count since
         self.log: LogState | None = None
         r = self.registry
         r.register(_LogCollector(self))
@@ -158,6 +170,13 @@ class Metrics:
             ["endpoint"],
             registry=r,
         )
+        self.out_of_range = Counter(
+            "shipyard_out_of_range_values",
+            "Values served that lie outside what the model saw in training, by endpoint, model "
+            "version, column and rule (range: outside the min-max; category: unknown).",
+            ["endpoint", "model", "column", "rule"],
+            registry=r,
+        )
         self.canary_rollbacks = Counter(
             "shipyard_canary_rollbacks",
             "Canaries rolled back automatically by their guard.",
@@ -180,6 +199,33 @@ class Metrics:
                 self._answered.clear()
             self._answered[key] = series
         return series
+
+    def unseen(self, endpoint: str, model: str, warnings: list[dict[str, Any]]) -> None:
+        """Count a request's out-of-range values (`Batch.warnings`: one entry per column and
+        rule, with its count and first example) and log them: at most once a minute per
+        endpoint, column and rule, with the count since, so drifting traffic does not flood
+        the server log."""
+        now = time.monotonic()
+        for warning in warnings:
+            labels = (endpoint, model, warning["column"], warning["rule"])
+            self.out_of_range.labels(*labels).inc(warning["count"])
+            since, count = self._unseen.get(labels, (0.0, 0))
+            count += warning["count"]
+            if now - since < _UNSEEN_LOG_SECONDS:
+                self._unseen[labels] = (since, count)
+                continue
+            self._unseen[labels] = (now, 0)
+            what = "outside the training range" if warning["rule"] == "range" else "unknown"
+            log.warning(
+                "endpoint %s (%s): %d value(s) of column %r %s served (e.g. %r); "
+                "shipyard_out_of_range_values_total counts them",
+                endpoint,
+                model,
+                count,
+                warning["column"],
+                what,
+                warning["value"],
+            )
 
     def render(self) -> tuple[bytes, str]:
         """(body, content type) in the Prometheus text format."""

@@ -30,7 +30,7 @@ from starlette.responses import Response
 
 from shipyard.core.errors import Invalid, NotSupported
 from shipyard.core.records import Signature
-from shipyard.serve.handlers import answer, respond, runtime
+from shipyard.serve.handlers import answer, find_route, flags_for_inputs, respond, runtime
 from shipyard.serve.inputs import Batch, InputError, decode, from_oip
 from shipyard.serve.limits import read_body
 from shipyard.serve.models import ServedModel
@@ -85,7 +85,7 @@ async def server_ready(request: Request) -> Response:
 
 async def model_metadata(request: Request) -> Response:
     """GET /v2/models/{name}: the champion's signature as OIP tensors."""
-    route = runtime(request).route(request.path_params["name"])
+    route = find_route(runtime(request), request.path_params["name"])
     champion = route.models[route.endpoint.champion_id]
     refs = sorted({m.ref for m in route.models.values()})
     return json_response(
@@ -105,7 +105,7 @@ async def model_metadata(request: Request) -> Response:
 
 async def model_ready(request: Request) -> Response:
     """GET /v2/models/{name}/ready."""
-    route = runtime(request).route(request.path_params["name"])  # 404, or 503 if not loaded
+    route = find_route(runtime(request), request.path_params["name"])  # 404, or 503 if not loaded
     return json_response({"name": route.name, "ready": True})
 
 
@@ -113,16 +113,18 @@ async def infer(request: Request) -> Response:
     """POST /v2/models/{name}/infer."""
     started = time.perf_counter()
     rt = runtime(request)
-    route = rt.route(request.path_params["name"])
+    route = find_route(rt, request.path_params["name"])
     body = await read_body(request, rt.options.max_body)
     payload = _payload(body, request.headers.get(_HEADER_LENGTH))
     _refuse_explain(request, payload)
     wanted = _requested_outputs(payload)
-    strict = route.flag_on("strict_ranges", True)
+    strict, extra = flags_for_inputs(route)
     max_rows = rt.options.max_rows
 
     def make_batch(signature: Signature) -> Batch:
-        return from_oip(signature, payload, max_rows=max_rows, strict_ranges=strict)
+        return from_oip(
+            signature, payload, max_rows=max_rows, strict_ranges=strict, allow_extra=extra
+        )
 
     result = await answer(request, route, make_batch, started)
     outputs = _outputs(result.served, result.output.labels, result.output.probabilities)

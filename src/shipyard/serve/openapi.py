@@ -65,7 +65,8 @@ class Described:
     model: str
     task: str
     signature: Signature
-    strict_ranges: bool = True
+    strict_ranges: bool = False
+    extra_columns: bool = False  # the endpoint's extra_columns=ignore
 
 
 def described(runtime: Runtime) -> list[Described]:
@@ -83,7 +84,8 @@ def described(runtime: Runtime) -> list[Described]:
                 model=champion.ref,
                 task=champion.task,
                 signature=champion.signature,
-                strict_ranges=route.flag_on("strict_ranges", True),
+                strict_ranges=route.flag_on("strict_ranges", False),
+                extra_columns=route.endpoint.flags.get("extra_columns") == "ignore",
             )
         )
     return out
@@ -481,7 +483,17 @@ def _components(max_rows: int) -> dict[str, Any]:
                 "description": "Classifiers: one row of class probabilities per row.",
             },
             classes={"type": "array", "items": _STRING},
-            warnings={"type": "array", "items": _ANY_OBJECT},
+            warnings={
+                "type": "array",
+                "items": _ANY_OBJECT,
+                "description": "Values served although outside the training data (a number "
+                "beyond its range, an unknown category): per column and rule, the count and "
+                "a first example. The endpoint's strict_ranges=on refuses them (422).",
+            },
+            ids={
+                "type": "array",
+                "description": "The data set's id of each row, when the rows carried it.",
+            },
             explanations={
                 "description": "Per-row explanations, when asked for (`?explain=true` or the "
                 "endpoint's `explain` flag); null when they could not be made."
@@ -503,8 +515,27 @@ def _components(max_rows: int) -> dict[str, Any]:
                     },
                 ),
                 _obj(
+                    ["items"],
+                    items={
+                        "type": "array",
+                        "items": _obj(
+                            ["id", "label"],
+                            id={
+                                "type": ["string", "integer"],
+                                "description": "The data set's id the predicted row carried.",
+                            },
+                            label={"description": "The true label or value."},
+                        ),
+                    },
+                ),
+                _obj(
                     ["request_ids", "labels"],
                     request_ids={"type": "array", "items": _STRING},
+                    labels={"type": "array"},
+                ),
+                _obj(
+                    ["ids", "labels"],
+                    ids={"type": "array", "items": {"type": ["string", "integer"]}},
                     labels={"type": "array"},
                 ),
             ]
@@ -617,11 +648,19 @@ def endpoint_schemas(endpoint: Described, *, max_rows: int = MAX_ROWS) -> dict[s
     columns = endpoint.signature.inputs
     values = {c.name: column_schema(c, strict=endpoint.strict_ranges) for c in columns}
     names = [c.name for c in columns]
+    for carried in endpoint.signature.carried or ():  # optional: logged, never predicted on
+        if carried.name not in values:
+            schema = column_schema(carried)
+            if carried.name == endpoint.signature.id_column:
+                schema = {"type": ["string", "integer", "null"], "x-shipyard-dtype": "id"}
+            schema["description"] = "Optional: logged with the prediction, not a model input."
+            values[carried.name] = schema
+    extra = endpoint.extra_columns
     row = {
         "type": "object",
         "properties": values,
         "required": names,
-        "additionalProperties": False,
+        "additionalProperties": extra,
         "description": f"One row for {endpoint.model} (every column, null where missing).",
     }
     column_lists = {
@@ -631,7 +670,7 @@ def endpoint_schemas(endpoint: Described, *, max_rows: int = MAX_ROWS) -> dict[s
             for name, schema in values.items()
         },
         "required": names,
-        "additionalProperties": False,
+        "additionalProperties": extra,
     }
     prediction: dict[str, Any] = {"type": "number"}
     if endpoint.task == "classification" and endpoint.signature.classes:

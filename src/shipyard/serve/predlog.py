@@ -51,7 +51,8 @@ from sqlalchemy.orm import Session
 
 from shipyard.core.errors import Invalid, Unavailable
 from shipyard.core.records import FeedbackResult, LabelledPrediction, Prediction
-from shipyard.serve.endpoints import unknown_endpoint
+from shipyard.registry import get_version, with_carried
+from shipyard.serve.endpoints import get_endpoint, unknown_endpoint
 from shipyard.serve.inputs import Block
 from shipyard.store import logsegments
 from shipyard.store.logsegments import Rows
@@ -756,26 +757,39 @@ def read_predictions(
 def record_feedback(
     ws: Workspace, endpoint: str, items: Sequence[Mapping[str, Any]]
 ) -> FeedbackResult:
-    """Store ground-truth labels for logged requests: {request_id, row (default 0), label}.
+    """Store ground-truth labels for logged predictions: {request_id, row (default 0), label},
+    or {id, label} where `id` is the value of the data set's id column that the request's row
+    carried (the label then joins the latest answer, not a shadow copy, that carried it).
 
-    Items whose request id (and row) the endpoint never logged are counted and reported, not
-    stored. A later label for the same row replaces the earlier one in `labelled()`.
+    Items that match nothing the endpoint logged are counted and reported, not stored (an id
+    only matches where the endpoint logs inputs). A later label for the same row replaces the
+    earlier one in `labelled()`.
 
         >>> record_feedback(ws, "credit", [{"request_id": "r1", "label": "yes"},
+        ...                                {"id": "L-1001", "label": "no"},
         ...                                {"request_id": "nope", "label": "no"}])
-        FeedbackResult(matched=1, unknown=1, unknown_ids=['nope'])
+        FeedbackResult(matched=2, unknown=1, unknown_ids=['nope'])
     """
     if len(items) > _MAX_FEEDBACK:
         raise Invalid(
             f"{len(items):,} feedback items in one call; send at most {_MAX_FEEDBACK:,} at a time."
         )
-    wanted = [_feedback_item(i, item) for i, item in enumerate(items)]
+    given = [_feedback_item(i, item) for i, item in enumerate(items)]
+    by_id = sorted({key for kind, key, _, _ in given if kind == "id"})
+    column = _id_column(ws, endpoint) if by_id else None
     now = datetime.now(UTC)
     with ws.db.write() as s:
         _check_endpoint(s, endpoint)
-        known = _logged_rows(s, endpoint, sorted({request_id for request_id, _, _ in wanted}))
-        matched = [(rid, row, label) for rid, row, label in wanted if (rid, row) in known]
-        unknown = [rid for rid, row, _ in wanted if (rid, row) not in known]
+        found = _rows_of_ids(s, endpoint, column, by_id) if column else {}
+        wanted = [
+            (key, row, label, key)
+            if kind == "request_id"
+            else (*found.get(key, ("", 0)), label, key)
+            for kind, key, row, label in given
+        ]
+        known = _logged_rows(s, endpoint, sorted({rid for rid, _, _, _ in wanted if rid}))
+        matched = [(rid, row, label) for rid, row, label, _ in wanted if (rid, row) in known]
+        unknown = [key for rid, row, _, key in wanted if (rid, row) not in known]
         if matched:
             s.execute(
                 insert(_FEEDBACK),
@@ -789,6 +803,57 @@ def record_feedback(
         unknown=len(unknown),
         unknown_ids=list(dict.fromkeys(unknown))[:_UNKNOWN_SHOWN],
     )
+
+
+def _id_column(ws: Workspace, endpoint: str) -> str:
+    """The id column of the data the endpoint's champion was trained on (Invalid if none)."""
+    champion = get_endpoint(ws, endpoint).champion_ref
+    version = get_version(ws, champion)
+    column = with_carried(ws, version, version.signature).id_column
+    if column is None:
+        raise Invalid(
+            f"feedback by 'id' joins on the data set's id column, but {champion}, the champion "
+            f"of endpoint {endpoint!r}, was trained on data that declares none (data.id in "
+            "shipyard.yaml); send the request_id each prediction returned instead."
+        )
+    return column
+
+
+def _rows_of_ids(s: Session, endpoint: str, column: str, ids: list[str]) -> dict[str, Any]:
+    """id → (request id, row) of the latest answer (not a shadow copy) whose row carried it.
+    Every segment that logged the column is read, but only these five of its columns."""
+    wanted = pa.array(ids, type=pa.string())
+    name = logsegments.INPUT + column
+    for attempt in range(3):
+        found: dict[str, tuple[Any, str, int]] = {}  # id → (at, request id, row)
+        try:
+            for info in logsegments.segments(s, endpoint):
+                table = logsegments.load(s, info.id, ["request_id", "row", "at", "shadow", name])
+                if name in table.column_names:
+                    _latest_of(table, table[name], wanted, found)
+            break
+        except LookupError:  # merged away since listed: list again (the rows are all kept)
+            if attempt == 2:
+                raise
+    return {key: (rid, row) for key, (_, rid, row) in found.items()}
+
+
+def _latest_of(
+    table: pa.Table, values: pa.ChunkedArray, wanted: pa.Array, found: dict[str, Any]
+) -> None:
+    if not pa.types.is_string(values.type):  # logged as numbers (not by this server)
+        values = pc.cast(values, pa.string())
+    mask = pc.and_(pc.is_in(values, value_set=wanted), pc.invert(table["shadow"]))
+    hits = table.filter(mask)
+    for key, at, rid, row in zip(
+        pc.filter(values, mask).to_pylist(),
+        hits["at"].to_pylist(),
+        hits["request_id"].to_pylist(),
+        hits["row"].to_pylist(),
+        strict=True,
+    ):
+        if key not in found or at >= found[key][0]:
+            found[key] = (at, rid, row)
 
 
 def _logged_rows(s: Session, endpoint: str, request_ids: list[str]) -> set[tuple[str, int]]:
@@ -865,12 +930,16 @@ def _in_time_order(
     return [(rows, i) for _, _, i, rows in found]
 
 
-def _feedback_item(index: int, item: Mapping[str, Any]) -> tuple[str, int, Any]:
+def _feedback_item(index: int, item: Mapping[str, Any]) -> tuple[str, str, int, Any]:
+    """("request_id" or "id", that key as text, row, label) of one feedback item."""
+    if isinstance(item, Mapping) and "id" in item and "request_id" not in item:
+        return _feedback_by_id(index, item)
     request_id = item.get("request_id") if isinstance(item, Mapping) else None
     if not isinstance(request_id, str) or not request_id or len(request_id) > 128:
         raise Invalid(
             f"feedback item {index}: request_id {request_id!r} must be the id a prediction "
-            "returned (a non-empty string of at most 128 characters)."
+            "returned (a non-empty string of at most 128 characters), or send 'id', the "
+            "value of the data set's id column the row carried."
         )
     if "label" not in item:
         raise Invalid(f"feedback item {index} (request {request_id}) has no 'label'.")
@@ -880,7 +949,26 @@ def _feedback_item(index: int, item: Mapping[str, Any]) -> tuple[str, int, Any]:
             f"feedback item {index} (request {request_id}): row {row!r} must be the row's "
             "position in its request (0, 1, ...)."
         )
-    return request_id, row, _plain(item["label"])
+    return "request_id", request_id, row, _plain(item["label"])
+
+
+def _feedback_by_id(index: int, item: Mapping[str, Any]) -> tuple[str, str, int, Any]:
+    value = item["id"]
+    if type(value) is int or (type(value) is float and value.is_integer()):
+        value = str(int(value))  # as the server logs an id (serve.inputs)
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise Invalid(
+            f"feedback item {index}: id {value!r} must be the value of the data set's id "
+            "column that the predicted row carried (text or a whole number)."
+        )
+    if "row" in item:
+        raise Invalid(
+            f"feedback item {index} (id {value}): 'row' goes with 'request_id'; an id names "
+            "its row already."
+        )
+    if "label" not in item:
+        raise Invalid(f"feedback item {index} (id {value}) has no 'label'.")
+    return "id", value, 0, _plain(item["label"])
 
 
 def _check_endpoint(s: Session, endpoint: str) -> None:

@@ -6,11 +6,17 @@
 
 Under /v2 (the Open Inference Protocol) the body is `{"error": "<message>", ...}`, the shape
 OIP clients read. 401 answers carry `WWW-Authenticate`, 429 answers `Retry-After`.
+
+No answer shows the server's file system (`without_paths`, on the message and the details):
+the workspace and the artifact store read `$SHIPYARD_HOME` and `$SHIPYARD_ARTIFACTS`, and any
+other absolute path is cut to its last part (`…/shipyard.db`); the server log keeps the full
+text.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,12 +27,54 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from shipyard.core.errors import RateLimited, ShipyardError
+from shipyard.core.settings import Settings
 from shipyard.serve.limits import retry_after_header
 
 log = logging.getLogger("shipyard.serve")
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _HTTP_NAMES = {404: "NotFound", 405: "MethodNotAllowed", 400: "BadRequest"}
+# An absolute path: POSIX (one slash or more, as after "sqlite:///", then two segments or
+# more; the API's own routes excepted) or Windows ("C:\\..."), up to a space or a quote.
+_PATH_RE = re.compile(
+    r"(?<![\w.~-])(?:/+(?!(?:v1|v2|health|ready|metrics|docs|openapi\.json)\b)"
+    r"(?:[^\s/'\"`]+/)+|[A-Za-z]:\\(?:[^\s\\'\"`]+\\)+)([^\s/\\'\"`),;]*)"
+)
+
+
+def without_paths(text: str, settings: Settings | None = None) -> str:
+    """`text` as a client may see it: the workspace (`settings.home`) and artifact store as
+    `$SHIPYARD_HOME` and `$SHIPYARD_ARTIFACTS`, every other absolute path cut to its last part.
+
+    >>> without_paths("no Shipyard workspace at /srv/ml/.shipyard; run `shipyard init`")
+    'no Shipyard workspace at …/.shipyard; run `shipyard init`'
+    """
+    if "/" not in text and "\\" not in text:
+        return text
+    if settings is not None:
+        for path, name in _roots(settings):
+            text = text.replace(path, name)
+    return _PATH_RE.sub(lambda m: "…/" + m[1] if m[1] else "…/", text)
+
+
+def _roots(settings: Settings) -> list[tuple[str, str]]:
+    """The server's own directories and their names, the longest first."""
+    roots = [
+        (settings.artifacts_url, "$SHIPYARD_ARTIFACTS"),
+        (str(settings.home), "$SHIPYARD_HOME"),
+    ]
+    return sorted(((p, n) for p, n in roots if p.startswith("/")), key=lambda r: -len(r[0]))
+
+
+def _scrubbed(value: Any, settings: Settings | None) -> Any:
+    """Error details with `without_paths` applied to every string in them."""
+    if isinstance(value, str):
+        return without_paths(value, settings)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, settings) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v, settings) for v in value]
+    return value
 
 
 def dumps(data: Any) -> bytes:
@@ -75,7 +123,9 @@ async def error_response(request: Request, exc: Exception) -> Response:
     """The HTTP answer for any exception a route raised (registered for every class)."""
     headers: dict[str, str] = {}
     if isinstance(exc, ShipyardError):
-        status, payload = exc.http_status, exc.to_dict()
+        runtime = getattr(request.app.state, "runtime", None)
+        status = exc.http_status
+        payload = _scrubbed(exc.to_dict(), getattr(runtime, "settings", None))
         if isinstance(exc, RateLimited):
             headers["retry-after"] = retry_after_header(float(exc.details.get("retry_after", 1)))
     elif isinstance(exc, HTTPException):
