@@ -65,7 +65,7 @@ def _loans(path: Path, n: int, seed: int) -> Path:
 
 
 def register_versions(ws: Workspace, tmp: Path) -> dict[str, ModelVersion]:
-    """Dataset loans@1..2 (and other@1), and model credit@1..3: good, rejected, spare."""
+    """Dataset loans@1..2 (and other@1), and model credit@1..4: good, rejected, two spares."""
     ingest(ws, _loans(tmp / "loans-1.csv", 300, 0), name="loans", target="default", id="loan_id")
     ingest(ws, _loans(tmp / "loans-2.csv", 400, 1), name="loans", target="default", id="loan_id")
     ingest(ws, _loans(tmp / "other.csv", 50, 2), name="other", target="default", id="loan_id")
@@ -86,7 +86,12 @@ def register_versions(ws: Workspace, tmp: Path) -> dict[str, ModelVersion]:
             metrics={"f1": 0.8},
             gates=gates,
         )
-        for key, gates in (("good", [PASSED]), ("rejected", [FAILED]), ("spare", [PASSED]))
+        for key, gates in (
+            ("good", [PASSED]),
+            ("rejected", [FAILED]),
+            ("spare", [PASSED]),
+            ("spare2", [PASSED]),
+        )
     }
 
 

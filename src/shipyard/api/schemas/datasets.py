@@ -141,6 +141,11 @@ class ShiftView(WireResult):
     column: str
     dtype: str
     psi: float | None = Field(description="Population stability index (null if not finite).")
+    bins: int = Field(description="The bins the PSI was computed over.")
+    noise: float | None = Field(
+        description="The PSI expected by chance alone at these sample sizes."
+    )
+    large: bool = Field(description="PSI above 0.2 on samples big enough to tell.")
     js: float | None = Field(description="Jensen–Shannon distance.")
     mean_before: float | None
     mean_after: float | None
@@ -157,6 +162,9 @@ class DiffView(WireResult):
     same_content: bool
     schema_changes: list[SchemaChangeView]
     shifts: list[ShiftView] = Field(description="Largest PSI first.")
+    warnings: list[str] = Field(
+        description="Why some shifts cannot be told from chance (versions too small)."
+    )
 
     @classmethod
     def of(cls, diff: DatasetDiff) -> DiffView:
@@ -168,4 +176,5 @@ class DiffView(WireResult):
             same_content=diff.same_content,
             schema_changes=[SchemaChangeView(**c.model_dump()) for c in diff.schema_changes],
             shifts=[ShiftView(**s.model_dump()) for s in diff.shifts],
+            warnings=diff.warnings,
         )
