@@ -118,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """
     state = State()
     command = typer.main.get_command(app)
+    bound = _output.current_state.set(state)
     try:
         command.main(args=argv, prog_name="shipyard", obj=state)
     except ShipyardError as exc:
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         message = f"unexpected {type(exc).__name__}: {exc}{hint}"
         _report(state, exc, {"error": "InternalError", "message": message, "details": {}})
         sys.exit(1)
+    finally:
+        _output.current_state.reset(bound)
     sys.exit(0)  # not reached: Click exits itself in standalone mode
 
 

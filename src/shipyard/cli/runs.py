@@ -7,10 +7,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Group, RenderableType
+from rich.table import Column
 from rich.text import Text
 
 from shipyard.cli import _output
+from shipyard.core.errors import NotFound, ShipyardError
 from shipyard.core.records import Run
+from shipyard.store.workspace import Workspace
 from shipyard.train import get_run, plot_histories, search_runs
 
 app = typer.Typer(help="List, show and compare experiment runs.", no_args_is_help=True)
@@ -20,25 +23,38 @@ app = typer.Typer(help="List, show and compare experiment runs.", no_args_is_hel
 def ls(
     ctx: typer.Context,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", "-e", help="Only this experiment.")
+        str | None,
+        typer.Option("--experiment", "-e", metavar="NAME", help="Only this experiment."),
     ] = None,
     filter_: Annotated[
         str | None,
         typer.Option(
-            "--filter", help="e.g. \"metrics.test_roc_auc > 0.7 and status = 'finished'\""
+            "--filter",
+            metavar="FILTER",
+            help="e.g. \"metrics.test_roc_auc > 0.7 and status = 'finished'\"",
         ),
     ] = None,
     order_by: Annotated[
         str | None,
-        typer.Option("--order-by", help="e.g. 'metrics.test_f1 desc' (default: newest first)."),
+        typer.Option(
+            "--order-by",
+            metavar="KEY",
+            help="e.g. 'metrics.test_f1 desc' (default: newest first).",
+        ),
     ] = None,
     trials: Annotated[
-        bool, typer.Option("--trials", help="Include the search trials (child runs).")
+        bool,
+        typer.Option("--trials", help="Include the search trials (child runs) and their params."),
     ] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1)] = 20,
+    wide: _output.WideFlag = False,
     json: _output.JsonFlag = False,
 ) -> None:
-    """List runs, newest first (search trials are hidden unless --trials)."""
+    """List runs, newest first (search trials are hidden unless --trials).
+
+    The metric columns lead with the primary metric each run records (`params.metric` of a
+    search, its parent's for a trial), else the one of ./shipyard.yaml.
+    """
     with _output.workspace(ctx) as ws:
         found = search_runs(
             ws,
@@ -48,23 +64,40 @@ def ls(
             top_level=not trials,
             limit=limit,
         )
+        primary = _primary_metrics(ws, found)
     if not found:
         table: RenderableType = Text(
             "No runs. `shipyard train` or `shipyard.start_run()` records them."
         )
     else:
-        keys = _top_metrics(found)
+        experiments = sorted({r.experiment for r in found})
+        one = len(experiments) == 1  # then the title names it and the column goes
+        width = _output.console().width
+        most = 6 if wide else max(1 if trials else 2, (width - (100 if trials else 70)) // 10)
+        keys = _top_metrics(found, primary, most=most)
+        columns: list[str | Column] = [_output.ident("RUN", min_width=14)]
+        if not one:
+            columns.append(_output.ident("EXPERIMENT", min_width=10))
+        columns += [
+            _output.ident("NAME", min_width=10),
+            "STATUS",
+            _output.when_column("STARTED (UTC)"),
+        ]
+        columns += [Column(_header(k), justify="right") for k in keys]
+        if trials:
+            columns.append("PARAMS")
         table = _output.table(
-            "Runs",
-            ["RUN", "EXPERIMENT", "NAME", "STATUS", "STARTED (UTC)", *[k.upper() for k in keys]],
+            f"Runs of {experiments[0]}" if one else "Runs",
+            columns,
             [
                 (
                     r.id,
-                    r.experiment,
+                    *([] if one else [r.experiment]),
                     r.name,
                     r.status.value,
                     r.started_at,
                     *[_fmt(r.metrics.get(k)) for k in keys],
+                    *([_params(r)] if trials else []),
                 )
                 for r in found
             ],
@@ -72,13 +105,73 @@ def ls(
     _output.emit(found, json_mode=json, table=table)
 
 
-def _top_metrics(runs: list[Run], most: int = 4) -> list[str]:
+def _primary_metrics(ws: Workspace, runs: list[Run]) -> list[str]:
+    """The primary metrics of these runs, most common first: what their searches record
+    (a trial asks its parent), else the one of the project spec in the working directory."""
+    parents = {r.id: r for r in runs}
+    counts: dict[str, int] = {}
+    for r in runs:
+        source = r
+        if "metric" not in r.params and r.parent_id:
+            if r.parent_id not in parents:
+                try:
+                    parents[r.parent_id] = get_run(ws, r.parent_id)
+                except NotFound:  # a parent deleted by hand: no primary metric from it
+                    continue
+            source = parents[r.parent_id]
+        metric = source.params.get("metric")
+        if isinstance(metric, str):
+            counts[metric] = counts.get(metric, 0) + 1
+    if not counts:
+        metric = _spec_metric()
+        return [metric] if metric else []
+    return sorted(counts, key=lambda m: -counts[m])
+
+
+def _spec_metric(path: Path = Path("shipyard.yaml")) -> str | None:
+    if not path.is_file():
+        return None
+    from shipyard.core.spec import load_spec
+
+    try:
+        spec = load_spec(path)
+    except ShipyardError:  # a broken spec is `train`'s to report; listing runs still works
+        return None
+    return spec.train.metric if spec.train else None
+
+
+def _top_metrics(runs: list[Run], primary: list[str], most: int = 4) -> list[str]:
+    """Metric keys for the columns: the primary metric's held-out and CV scores first, then
+    the held-out metrics most runs have, then the rest (per-fold series left out)."""
     counts: dict[str, int] = {}
     for r in runs:
         for k in r.metrics:
-            counts[k] = counts.get(k, 0) + 1
-    preferred = sorted(counts, key=lambda k: (not k.startswith("test_"), -counts[k], k))
+            if not k.endswith("_fold"):
+                counts[k] = counts.get(k, 0) + 1
+    lead = [k for p in primary for k in (f"test_{p}", f"cv_{p}", p, f"cv_{p}_std")]
+    rank = {k: i for i, k in enumerate(lead)}
+    preferred = sorted(
+        counts,
+        key=lambda k: (rank.get(k, len(lead)), not k.startswith("test_"), -counts[k], k),
+    )
     return preferred[:most]
+
+
+def _header(key: str) -> str:
+    # Words wrap where underscores cannot: TEST_BALANCED_ACCURACY would fold mid-word.
+    return key.upper().replace("_", " ")
+
+
+def _params(run: Run) -> str:
+    """A trial's own params; for a search, the best trial's (`best.*`)."""
+    if run.parent_id:
+        params = run.params
+    else:
+        params = {k[5:]: v for k, v in run.params.items() if k.startswith("best.")}
+    return " ".join(
+        str(v).rsplit(".", 1)[-1] if k == "estimator" else f"{k}={_cell(v)}"
+        for k, v in params.items()
+    )
 
 
 def _fmt(value: float | None) -> str:
