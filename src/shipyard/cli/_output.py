@@ -166,18 +166,32 @@ def emit(data: Any, *, json_mode: bool, table: RenderableType | None = None) -> 
     out.print(table)
 
 
-def ident(header: str, *, min_width: int = 12, justify: JustifyMethod = "left") -> Column:
+@dataclass
+class _IdColumn(Column):
+    floor: int = 8  # how far a terminal too narrow for every minimum may cut it
+
+
+def ident(
+    header: str, *, min_width: int = 12, floor: int = 8, justify: JustifyMethod = "left"
+) -> Column:
     """A column of identifiers (ids, refs, hashes, names): never wrapped mid-token.
 
-    When the terminal is too narrow the value is cut with an ellipsis, never below `min_width`
-    (or its full length); `--wide` shows it whole.
+    When the terminal is too narrow the value is cut with an ellipsis, not below `min_width`
+    (below `floor` when even the minimums do not fit); `--wide` shows it whole.
     """
-    return Column(header, no_wrap=True, overflow="ellipsis", min_width=min_width, justify=justify)
+    return _IdColumn(
+        header,
+        no_wrap=True,
+        overflow="ellipsis",
+        min_width=min_width,
+        justify=justify,
+        floor=floor,
+    )
 
 
 def when_column(header: str) -> Column:
     """A column of `when()` timestamps: whole, on one line."""
-    return ident(header, min_width=16)
+    return ident(header, min_width=16, floor=16)
 
 
 def table(
@@ -213,8 +227,8 @@ class _FittedTable:
     Rich shrinks wrappable columns to nothing before it touches `no_wrap` ones (a NAME column
     vanished at 80 columns) and ignores `min_width` when it shrinks. Here every column first
     gets its least width (an identifier column its `min_width`, a text column its header's
-    longest word), then text columns grow until their longest word fits (up to 24), then
-    identifier columns until they are whole, then text columns share what is left in
+    longest word or 10), then identifier columns grow until they are whole, then text columns
+    until their longest word fits (up to 24), then text columns share what is left in
     proportion to what they lack.
     """
 
@@ -253,13 +267,18 @@ def _share(columns: Sequence[Column], natural: list[int], budget: int) -> list[i
         else min(n, max(_head_word(c), min(_longest(c, str.split, header=False), 10)))
         for c, n in zip(columns, natural, strict=True)
     ]
-    targets = [
-        # text columns: whole words (a long one still folds); identifiers: whole values
-        [
-            min(w, 24) if not c.no_wrap else least[i]
-            for i, (c, w) in enumerate(zip(columns, words, strict=True))
-        ],
+    over = sum(least) - budget
+    if over > 0:  # too narrow even for the minimums: identifiers give way, down to a floor
+        room = [
+            max(0, w - min(n, c.floor)) if isinstance(c, _IdColumn) else 0
+            for c, n, w in zip(columns, natural, least, strict=True)
+        ]
+        if sum(room):
+            cut = [min(r, -(-over * r // sum(room))) for r in room]
+            least = [w - c for w, c in zip(least, cut, strict=True)]
+    targets = [  # identifiers whole, then text columns' words whole (up to 24), then the rest
         [n if c.no_wrap else 0 for c, n in zip(columns, natural, strict=True)],
+        [0 if c.no_wrap else min(w, 24) for c, w in zip(columns, words, strict=True)],
         [0 if c.no_wrap else n for c, n in zip(columns, natural, strict=True)],
     ]
     widths = list(least)

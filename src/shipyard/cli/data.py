@@ -237,7 +237,7 @@ def ingest_cmd(
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
+def ls(ctx: typer.Context, wide: _output.WideFlag = False, json: _output.JsonFlag = False) -> None:
     """List datasets with their latest version."""
     from shipyard.data import list_datasets
 
@@ -251,7 +251,16 @@ def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
     else:
         table = _output.table(
             "Datasets",
-            ["NAME", "VERSIONS", "ROWS", "COLS", "TARGET", "ID", "TIME", "UPDATED (UTC)"],
+            [
+                _output.ident("NAME"),
+                "VERSIONS",
+                "ROWS",
+                "COLS",
+                "TARGET",
+                "ID",
+                "TIME",
+                _output.when_column("UPDATED (UTC)"),
+            ],
             [
                 (
                     d.name,
@@ -290,14 +299,14 @@ def show(
                 f"{dataset.name}  target={dataset.target or '-'}  "
                 f"id={dataset.id_column or '-'}  time={dataset.time_column or '-'}",
                 [
-                    "VERSION",
+                    _output.ident("VERSION"),
                     "ROWS",
                     "COLS",
-                    "CONTENT",
+                    _output.ident("CONTENT"),
                     "VIOLATIONS",
                     "SOURCE",
-                    "CREATED (UTC)",
-                    "BY",
+                    _output.when_column("CREATED (UTC)"),
+                    _output.ident("BY", min_width=8),
                 ],
                 [
                     (
@@ -353,7 +362,14 @@ def _version_view(v: DatasetVersion) -> RenderableType:
     )
     schema = _output.table(
         "Schema (contract)",
-        ["COLUMN", "TYPE", "ROLE", "NULLABLE", "RANGE / VALUES", "BLOCKING RULES"],
+        [
+            _output.ident("COLUMN", min_width=16),
+            "TYPE",
+            "ROLE",
+            "NULLABLE",
+            "RANGE / VALUES",
+            "BLOCKING RULES",
+        ],
         [
             (
                 c.name,
@@ -409,7 +425,7 @@ def _report_table(report: ValidationReport, *, title: str) -> RenderableType:
         return Text(f"{title}: {report.rows:,} rows, every rule passed.", style="green")
     return _output.table(
         f"{title}: {report.rows:,} rows",
-        ["SEVERITY", "COLUMN", "RULE", "ROWS", "PROBLEM", "EXAMPLES"],
+        ["SEVERITY", _output.ident("COLUMN", min_width=16), "RULE", "ROWS", "PROBLEM", "EXAMPLES"],
         [
             (
                 Text(v.severity, style="red" if v.severity == "error" else "yellow"),

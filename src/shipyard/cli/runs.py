@@ -73,16 +73,14 @@ def ls(
         experiments = sorted({r.experiment for r in found})
         one = len(experiments) == 1  # then the title names it and the column goes
         width = _output.console().width
-        most = 6 if wide else max(1 if trials else 2, (width - (100 if trials else 70)) // 10)
+        most = 6 if wide else max(1 if trials else 2, (width - (80 if trials else 70)) // 10)
         keys = _top_metrics(found, primary, most=most)
         columns: list[str | Column] = [_output.ident("RUN", min_width=14)]
         if not one:
             columns.append(_output.ident("EXPERIMENT", min_width=10))
-        columns += [
-            _output.ident("NAME", min_width=10),
-            "STATUS",
-            _output.when_column("STARTED (UTC)"),
-        ]
+        columns += [_output.ident("NAME", min_width=10), "STATUS"]
+        if not trials:  # a search's trials start seconds apart: their params matter more
+            columns.append(_output.when_column("STARTED (UTC)"))
         columns += [Column(_header(k), justify="right") for k in keys]
         if trials:
             columns.append("PARAMS")
@@ -95,7 +93,7 @@ def ls(
                     *([] if one else [r.experiment]),
                     r.name,
                     r.status.value,
-                    r.started_at,
+                    *([] if trials else [r.started_at]),
                     *[_fmt(r.metrics.get(k)) for k in keys],
                     *([_params(r)] if trials else []),
                 )
