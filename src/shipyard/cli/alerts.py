@@ -28,6 +28,7 @@ def ls(
     limit: Annotated[
         int, typer.Option("--limit", metavar="N", min=1, help="At most N, newest first.")
     ] = 100,
+    wide: _output.WideFlag = False,
     json: _output.JsonFlag = False,
 ) -> None:
     """Open alerts, newest first (with --all, acknowledged ones too)."""
@@ -61,7 +62,14 @@ def _table(found: list[Alert], *, all_: bool) -> RenderableType:
         return Text(what)
     return _output.table(
         "Alerts" if all_ else "Open alerts",
-        ["ID", "ENDPOINT", "KIND", "CREATED (UTC)", "ACKED", "MESSAGE"],
+        [
+            _output.ident("ID", min_width=24),  # whole where it fits: `alerts ack ID`
+            _output.ident("ENDPOINT", min_width=8),
+            "KIND",
+            _output.when_column("CREATED (UTC)"),
+            "ACKED",
+            "MESSAGE",
+        ],
         [
             (
                 a.id,

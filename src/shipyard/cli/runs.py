@@ -75,7 +75,7 @@ def ls(
         width = _output.console().width
         most = 6 if wide else max(1 if trials else 2, (width - (80 if trials else 70)) // 10)
         keys = _top_metrics(found, primary, most=most)
-        columns: list[str | Column] = [_output.ident("RUN", min_width=14)]
+        columns: list[str | Column] = [_output.ident("RUN", min_width=24)]
         if not one:
             columns.append(_output.ident("EXPERIMENT", min_width=10))
         columns += [_output.ident("NAME", min_width=10), "STATUS"]
@@ -196,22 +196,26 @@ def show(
     )
     parts: list[RenderableType] = [head]
     parts.append(
-        _output.table("Params", ["PARAM", "VALUE"], [(k, v) for k, v in run.params.items()])
+        _output.table(
+            "Params",
+            [_output.ident("PARAM", min_width=16), "VALUE"],
+            [(k, v) for k, v in run.params.items()],
+        )
     )
     parts.append(
         _output.table(
             "Metrics (latest)",
-            ["METRIC", "VALUE"],
+            [_output.ident("METRIC", min_width=16), Column("VALUE", justify="right")],
             [(k, _fmt(v)) for k, v in sorted(run.metrics.items())],
         )
     )
     if run.tags:
-        parts.append(_output.table("Tags", ["TAG", "VALUE"], list(run.tags.items())))
+        parts.append(_output.table("Tags", [_output.ident("TAG"), "VALUE"], list(run.tags.items())))
     if run.artifacts:
         parts.append(
             _output.table(
                 "Artifacts",
-                ["NAME", "DIGEST", "BYTES"],
+                [_output.ident("NAME"), _output.ident("DIGEST"), Column("BYTES", justify="right")],
                 [(a.name, a.digest[:12], f"{a.size:,}") for a in run.artifacts],
             )
         )
@@ -234,36 +238,132 @@ def show(
 @app.command("compare")
 def compare(
     ctx: typer.Context,
-    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+    run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more run ids.")],
+    all_: Annotated[
+        bool, typer.Option("--all", help="Show every param, not only those that differ.")
+    ] = False,
     plot: Annotated[
-        Path, typer.Option("--plot", help="Where to save the metric-history plot.")
+        Path,
+        typer.Option("--plot", metavar="PATH", help="Where to save the metric-history plot."),
     ] = Path("runs-compare.png"),
     json: _output.JsonFlag = False,
 ) -> None:
-    """Params and metrics side by side, and a plot of the metric histories."""
+    """The params that differ (--all: every one), the metrics side by side, and a plot of the
+    metric histories; for searches without step histories, each trial's CV score."""
     with _output.workspace(ctx) as ws:
         runs = [get_run(ws, r) for r in run_ids]
         saved = plot_histories(ws, runs, plot)
-    params = sorted({k for r in runs for k in r.params})
+        trials = {
+            r.id: search_runs(ws, parent_id=r.id, limit=None, order_by="started_at") for r in runs
+        }
+    names = [r.name or r.id for r in runs]
+    heads = [r.id if names.count(n) > 1 else n for r, n in zip(runs, names, strict=True)]
+    values = [{**r.params, **({"seed": r.seed} if r.seed is not None else {})} for r in runs]
+    params = sorted({k for v in values for k in v})
+    differ = [k for k in params if len({repr(v.get(k)) for v in values}) > 1]
     metrics = sorted({k for r in runs for k in r.metrics})
-    heads = ["", *[r.name or r.id for r in runs]]
-    rows = [
-        (Text(f"param {k}", style="cyan"), *[_cell(r.params.get(k)) for r in runs]) for k in params
+    parts: list[RenderableType] = [
+        _output.table(
+            "Params" if all_ else "Params that differ",
+            [_output.ident("PARAM", min_width=16), *heads],
+            [
+                (
+                    k,
+                    *[
+                        Text(_cell(v.get(k)), style="bold yellow" if k in differ else "")
+                        for v in values
+                    ],
+                )
+                for k in (params if all_ else differ)
+            ],
+        )
+        if differ or all_
+        else Text("Every param is the same in these runs.")
     ]
-    rows += [
-        (Text(f"metric {k}", style="magenta"), *[_fmt(r.metrics.get(k)) for r in runs])
-        for k in metrics
-    ]
-    table = Group(
-        _output.table("Runs side by side", heads, rows),
+    same = len(params) - len(differ)
+    if same and not all_ and differ:
+        parts.append(Text(f"{same} more params are the same in every run (--all).", style="dim"))
+    parts.append(
+        _output.table(
+            "Metrics (latest)",
+            [_output.ident("METRIC", min_width=16), *[Column(h, justify="right") for h in heads]],
+            [(k, *[_fmt(r.metrics.get(k)) for r in runs]) for k in metrics],
+        )
+    )
+    cv = None if saved else _cv_table(runs, trials, heads)
+    if cv is not None:
+        parts.append(cv)
+    parts.append(
         Text(
             f"metric histories: {saved}"
             if saved
             else "no metric has more than one step: nothing to plot",
             style="dim",
-        ),
+        )
     )
-    _output.emit({"runs": runs, "plot": str(saved) if saved else None}, json_mode=json, table=table)
+    _output.emit(
+        {
+            "runs": runs,
+            "differing_params": differ,
+            "trials": {k: [_trial_summary(t) for t in v] for k, v in trials.items() if v},
+            "plot": str(saved) if saved else None,
+        },
+        json_mode=json,
+        table=Group(*parts),
+    )
+
+
+def _cv_table(
+    runs: list[Run], trials: dict[str, list[Run]], heads: list[str]
+) -> RenderableType | None:
+    """Each search's trials by number: the CV score (± its spread over the folds)."""
+    if not any(trials.values()):
+        return None
+    by_number: dict[str, dict[str, Run]] = {}
+    for r in runs:
+        for t in trials[r.id]:
+            by_number.setdefault(t.tags.get("trial", t.name or t.id), {})[r.id] = t
+    rows = []
+    for number in sorted(by_number, key=lambda n: (len(n), n)):
+        cells = []
+        for r in runs:
+            t = by_number[number].get(r.id)
+            cells.append(_cv_cell(t, r.params.get("metric")) if t else "")
+        rows.append((number, *cells))
+    return _output.table(
+        "CV score per trial (± over the folds)",
+        [Column("TRIAL", justify="right"), *[_output.ident(h) for h in heads]],
+        rows,
+    )
+
+
+def _cv_cell(trial: Run, metric: object) -> str:
+    key = f"cv_{metric}" if isinstance(metric, str) else None
+    if key is None or key not in trial.metrics:
+        key = next(
+            (
+                k
+                for k in trial.metrics
+                if k.startswith("cv_")
+                and k[3:].isidentifier()
+                and not k.endswith(("_std", "_fold"))
+            ),
+            None,
+        )
+    if key is None:
+        return trial.status.value
+    score = f"{trial.metrics[key]:.4f}"
+    std = trial.metrics.get(f"{key}_std")
+    return score + (f" ± {std:.4f}" if std is not None else "")
+
+
+def _trial_summary(trial: Run) -> dict[str, object]:
+    return {
+        "id": trial.id,
+        "trial": trial.tags.get("trial"),
+        "params": trial.params,
+        "metrics": trial.metrics,
+    }
 
 
 def _cell(value: object) -> str:
