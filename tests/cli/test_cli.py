@@ -6,6 +6,7 @@ inside Typer's `CliRunner.isolation()`; one runs the installed console script in
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sqlite3
@@ -13,12 +14,15 @@ import subprocess
 import sys
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from shipyard import start_run
 from shipyard.cli import _output, tokens
 from shipyard.cli.app import main
 from shipyard.core.errors import Unauthorized
@@ -312,7 +316,8 @@ def test_audit_log_shows_init_and_token_events(sy: Any, initialised: dict[str, A
     assert table.exit_code == 0, table.stderr
     for action in ("workspace.init", "token.create", "token.revoke"):
         assert action in table.stdout
-    assert "role=viewer" in table.stdout
+    full = sy("audit", "log", "--full")
+    assert re.search(r"role\s+viewer", full.stdout), full.stdout
 
     events = sy("audit", "log", "--json").json()
     assert [e["action"] for e in events] == [
@@ -329,6 +334,28 @@ def test_audit_log_shows_init_and_token_events(sy: Any, initialised: dict[str, A
     assert [e["action"] for e in on_object] == ["token.revoke", "token.create"]
     assert len(sy("audit", "log", "--limit", "1", "--json").json()) == 1
     assert "No audit events match" in sy("audit", "log", "--action", "model.").stdout
+
+
+def test_audit_log_is_one_line_per_event_and_full_shows_the_details(
+    home: Path, sy: Any, initialised: dict[str, Any]
+) -> None:
+    long_name = "ci-deployer-for-the-nightly-retraining-pipeline"
+    created = sy("tokens", "create", long_name, "--role", "deployer", "--json").json()["token"]
+    events = sy("audit", "log", "--json").json()
+
+    for columns in (80, 100, 120):
+        out = at_width(columns, home, "audit", "log").stdout
+        lines = out.splitlines()
+        assert all(len(line) <= columns for line in lines), out
+        body = lines[lines.index(next(line for line in lines if line.startswith("───"))) + 1 :]
+        assert len(body) == len(events), out  # one line per event, nothing folded under it
+        assert not re.search(r"role\W+deployer", out)  # the details are --full's
+        assert body[0].split()[4] == "token.create"  # seq, date, time, actor, action
+
+    full = at_width(80, home, "audit", "log", "--full").stdout
+    assert re.search(r"role\s+deployer", full)
+    assert f"token {created['id']}" in full  # the object's type and id
+    assert long_name in full
 
 
 def test_audit_verify_passes_then_names_a_tampered_event(
@@ -367,6 +394,132 @@ def test_audit_verify_with_a_head_that_is_gone(sy: Any, initialised: dict[str, A
 
     assert result.exit_code == 7
     assert "is not in the chain" in result.stderr
+
+
+# -- tables at a fixed terminal width ----------------------------------------------------------
+
+
+def at_width(columns: int, home: Path, *args: str) -> Result:
+    result = run("--home", str(home), *args, env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def test_identifiers_are_cut_with_an_ellipsis_never_folded_and_wide_shows_them_whole(
+    home: Path, sy: Any, initialised: dict[str, Any]
+) -> None:
+    name = "a-token-name-far-too-long-for-any-column-at-eighty"
+    token = sy("tokens", "create", name, "--role", "viewer", "--json").json()["token"]
+
+    for columns in (80, 100, 120):
+        out = at_width(columns, home, "tokens", "ls", "--all").stdout
+        assert all(len(line) <= columns for line in out.splitlines()), out
+        row = next(line for line in out.splitlines() if " viewer " in line)
+        assert row.startswith(token["id"][:5])
+        # the name is on the token's own line, whole or cut short with an ellipsis ...
+        shown = row.split()[1]
+        assert shown == name or (shown.endswith("…") and name.startswith(shown[:-1])), row
+        # ... and no line holds only the rest of it (what folding did)
+        assert not any(line.strip().startswith(name[-8:]) for line in out.splitlines()), out
+
+    wide = at_width(80, home, "tokens", "ls", "--wide").stdout
+    assert token["id"] in wide and name in wide and token["prefix"] in wide
+
+
+def test_a_narrow_table_keeps_every_column() -> None:
+    """Rich alone shrank the text column to nothing next to a long identifier."""
+    table = _output.table(
+        None,
+        [_output.ident("RUN"), "NOTE", _output.when_column("AT")],
+        [("run_" + "0" * 40, "a note of several words", datetime(2026, 1, 2, 3, 4, tzinfo=UTC))],
+    )
+    console = Console(width=40, file=io.StringIO())
+    console.print(table)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+
+    assert "NOTE" in out and "a note" in out
+    assert "2026-01-02 03:04" in out  # a timestamp stays whole
+    assert "run_0000000" in out and "…" in out
+    assert all(len(line) <= 40 for line in out.splitlines())
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def _search(ws: Workspace, metric: str, trials: list[dict[str, Any]], seed: int = 1) -> str:
+    """A search run as `shipyard train` records one: its primary metric, held-out metrics,
+    and one child run per trial with its params and CV score."""
+    with start_run(
+        "wine", name="train wine@1", workspace=ws, params={"metric": metric, "cv": 3}, seed=seed
+    ) as parent:
+        parent.log_metrics(
+            {"test_accuracy": 0.91, "test_balanced_accuracy": 0.9, f"test_{metric}": 0.77}
+        )
+        parent.log_metric(f"cv_{metric}", 0.75)
+        for number, trial in enumerate(trials):
+            with start_run(
+                "wine",
+                name=f"trial {number}",
+                workspace=ws,
+                parent_id=parent.id,
+                params=trial["params"],
+                tags={"trial": number},
+            ) as child:
+                child.log_metrics(
+                    {f"cv_{metric}": trial["cv"], f"cv_{metric}_std": 0.01, "fit_seconds": 0.2}
+                )
+    return parent.id
+
+
+@pytest.fixture
+def searches(home: Path, initialised: dict[str, Any]) -> list[str]:
+    ws = Workspace.open(Settings.load(home=str(home)))
+    try:
+        trials = [
+            {"params": {"estimator": "sklearn.svm.SVC", "C": 0.5}, "cv": 0.71},
+            {"params": {"estimator": "sklearn.svm.SVC", "C": 2.5}, "cv": 0.74},
+        ]
+        first = _search(ws, "recall", trials, seed=1)
+        second = _search(ws, "recall", trials[:1], seed=2)
+    finally:
+        ws.close()
+    return [first, second]
+
+
+def test_runs_ls_leads_with_the_primary_metric_and_trials_show_their_own(
+    home: Path, searches: list[str]
+) -> None:
+    for columns in (80, 100, 120):
+        out = at_width(columns, home, "runs", "ls").stdout
+        assert all(len(line) <= columns for line in out.splitlines()), out
+        row = next(line for line in out.splitlines() if line.startswith("run_"))
+        # test_accuracy (0.91) is alphabetically first and on every run: test_recall still leads
+        assert re.search(r"\d\d:\d\d\s+0\.77\s+0\.75\b", row), out
+        assert "Runs of wine" in out
+
+    trials = at_width(100, home, "runs", "ls", "--trials").stdout
+    assert "PARAMS" in trials
+    assert "SVC C=2.5" in trials and "SVC C=0.5" in trials
+    row = next(line for line in trials.splitlines() if "SVC C=2.5" in line)
+    assert "0.74" in row  # the trial's own CV score, on its line
+
+
+def test_runs_compare_shows_what_differs_and_each_trials_cv_score(
+    home: Path, searches: list[str]
+) -> None:
+    out = at_width(100, home, "runs", "compare", *searches, "--plot", str(home / "p.png")).stdout
+
+    params = out.split("Params that differ")[1].split("Metrics")[0]
+    assert re.search(r"seed\s+1\s+2", params)
+    assert "cv " not in params and "metric " not in params  # the same in both: hidden
+    assert "2 more params are the same in every run (--all)" in out
+    assert re.search(r"test_recall\s+0.77\s+0.77", out)
+    cv = out.split("CV score per trial")[1]
+    assert re.search(r"0\s+0.7100 ± 0.0100\s+0.7100 ± 0.0100", cv)
+    assert re.search(r"1\s+0.7400 ± 0.0100\s*$", cv, re.M)  # the second search had one trial
+
+    every = at_width(100, home, "runs", "compare", *searches, "--all", "--plot", "p.png").stdout
+    assert re.search(r"metric\s+recall\s+recall", every)
 
 
 # -- helpers ------------------------------------------------------------------------------------

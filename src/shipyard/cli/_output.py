@@ -234,20 +234,21 @@ class _FittedTable:
 
     def __init__(self, table: Table) -> None:
         self.table = table
+        self._least = [column.min_width for column in table.columns]
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement.get(console, options, self.table)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         columns = self.table.columns
-        for column in columns:
-            column.width = None
+        for column, least in zip(columns, self._least, strict=True):
+            column.width, column.min_width = None, least
         natural = [_longest(column, str.splitlines) for column in columns]
         whole = Measurement.get(console, options.update_width(1_000_000), self.table).maximum
         budget = options.max_width - (whole - sum(natural))  # less borders and padding
         if sum(natural) > budget:
             for column, width in zip(columns, _share(columns, natural, budget), strict=True):
-                column.width = width
+                column.width, column.min_width = width, None  # Rich would widen to min_width
         yield self.table
 
 
@@ -291,6 +292,13 @@ def _share(columns: Sequence[Column], natural: list[int], budget: int) -> list[i
         grant = wanted if total <= spare else [spare * want // total for want in wanted]
         widths = [w + g for w, g in zip(widths, grant, strict=True)]
         spare -= sum(grant)
+    # Narrower still: take from the widest column (timestamps last) rather than from all alike.
+    fixed = [isinstance(c, _IdColumn) and c.floor >= 16 for c in columns]
+    while sum(widths) > budget:
+        widest = max(range(len(widths)), key=lambda i: (not fixed[i], widths[i]))
+        if widths[widest] <= 1:
+            break
+        widths[widest] -= 1
     return widths
 
 

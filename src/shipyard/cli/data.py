@@ -465,7 +465,17 @@ def profile(
         parts.append(
             _output.table(
                 f"{version.ref}: numeric and time columns ({p.rows:,} rows)",
-                ["COLUMN", "TYPE", "MISSING", "MIN", "P50", "MAX", "MEAN", "STD", "HISTOGRAM"],
+                [
+                    _output.ident("COLUMN", min_width=16),
+                    "TYPE",
+                    "MISSING",
+                    "MIN",
+                    "P50",
+                    "MAX",
+                    "MEAN",
+                    "STD",
+                    "HISTOGRAM",
+                ],
                 [
                     (
                         c.name,
@@ -486,7 +496,13 @@ def profile(
         parts.append(
             _output.table(
                 f"{version.ref}: categorical and text columns",
-                ["COLUMN", "TYPE", "MISSING", "DISTINCT", "TOP VALUES"],
+                [
+                    _output.ident("COLUMN", min_width=16),
+                    "TYPE",
+                    "MISSING",
+                    "DISTINCT",
+                    "TOP VALUES",
+                ],
                 [
                     (
                         c.name,
@@ -567,7 +583,7 @@ def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
         parts.append(
             _output.table(
                 "Schema changes",
-                ["COLUMN", "CHANGE", "BEFORE", "AFTER"],
+                [_output.ident("COLUMN", min_width=16), "CHANGE", "BEFORE", "AFTER"],
                 [(c.column, c.change, c.before, c.after) for c in d.schema_changes],
             )
         )
@@ -577,7 +593,7 @@ def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
         _output.table(
             f"Largest distribution shifts (PSI over {d.before}'s bins; > 0.2 is a large shift)",
             [
-                "COLUMN",
+                _output.ident("COLUMN", min_width=16),
                 "TYPE",
                 "PSI",
                 "MEAN BEFORE → AFTER",

@@ -220,7 +220,17 @@ def render(report: MonitorReport, *, compact: bool = False) -> RenderableType:
 def _features(rows: list[FeatureDrift]) -> RenderableType:
     return _output.table(
         None,
-        ["FEATURE", "KIND", "TEST", "SCORE", "THRESHOLD", "DRIFT", "MISSING", "NEW", "IMPORTANCE"],
+        [
+            _output.ident("FEATURE", min_width=16),
+            "KIND",
+            "TEST",
+            "SCORE",
+            "THRESHOLD",
+            "DRIFT",
+            "MISSING",
+            "NEW",
+            "IMPORTANCE",
+        ],
         [
             (
                 f.column,
