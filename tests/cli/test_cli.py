@@ -6,6 +6,7 @@ inside Typer's `CliRunner.isolation()`; one runs the installed console script in
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import re
@@ -19,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
 from shipyard import start_run
 from shipyard.cli import _output, tokens
-from shipyard.cli.app import main
+from shipyard.cli.app import app, main
 from shipyard.core.errors import Unauthorized
 from shipyard.core.records import Role, Token
 from shipyard.core.settings import Settings
@@ -129,6 +131,40 @@ def test_init_with_db_and_artifacts(sy: Any, tmp_path: Path) -> None:
     assert sy("tokens", "ls", "--json").exit_code == 0  # config.toml remembers both
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed: s3:// would work"
+)
+def test_init_on_s3_without_s3fs_names_the_extra_and_leaves_nothing(
+    sy: Any, home: Path, tmp_path: Path
+) -> None:
+    result = sy("init", "--artifacts", "s3://a-bucket/shipyard")
+
+    assert result.exit_code == 2, result.stderr
+    assert "pip install 'shipyard[s3]' (installs s3fs)" in result.stderr
+    assert not home.exists()  # no half-made workspace: init again just works
+    assert sy("init", "--artifacts", str(tmp_path / "blobs")).exit_code == 0
+    assert sy("data", "ls").exit_code == 0
+
+
+def test_a_failed_init_removes_only_what_it_made(sy: Any, home: Path, tmp_path: Path) -> None:
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    bad_store = sy("init", "--artifacts", str(blocker / "artifacts"))
+    assert bad_store.exit_code == 8, bad_store.stderr
+    assert "cannot create the artifact store" in bad_store.stderr
+
+    bad_db = sy("init", "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
+    assert bad_db.exit_code == 8, bad_db.stderr
+    assert "cannot connect to the metadata database" in bad_db.stderr
+    assert "secret" not in bad_db.stderr
+
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
+    assert sy("init").exit_code == 0
+
+
 def test_init_twice_is_a_conflict(sy: Any, initialised: dict[str, Any]) -> None:
     result = sy("init")
 
@@ -217,6 +253,29 @@ def test_ctrl_c_exits_130_with_a_message(
     result = sy("tokens", "ls")
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
+
+
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _command_paths(sub, (*path, name))
+    return found
+
+
+def test_every_help_names_its_placeholders_in_words() -> None:
+    paths = _command_paths(typer.main.get_command(app))
+    assert len(paths) > 40  # every command and sub-command
+
+    for path in paths:
+        result = run(*path, "--help")
+        assert result.exit_code == 0, (path, result.stderr)
+        assert "Usage: shipyard" in result.stdout
+        typed = re.findall(r"<(?:str|int|bool|float|path|list|file)[^>]*>", result.stdout)
+        assert not typed, (path, typed)
+    compare = run("runs", "compare", "--help").stdout
+    assert "{RUN}..." in compare and re.search(r"--plot\s+PATH", compare)
+    assert re.search(r"--trials\s+INTEGER", run("train", "--help").stdout)
+    assert re.search(r"\*\s+NAME\s+A label", run("tokens", "create", "--help").stdout)
 
 
 def test_help_and_version() -> None:

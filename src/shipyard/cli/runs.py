@@ -238,7 +238,7 @@ def show(
 @app.command("compare")
 def compare(
     ctx: typer.Context,
-    run_ids: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more run ids.")],
+    run_ids: Annotated[list[str], typer.Argument(metavar="RUN", help="Two or more run ids.")],
     all_: Annotated[
         bool, typer.Option("--all", help="Show every param, not only those that differ.")
     ] = False,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.core.errors import Invalid, Unavailable
+from shipyard.store.diskfull import full_error, is_disk_full, storage_errors
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -82,9 +83,15 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on any exception."""
-        with self._write() as session, session.begin():
+        """A transaction that commits on success and rolls back on any exception.
+
+        A full disk (or SQLite's `max_page_count`) is `StorageFull`, whatever the statement."""
+        with storage_errors(self.what), self._write() as session, session.begin():
             yield session
+
+    @property
+    def what(self) -> str:
+        return f"the metadata database {self.safe_url}"
 
     # -- migrations -----------------------------------------------------------------------------
 
@@ -101,6 +108,8 @@ class Database:
             with self.engine.connect() as conn:
                 return MigrationContext.configure(conn).get_current_revision()
         except OperationalError as exc:
+            if is_disk_full(exc):  # SQLite cannot even write its WAL index: not "unreachable"
+                raise full_error(self.what, exc) from exc
             raise Unavailable(
                 f"cannot connect to the metadata database {self.safe_url}: {exc.orig}. "
                 "Check SHIPYARD_DB and that the server is running."
@@ -111,7 +120,7 @@ class Database:
         if self.current() == self.head():
             return
         cfg = self._alembic_config()
-        with self.engine.begin() as conn:
+        with storage_errors(self.what), self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
