@@ -32,6 +32,7 @@ from shipyard.core.records import Role, Token
 from shipyard.core.settings import Settings
 from shipyard.security import authenticate
 from shipyard.store.workspace import Workspace
+from tiny_disk import fill, tiny_disk
 
 SECRET_RE = re.compile(r"shp_[A-Za-z0-9_-]{40,}")
 
@@ -240,6 +241,21 @@ def test_unexpected_errors_exit_1_with_a_hint(
     as_json = sy("tokens", "ls", "--json")
     assert as_json.exit_code == 1
     assert as_json.json()["error"] == "InternalError"
+
+
+def test_a_full_disk_exits_9_and_says_so(tmp_path: Path) -> None:
+    with tiny_disk(tmp_path / "disk", "2m") as disk:
+        home = disk / "ws"
+        assert run("--home", str(home), "init", "--json").exit_code == 0
+        fill(disk)
+
+        result = run("--home", str(home), "tokens", "create", "ci", "--role", "viewer")
+
+        assert result.exit_code == 9, result.stderr
+        assert "is out of space" in result.stderr and "Free space" in result.stderr
+        assert "server is running" not in result.stderr
+        (disk / "filler").unlink()
+        assert run("--home", str(home), "tokens", "create", "ci", "--role", "viewer").exit_code == 0
 
 
 def test_ctrl_c_exits_130_with_a_message(

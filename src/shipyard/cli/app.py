@@ -7,7 +7,7 @@ Sub-apps register here, one line each:
 Exit codes come from the exception class (`ShipyardError.exit_code`, see core/errors.py), and
 are read only in `main()`: 0 ok, 1 internal error, 2 usage or invalid input, 3 not found or
 not initialised, 4 conflict, 5 unauthorised/forbidden, 6 validation failed, 7 integrity,
-8 unavailable, 130 interrupted.
+8 unavailable, 9 storage full, 130 interrupted.
 """
 
 from __future__ import annotations

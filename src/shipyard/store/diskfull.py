@@ -63,4 +63,4 @@ def _reason(exc: BaseException) -> str:
         if _SQLITE_FULL in str(current):
             return _SQLITE_FULL
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
-    return str(exc)
+    return str(getattr(exc, "orig", None) or exc)  # SQLAlchemy's wrapper adds a URL to its docs
