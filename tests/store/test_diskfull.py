@@ -45,7 +45,7 @@ def test_a_full_sqlite_database_is_storage_full_and_keeps_what_was_stored(
         s.execute(text("CREATE TABLE filler (id INTEGER PRIMARY KEY, blob BLOB)"))
         s.execute(text("INSERT INTO filler (blob) VALUES (:b)"), {"b": b"kept"})
     with db.engine.connect() as conn:
-        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar() or 0)
     db.engine.dispose()
 
     @event.listens_for(db.engine, "connect")

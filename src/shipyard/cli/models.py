@@ -89,8 +89,8 @@ def _primary_metrics(ws: Workspace, versions: list[ModelVersion]) -> dict[str, s
             spec = load_spec("shipyard.yaml")
         except ShipyardError:  # a broken spec is `train`'s to report; listing still works
             return found
-        if spec.train:
-            found.update({v.id: spec.train.metric for v in missing if v.model == spec.project})
+        if spec.train and (metric := spec.train.metric):
+            found.update({v.id: metric for v in missing if v.model == spec.project})
     return found
 
 

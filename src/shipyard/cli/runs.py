@@ -327,8 +327,8 @@ def _cv_table(
     for number in sorted(by_number, key=lambda n: (len(n), n)):
         cells = []
         for r in runs:
-            t = by_number[number].get(r.id)
-            cells.append(_cv_cell(t, r.params.get("metric")) if t else "")
+            trial = by_number[number].get(r.id)
+            cells.append(_cv_cell(trial, r.params.get("metric")) if trial else "")
         rows.append((number, *cells))
     return _output.table(
         "CV score per trial (± over the folds)",
