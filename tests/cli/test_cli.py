@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from projects import LOGISTIC, write_project
 from shipyard import start_run
 from shipyard.cli import _output, tokens
 from shipyard.cli.app import app, main
@@ -595,6 +596,26 @@ def test_runs_compare_shows_what_differs_and_each_trials_cv_score(
 
     every = at_width(100, home, "runs", "compare", *searches, "--all", "--plot", "p.png").stdout
     assert re.search(r"metric\s+recall\s+recall", every)
+
+
+def test_models_ls_leads_with_the_primary_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path / "churn", metric="recall", trials=2, candidates=[LOGISTIC])
+    monkeypatch.chdir(tmp_path / "churn")
+    home = tmp_path / "ws"
+    for step in (("init",), ("data", "ingest"), ("train", "--json")):
+        result = run("--home", str(home), *step)
+        assert result.exit_code == 0, (step, result.stderr)
+    version = run("--home", str(home), "models", "ls", "--json").json()[0]
+
+    for columns in (80, 100, 120):
+        out = at_width(columns, home, "models", "ls").stdout
+        assert all(len(line) <= columns for line in out.splitlines()), out
+        head = next(line for line in out.splitlines() if line.startswith("MODEL"))
+        assert head.split()[4] == "RECALL", out  # MODEL STATUS ALIASES FLAVOR RECALL
+        row = next(line for line in out.splitlines() if line.startswith("churn@1"))
+        assert row.split()[3] == f"{version['metrics']['recall']:.3f}", out
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -241,11 +241,13 @@ class _FittedTable:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         columns = self.table.columns
-        for column, least in zip(columns, self._least, strict=True):
-            column.width, column.min_width = None, least
+        for column in columns:
+            column.width, column.min_width = None, None  # measured as the cells are
         natural = [_longest(column, str.splitlines) for column in columns]
         whole = Measurement.get(console, options.update_width(1_000_000), self.table).maximum
         budget = options.max_width - (whole - sum(natural))  # less borders and padding
+        for column, least in zip(columns, self._least, strict=True):
+            column.min_width = least
         if sum(natural) > budget:
             for column, width in zip(columns, _share(columns, natural, budget), strict=True):
                 column.width, column.min_width = width, None  # Rich would widen to min_width

@@ -36,7 +36,7 @@ def ls(ctx: typer.Context, wide: _output.WideFlag = False, json: _output.JsonFla
     else:
         shared = set(primary.values())
         one = next(iter(shared)) if len(shared) == 1 else None  # then it heads its column
-        narrow = _output.console().width < 100 and not wide
+        others = not primary or wide or _output.console().width >= 100  # else only primary
         table = _output.table(
             "Models",
             [
@@ -45,7 +45,7 @@ def ls(ctx: typer.Context, wide: _output.WideFlag = False, json: _output.JsonFla
                 _output.ident("ALIASES", min_width=8),
                 "FLAVOR",
                 Column(one.upper() if one else "PRIMARY", justify="right"),
-                "OTHER METRICS",
+                *(["OTHER METRICS" if primary else "METRICS"] if others else []),
                 _output.when_column("CREATED (UTC)"),
             ],
             [
@@ -55,7 +55,7 @@ def ls(ctx: typer.Context, wide: _output.WideFlag = False, json: _output.JsonFla
                     ", ".join(v.aliases),
                     v.flavor,
                     _primary_cell(v, primary.get(v.id), named=one is None),
-                    _metrics(v, skip=primary.get(v.id), most=1 if narrow else 2),
+                    *([_metrics(v, skip=primary.get(v.id))] if others else []),
                     v.created_at,
                 )
                 for v in versions

@@ -173,7 +173,12 @@ def _params(run: Run) -> str:
 
 
 def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
+    """Four decimals, so that a column of scores lines up (1.0000 next to 0.9796)."""
+    if value is None:
+        return ""
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4f}"
+    return f"{value:.4g}"
 
 
 @app.command("show")
