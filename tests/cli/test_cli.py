@@ -570,7 +570,7 @@ def test_runs_ls_leads_with_the_primary_metric_and_trials_show_their_own(
         assert all(len(line) <= columns for line in out.splitlines()), out
         row = next(line for line in out.splitlines() if line.startswith("run_"))
         # test_accuracy (0.91) is alphabetically first and on every run: test_recall still leads
-        assert re.search(r"\d\d:\d\d\s+0\.77\s+0\.75\b", row), out
+        assert re.search(r"\d\d:\d\d\s+0\.7700\s+0\.7500\b", row), out
         assert "Runs of wine" in out
 
     trials = at_width(100, home, "runs", "ls", "--trials").stdout
@@ -589,7 +589,7 @@ def test_runs_compare_shows_what_differs_and_each_trials_cv_score(
     assert re.search(r"seed\s+1\s+2", params)
     assert "cv " not in params and "metric " not in params  # the same in both: hidden
     assert "2 more params are the same in every run (--all)" in out
-    assert re.search(r"test_recall\s+0.77\s+0.77", out)
+    assert re.search(r"test_recall\s+0.7700\s+0.7700", out)
     cv = out.split("CV score per trial")[1]
     assert re.search(r"0\s+0.7100 ± 0.0100\s+0.7100 ± 0.0100", cv)
     assert re.search(r"1\s+0.7400 ± 0.0100\s*$", cv, re.M)  # the second search had one trial

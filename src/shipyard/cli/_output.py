@@ -227,7 +227,7 @@ class _FittedTable:
     Rich shrinks wrappable columns to nothing before it touches `no_wrap` ones (a NAME column
     vanished at 80 columns) and ignores `min_width` when it shrinks. Here every column first
     gets its least width (an identifier column its `min_width`, a text column its header's
-    longest word or 10), then identifier columns grow until they are whole, then text columns
+    longest word or 12), then identifier columns grow until they are whole, then text columns
     until their longest word fits (up to 24), then text columns share what is left in
     proportion to what they lack.
     """
@@ -246,11 +246,10 @@ class _FittedTable:
         natural = [_longest(column, str.splitlines) for column in columns]
         whole = Measurement.get(console, options.update_width(1_000_000), self.table).maximum
         budget = options.max_width - (whole - sum(natural))  # less borders and padding
-        for column, least in zip(columns, self._least, strict=True):
-            column.min_width = least
         if sum(natural) > budget:
-            for column, width in zip(columns, _share(columns, natural, budget), strict=True):
-                column.width, column.min_width = width, None  # Rich would widen to min_width
+            widths = _share(columns, natural, self._least, budget)
+            for column, width in zip(columns, widths, strict=True):
+                column.width = width
         yield self.table
 
 
@@ -261,14 +260,16 @@ def _longest(column: Column, split: Callable[[str], list[str]], *, header: bool 
     return max((cell_len(part) for text in texts for part in split(text)), default=1)
 
 
-def _share(columns: Sequence[Column], natural: list[int], budget: int) -> list[int]:
+def _share(
+    columns: Sequence[Column], natural: list[int], minimums: Sequence[int | None], budget: int
+) -> list[int]:
     """Content widths for `columns` summing to at most `budget` where the minimums allow."""
     words = [min(n, max(_longest(c, str.split), 1)) for c, n in zip(columns, natural, strict=True)]
     least = [
-        min(n, c.min_width or 12)
+        min(n, m or 12)
         if c.no_wrap
-        else min(n, max(_head_word(c), min(_longest(c, str.split, header=False), 10)))
-        for c, n in zip(columns, natural, strict=True)
+        else min(n, max(_head_word(c), min(_longest(c, str.split, header=False), 12)))
+        for c, n, m in zip(columns, natural, minimums, strict=True)
     ]
     over = sum(least) - budget
     if over > 0:  # too narrow even for the minimums: identifiers give way, down to a floor
