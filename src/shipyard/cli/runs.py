@@ -287,7 +287,8 @@ def compare(
     ]
     same = len(params) - len(differ)
     if same and not all_ and differ:
-        parts.append(Text(f"{same} more params are the same in every run (--all).", style="dim"))
+        are = "param is" if same == 1 else "params are"
+        parts.append(Text(f"{same} more {are} the same in every run (--all).", style="dim"))
     parts.append(
         _output.table(
             "Metrics (latest)",
