@@ -126,6 +126,9 @@ def _block(e: AuditEvent) -> RenderableType:
 def _subject(e: AuditEvent) -> str:
     """What the event is about, as people name it: a ref or a name where the event has one
     (the object's id is in `--full` and `--json`)."""
+    alias = e.details.get("alias")
+    if isinstance(alias, str) and alias:  # an alias moved: name it, the versions are the change
+        return f"{e.object_id}@{alias}"
     for key in ("ref", "name", "endpoint"):
         value = e.details.get(key)
         if isinstance(value, str) and value:
