@@ -292,7 +292,7 @@ def _share(
         total = sum(wanted)
         if spare <= 0 or not total:
             continue
-        grant = wanted if total <= spare else [spare * want // total for want in wanted]
+        grant = wanted if total <= spare else _fair(wanted, spare)
         widths = [w + g for w, g in zip(widths, grant, strict=True)]
         spare -= sum(grant)
     # Narrower still: take from the widest column (timestamps last) rather than from all alike.
@@ -303,6 +303,17 @@ def _share(
             break
         widths[widest] -= 1
     return widths
+
+
+def _fair(wanted: list[int], spare: int) -> list[int]:
+    """Share `spare` so that small wants are met whole (a value one character short of whole
+    gets it) and the rest split what is left evenly."""
+    grant = [0] * len(wanted)
+    waiting = [i for i in sorted(range(len(wanted)), key=wanted.__getitem__) if wanted[i]]
+    for n, i in enumerate(waiting):
+        grant[i] = min(wanted[i], spare // (len(waiting) - n))
+        spare -= grant[i]
+    return grant
 
 
 def _head_word(column: Column) -> int:
