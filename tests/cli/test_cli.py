@@ -147,6 +147,12 @@ def test_init_on_s3_without_s3fs_names_the_extra_and_leaves_nothing(
     assert sy("init", "--artifacts", str(tmp_path / "blobs")).exit_code == 0
     assert sy("data", "ls").exit_code == 0
 
+    # A workspace half-made by an older version: commands say what to install, not crash.
+    (home / "config.toml").write_text('artifacts = "s3://a-bucket/shipyard"\n')
+    listed = sy("data", "ls")
+    assert listed.exit_code == 2, listed.stderr
+    assert "pip install 'shipyard[s3]'" in listed.stderr and "unexpected" not in listed.stderr
+
 
 def test_a_failed_init_removes_only_what_it_made(sy: Any, home: Path, tmp_path: Path) -> None:
     home.mkdir()
