@@ -228,8 +228,9 @@ class _FittedTable:
     vanished at 80 columns) and ignores `min_width` when it shrinks. Here every column first
     gets its least width (an identifier column its `min_width`, a text column its header's
     longest word or 12), then identifier columns grow until they are whole, then text columns
-    until their longest word fits (up to 24), then text columns share what is left in
-    proportion to what they lack.
+    until their longest word fits (up to 24), then text columns take the rest; at each step
+    the columns nearest their target are served first. When even the minimums do not fit,
+    identifiers are cut down to their `floor`, then the widest column gives way.
     """
 
     def __init__(self, table: Table) -> None:
