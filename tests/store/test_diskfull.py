@@ -95,3 +95,11 @@ def test_is_disk_full(exc: BaseException, full: bool) -> None:
     wrapped = RuntimeError("while writing")
     wrapped.__cause__ = exc
     assert is_disk_full(wrapped) is full
+
+
+def test_postgres_disk_full_is_recognised() -> None:
+    errors = pytest.importorskip("psycopg.errors")
+    full = errors.DiskFull('could not extend file "base/16384/2619": No space left on device')
+
+    assert is_disk_full(full)
+    assert not is_disk_full(errors.UndefinedTable('relation "runs" does not exist'))

@@ -1,8 +1,8 @@
 """A full disk, recognised where the stores meet the operating system.
 
 `ENOSPC` (an `OSError` with errno 28, `EDQUOT` too: a quota is a full disk to its user) and
-SQLite's "database or disk is full" (SQLITE_FULL: the disk, or the database's `max_page_count`)
-become `StorageFull`, which names what was being written and says to free space. Without this,
+SQLite's "database or disk is full" (SQLITE_FULL: the disk, or the database's `max_page_count`) and PostgreSQL's disk_full
+(SQLSTATE 53100) become `StorageFull`, which names what was being written and says to free space. Without this,
 a full disk surfaced as "cannot connect to the metadata database … check that the server is
 running" or as an unexpected OSError.
 """
@@ -17,6 +17,7 @@ from shipyard.core.errors import StorageFull
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _SQLITE_FULL = "database or disk is full"
+_PG_DISK_FULL = "53100"  # PostgreSQL's disk_full: "could not extend file … No space left"
 
 
 def is_disk_full(exc: BaseException | None) -> bool:
@@ -27,6 +28,8 @@ def is_disk_full(exc: BaseException | None) -> bool:
         if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
             return True
         if _SQLITE_FULL in str(exc) or getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":
+            return True
+        if getattr(exc, "sqlstate", None) == _PG_DISK_FULL:
             return True
         exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
     return False
