@@ -1,10 +1,10 @@
 """A full disk, recognised where the stores meet the operating system.
 
-`ENOSPC` (an `OSError` with errno 28, `EDQUOT` too: a quota is a full disk to its user) and
-SQLite's "database or disk is full" (SQLITE_FULL: the disk, or the database's `max_page_count`) and PostgreSQL's disk_full
-(SQLSTATE 53100) become `StorageFull`, which names what was being written and says to free space. Without this,
-a full disk surfaced as "cannot connect to the metadata database … check that the server is
-running" or as an unexpected OSError.
+`ENOSPC` (an `OSError` with errno 28; `EDQUOT` too: a quota is a full disk to its user),
+SQLite's "database or disk is full" (SQLITE_FULL: the disk, or the database's
+`max_page_count`) and PostgreSQL's disk_full (SQLSTATE 53100) become `StorageFull`, which names
+the store and says to free space. Without this, a full disk surfaced as "cannot connect to the
+metadata database … check that the server is running" or as an unexpected OSError.
 """
 
 from __future__ import annotations
