@@ -62,6 +62,8 @@ def _placeholders(command: Any) -> Any:
         if isinstance(param, TyperArgument):
             param.__class__ = _Argument
             param.metavar = param.metavar or (param.name or "value").upper()
+            if param.nargs != 1:  # Typer adds the "..." itself: KEY..., not KEY......
+                param.metavar = param.metavar.removesuffix("...")
         elif isinstance(param, TyperOption) and param.metavar is None:
             described = param.type_descriptor
             if param.is_flag or param.count:
