@@ -6,6 +6,8 @@ inside Typer's `CliRunner.isolation()`; one runs the installed console script in
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
 import re
 import sqlite3
@@ -13,19 +15,25 @@ import subprocess
 import sys
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
+from projects import LOGISTIC, write_project
+from shipyard import start_run
 from shipyard.cli import _output, tokens
-from shipyard.cli.app import main
+from shipyard.cli.app import app, main
 from shipyard.core.errors import Unauthorized
 from shipyard.core.records import Role, Token
 from shipyard.core.settings import Settings
 from shipyard.security import authenticate
 from shipyard.store.workspace import Workspace
+from tiny_disk import fill, tiny_disk
 
 SECRET_RE = re.compile(r"shp_[A-Za-z0-9_-]{40,}")
 
@@ -125,6 +133,46 @@ def test_init_with_db_and_artifacts(sy: Any, tmp_path: Path) -> None:
     assert sy("tokens", "ls", "--json").exit_code == 0  # config.toml remembers both
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed: s3:// would work"
+)
+def test_init_on_s3_without_s3fs_names_the_extra_and_leaves_nothing(
+    sy: Any, home: Path, tmp_path: Path
+) -> None:
+    result = sy("init", "--artifacts", "s3://a-bucket/shipyard")
+
+    assert result.exit_code == 2, result.stderr
+    assert "pip install 'shipyard[s3]' (installs s3fs)" in result.stderr
+    assert not home.exists()  # no half-made workspace: init again just works
+    assert sy("init", "--artifacts", str(tmp_path / "blobs")).exit_code == 0
+    assert sy("data", "ls").exit_code == 0
+
+    # A workspace half-made by an older version: commands say what to install, not crash.
+    (home / "config.toml").write_text('artifacts = "s3://a-bucket/shipyard"\n')
+    listed = sy("data", "ls")
+    assert listed.exit_code == 2, listed.stderr
+    assert "pip install 'shipyard[s3]'" in listed.stderr and "unexpected" not in listed.stderr
+
+
+def test_a_failed_init_removes_only_what_it_made(sy: Any, home: Path, tmp_path: Path) -> None:
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    bad_store = sy("init", "--artifacts", str(blocker / "artifacts"))
+    assert bad_store.exit_code == 8, bad_store.stderr
+    assert "cannot create the artifact store" in bad_store.stderr
+
+    bad_db = sy("init", "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
+    assert bad_db.exit_code == 8, bad_db.stderr
+    assert "cannot connect to the metadata database" in bad_db.stderr
+    assert "secret" not in bad_db.stderr
+
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
+    assert sy("init").exit_code == 0
+
+
 def test_init_twice_is_a_conflict(sy: Any, initialised: dict[str, Any]) -> None:
     result = sy("init")
 
@@ -202,6 +250,21 @@ def test_unexpected_errors_exit_1_with_a_hint(
     assert as_json.json()["error"] == "InternalError"
 
 
+def test_a_full_disk_exits_9_and_says_so(tmp_path: Path) -> None:
+    with tiny_disk(tmp_path / "disk", "2m") as disk:
+        home = disk / "ws"
+        assert run("--home", str(home), "init", "--json").exit_code == 0
+        fill(disk)
+
+        result = run("--home", str(home), "tokens", "create", "ci", "--role", "viewer")
+
+        assert result.exit_code == 9, result.stderr
+        assert "is out of space" in result.stderr and "Free space" in result.stderr
+        assert "server is running" not in result.stderr
+        (disk / "filler").unlink()
+        assert run("--home", str(home), "tokens", "create", "ci", "--role", "viewer").exit_code == 0
+
+
 def test_ctrl_c_exits_130_with_a_message(
     sy: Any, initialised: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -213,6 +276,29 @@ def test_ctrl_c_exits_130_with_a_message(
     result = sy("tokens", "ls")
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
+
+
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _command_paths(sub, (*path, name))
+    return found
+
+
+def test_every_help_names_its_placeholders_in_words() -> None:
+    paths = _command_paths(typer.main.get_command(app))
+    assert len(paths) > 40  # every command and sub-command
+
+    for path in paths:
+        result = run(*path, "--help")
+        assert result.exit_code == 0, (path, result.stderr)
+        assert "Usage: shipyard" in result.stdout
+        typed = re.findall(r"<(?:str|int|bool|float|path|list|file)[^>]*>", result.stdout)
+        assert not typed, (path, typed)
+    compare = run("runs", "compare", "--help").stdout
+    assert "{RUN}..." in compare and re.search(r"--plot\s+PATH", compare)
+    assert re.search(r"--trials\s+INTEGER", run("train", "--help").stdout)
+    assert re.search(r"\*\s+NAME\s+A label", run("tokens", "create", "--help").stdout)
 
 
 def test_help_and_version() -> None:
@@ -312,7 +398,8 @@ def test_audit_log_shows_init_and_token_events(sy: Any, initialised: dict[str, A
     assert table.exit_code == 0, table.stderr
     for action in ("workspace.init", "token.create", "token.revoke"):
         assert action in table.stdout
-    assert "role=viewer" in table.stdout
+    full = sy("audit", "log", "--full")
+    assert re.search(r"role\s+viewer", full.stdout), full.stdout
 
     events = sy("audit", "log", "--json").json()
     assert [e["action"] for e in events] == [
@@ -329,6 +416,28 @@ def test_audit_log_shows_init_and_token_events(sy: Any, initialised: dict[str, A
     assert [e["action"] for e in on_object] == ["token.revoke", "token.create"]
     assert len(sy("audit", "log", "--limit", "1", "--json").json()) == 1
     assert "No audit events match" in sy("audit", "log", "--action", "model.").stdout
+
+
+def test_audit_log_is_one_line_per_event_and_full_shows_the_details(
+    home: Path, sy: Any, initialised: dict[str, Any]
+) -> None:
+    long_name = "ci-deployer-for-the-nightly-retraining-pipeline"
+    created = sy("tokens", "create", long_name, "--role", "deployer", "--json").json()["token"]
+    events = sy("audit", "log", "--json").json()
+
+    for columns in (80, 100, 120):
+        out = at_width(columns, home, "audit", "log").stdout
+        lines = out.splitlines()
+        assert all(len(line) <= columns for line in lines), out
+        body = lines[lines.index(next(line for line in lines if line.startswith("───"))) + 1 :]
+        assert len(body) == len(events), out  # one line per event, nothing folded under it
+        assert not re.search(r"role\W+deployer", out)  # the details are --full's
+        assert body[0].split()[4] == "token.create"  # seq, date, time, actor, action
+
+    full = at_width(80, home, "audit", "log", "--full").stdout
+    assert re.search(r"role\s+deployer", full)
+    assert f"token {created['id']}" in full  # the object's type and id
+    assert long_name in full
 
 
 def test_audit_verify_passes_then_names_a_tampered_event(
@@ -367,6 +476,152 @@ def test_audit_verify_with_a_head_that_is_gone(sy: Any, initialised: dict[str, A
 
     assert result.exit_code == 7
     assert "is not in the chain" in result.stderr
+
+
+# -- tables at a fixed terminal width ----------------------------------------------------------
+
+
+def at_width(columns: int, home: Path, *args: str) -> Result:
+    result = run("--home", str(home), *args, env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def test_identifiers_are_cut_with_an_ellipsis_never_folded_and_wide_shows_them_whole(
+    home: Path, sy: Any, initialised: dict[str, Any]
+) -> None:
+    name = "a-token-name-far-too-long-for-any-column-at-eighty"
+    token = sy("tokens", "create", name, "--role", "viewer", "--json").json()["token"]
+
+    for columns in (80, 100, 120):
+        out = at_width(columns, home, "tokens", "ls", "--all").stdout
+        assert all(len(line) <= columns for line in out.splitlines()), out
+        row = next(line for line in out.splitlines() if " viewer " in line)
+        assert row.startswith(token["id"][:5])
+        # the name is on the token's own line, whole or cut short with an ellipsis ...
+        shown = row.split()[1]
+        assert shown == name or (shown.endswith("…") and name.startswith(shown[:-1])), row
+        # ... and no line holds only the rest of it (what folding did)
+        assert not any(line.strip().startswith(name[-8:]) for line in out.splitlines()), out
+
+    wide = at_width(80, home, "tokens", "ls", "--wide").stdout
+    assert token["id"] in wide and name in wide and token["prefix"] in wide
+
+
+def test_a_narrow_table_keeps_every_column() -> None:
+    """Rich alone shrank the text column to nothing next to a long identifier."""
+    table = _output.table(
+        None,
+        [_output.ident("RUN"), "NOTE", _output.when_column("AT")],
+        [("run_" + "0" * 40, "a note of several words", datetime(2026, 1, 2, 3, 4, tzinfo=UTC))],
+    )
+    console = Console(width=40, file=io.StringIO())
+    console.print(table)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+
+    assert "NOTE" in out and "a note" in out
+    assert "2026-01-02 03:04" in out  # a timestamp stays whole
+    assert "run_0000000" in out and "…" in out
+    assert all(len(line) <= 40 for line in out.splitlines())
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def _search(ws: Workspace, metric: str, trials: list[dict[str, Any]], seed: int = 1) -> str:
+    """A search run as `shipyard train` records one: its primary metric, held-out metrics,
+    and one child run per trial with its params and CV score."""
+    with start_run(
+        "wine", name="train wine@1", workspace=ws, params={"metric": metric, "cv": 3}, seed=seed
+    ) as parent:
+        parent.log_metrics(
+            {"test_accuracy": 0.91, "test_balanced_accuracy": 0.9, f"test_{metric}": 0.77}
+        )
+        parent.log_metric(f"cv_{metric}", 0.75)
+        for number, trial in enumerate(trials):
+            with start_run(
+                "wine",
+                name=f"trial {number}",
+                workspace=ws,
+                parent_id=parent.id,
+                params=trial["params"],
+                tags={"trial": number},
+            ) as child:
+                child.log_metrics(
+                    {f"cv_{metric}": trial["cv"], f"cv_{metric}_std": 0.01, "fit_seconds": 0.2}
+                )
+    return parent.id
+
+
+@pytest.fixture
+def searches(home: Path, initialised: dict[str, Any]) -> list[str]:
+    ws = Workspace.open(Settings.load(home=str(home)))
+    try:
+        trials = [
+            {"params": {"estimator": "sklearn.svm.SVC", "C": 0.5}, "cv": 0.71},
+            {"params": {"estimator": "sklearn.svm.SVC", "C": 2.5}, "cv": 0.74},
+        ]
+        first = _search(ws, "recall", trials, seed=1)
+        second = _search(ws, "recall", trials[:1], seed=2)
+    finally:
+        ws.close()
+    return [first, second]
+
+
+def test_runs_ls_leads_with_the_primary_metric_and_trials_show_their_own(
+    home: Path, searches: list[str]
+) -> None:
+    for columns in (80, 100, 120):
+        out = at_width(columns, home, "runs", "ls").stdout
+        assert all(len(line) <= columns for line in out.splitlines()), out
+        row = next(line for line in out.splitlines() if line.startswith("run_"))
+        # test_accuracy (0.91) is alphabetically first and on every run: test_recall still leads
+        assert re.search(r"\d\d:\d\d\s+0\.7700\s+0\.7500\b", row), out
+        assert "Runs of wine" in out
+
+    trials = at_width(100, home, "runs", "ls", "--trials").stdout
+    assert "PARAMS" in trials
+    assert "SVC C=2.5" in trials and "SVC C=0.5" in trials
+    row = next(line for line in trials.splitlines() if "SVC C=2.5" in line)
+    assert "0.74" in row  # the trial's own CV score, on its line
+
+
+def test_runs_compare_shows_what_differs_and_each_trials_cv_score(
+    home: Path, searches: list[str]
+) -> None:
+    out = at_width(100, home, "runs", "compare", *searches, "--plot", str(home / "p.png")).stdout
+
+    params = out.split("Params that differ")[1].split("Metrics")[0]
+    assert re.search(r"seed\s+1\s+2", params)
+    assert "cv " not in params and "metric " not in params  # the same in both: hidden
+    assert "2 more params are the same in every run (--all)" in out
+    assert re.search(r"test_recall\s+0.7700\s+0.7700", out)
+    cv = out.split("CV score per trial")[1]
+    assert re.search(r"0\s+0.7100 ± 0.0100\s+0.7100 ± 0.0100", cv)
+    assert re.search(r"1\s+0.7400 ± 0.0100\s*$", cv, re.M)  # the second search had one trial
+
+    every = at_width(100, home, "runs", "compare", *searches, "--all", "--plot", "p.png").stdout
+    assert re.search(r"metric\s+recall\s+recall", every)
+
+
+def test_models_ls_leads_with_the_primary_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path / "churn", metric="recall", trials=2, candidates=[LOGISTIC])
+    monkeypatch.chdir(tmp_path / "churn")
+    home = tmp_path / "ws"
+    for step in (("init",), ("data", "ingest"), ("train", "--json")):
+        result = run("--home", str(home), *step)
+        assert result.exit_code == 0, (step, result.stderr)
+    version = run("--home", str(home), "models", "ls", "--json").json()[0]
+
+    for columns in (80, 100, 120):
+        out = at_width(columns, home, "models", "ls").stdout
+        assert all(len(line) <= columns for line in out.splitlines()), out
+        head = next(line for line in out.splitlines() if line.startswith("MODEL"))
+        assert head.split()[4] == "RECALL", out  # MODEL STATUS ALIASES FLAVOR RECALL
+        row = next(line for line in out.splitlines() if line.startswith("churn@1"))
+        assert row.split()[3] == f"{version['metrics']['recall']:.3f}", out
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ def test_runs_ls_show_and_compare(sy: Any, tmp_path: Path, trained: dict[str, An
     listed = sy("runs", "ls")
     assert listed.exit_code == 0, listed.stderr
     assert run_id in listed.stdout and "finished" in listed.stdout
-    assert "TEST_ACCURACY" in listed.stdout
+    assert "ROC AUC" in listed.stdout  # the primary metric's columns: TEST ROC AUC, CV ROC AUC
     assert not any(t in listed.stdout for t in trial_ids)  # trials only with --trials
     assert [r["id"] for r in sy("runs", "ls", "--json").json()] == [run_id]
     with_trials = {r["id"] for r in sy("runs", "ls", "--trials", "--json").json()}
@@ -218,8 +218,8 @@ def test_runs_ls_show_and_compare(sy: Any, tmp_path: Path, trained: dict[str, An
     plot = tmp_path / "compare.png"
     compared = sy("runs", "compare", trial_ids[0], trial_ids[1], "--plot", str(plot))
     assert compared.exit_code == 0, compared.stderr
-    assert "Runs side by side" in compared.stdout
-    assert "param estimator" in compared.stdout and "metric cv_roc_auc" in compared.stdout
+    assert "Params that differ" in compared.stdout
+    assert re.search(r"\nC\s", compared.stdout) and "cv_roc_auc" in compared.stdout
     assert f"metric histories: {plot}" in compared.stdout
     assert plot.read_bytes()[:8] == PNG
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import RenderableType
@@ -28,6 +28,7 @@ def ls(
     limit: Annotated[
         int, typer.Option("--limit", metavar="N", min=1, help="At most N, newest first.")
     ] = 100,
+    wide: _output.WideFlag = False,
     json: _output.JsonFlag = False,
 ) -> None:
     """Open alerts, newest first (with --all, acknowledged ones too)."""
@@ -64,11 +65,15 @@ def _table(found: list[Alert], *, all_: bool) -> RenderableType:
         return Text(what)
     endpoints = sorted({a.endpoint for a in found})
     title = "Alerts" if all_ else "Open alerts"
-    heads = ["ID", "KIND", "CREATED (UTC)"]
+    heads: list[Any] = [
+        _output.ident("ID", min_width=24),  # whole where it fits: `alerts ack ID`
+        "KIND",
+        _output.when_column("CREATED (UTC)"),
+    ]
     if len(endpoints) == 1:
         title += f" on {endpoints[0]}"
     else:
-        heads.insert(1, "ENDPOINT")
+        heads.insert(1, _output.ident("ENDPOINT", min_width=8))
     if all_:
         heads.append("ACKED")
     rows = []

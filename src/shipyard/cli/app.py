@@ -7,7 +7,7 @@ Sub-apps register here, one line each:
 Exit codes come from the exception class (`ShipyardError.exit_code`, see core/errors.py), and
 are read only in `main()`: 0 ok, 1 internal error, 2 usage or invalid input, 3 not found or
 not initialised, 4 conflict, 5 unauthorised/forbidden, 6 validation failed, 7 integrity,
-8 unavailable, 130 interrupted.
+8 unavailable, 9 storage full, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import importlib.metadata
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, get_args
 
 import typer
 from rich.text import Text
 from rich.traceback import Traceback
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from shipyard.cli import (
     _output,
@@ -42,6 +42,41 @@ from shipyard.cli.predict import predict
 from shipyard.cli.serve import serve
 from shipyard.cli.train import train
 from shipyard.core.errors import ShipyardError
+
+
+class _Argument(TyperArgument):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None  # its name already says what it is (REF, FILE); `<str>` adds nothing
+
+
+# Placeholders of options that name none themselves, by annotation.
+_WORDS: dict[object, str] = {int: "INTEGER", float: "NUMBER", Path: "PATH"}
+
+
+def _placeholders(command: Any) -> Any:
+    """Words for every placeholder in --help (TEXT, PATH, REF), never Typer's `<list[str]>`.
+
+    An argument shows its metavar or its name in capitals; an option its metavar, or a word
+    for its type; a flag nothing. Applied to the command tree `main()` runs."""
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+            param.metavar = param.metavar or (param.name or "value").upper()
+            if param.nargs != 1:  # Typer adds the "..." itself: KEY..., not KEY......
+                param.metavar = param.metavar.removesuffix("...")
+        elif isinstance(param, TyperOption) and param.metavar is None:
+            described = param.type_descriptor
+            if param.is_flag or param.count:
+                param.metavar = ""
+            elif not described.is_choice:
+                element = get_args(described.annotation) or (described.annotation,)
+                param.metavar = "PATH" if described.is_path else _WORDS.get(element[0], "TEXT")
+    help_option = command.get_help_option(typer.Context(command))  # made once, then kept
+    if help_option is not None:
+        help_option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _placeholders(sub)
+    return command
 
 
 class _Interrupted(Exception):
@@ -117,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     command raises propagates to here.
     """
     state = State()
-    command = typer.main.get_command(app)
+    command = _placeholders(typer.main.get_command(app))
+    bound = _output.current_state.set(state)
     try:
         command.main(args=argv, prog_name="shipyard", obj=state)
     except ShipyardError as exc:
@@ -131,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         message = f"unexpected {type(exc).__name__}: {exc}{hint}"
         _report(state, exc, {"error": "InternalError", "message": message, "details": {}})
         sys.exit(1)
+    finally:
+        _output.current_state.reset(bound)
     sys.exit(0)  # not reached: Click exits itself in standalone mode
 
 

@@ -6,8 +6,9 @@ import json as jsonlib
 from typing import Annotated
 
 import typer
-from rich.console import RenderableType
-from rich.table import Column
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.table import Column, Table
 from rich.text import Text
 
 from shipyard.cli import _output
@@ -31,12 +32,19 @@ def log(
     object_id: Annotated[
         str | None, typer.Option("--object", metavar="ID", help="Only events on this object.")
     ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Also each event's details (as --json has them).")
+    ] = False,
+    wide: _output.WideFlag = False,
     json: _output.JsonFlag = False,
 ) -> None:
-    """List audit events, newest first."""
+    """List audit events, newest first: one line each (who, when, what, on what, before → after).
+
+    --full adds every event's details; --json prints the events whole, hashes included.
+    """
     with _output.workspace(ctx) as ws, ws.db.read() as session:
         found = audit.events(session, limit=limit, action=action, object_id=object_id)
-    _output.emit(found, json_mode=json, table=_table(found))
+    _output.emit(found, json_mode=json, table=_table(found, full=full))
 
 
 @app.command("verify")
@@ -76,31 +84,62 @@ def verify(
     )
 
 
-def _table(found: list[AuditEvent]) -> RenderableType:
+def _table(found: list[AuditEvent], *, full: bool = False) -> RenderableType:
     if not found:
         return Text("No audit events match.")
+    if full:
+        return Group(*(_block(e) for e in found))
     return _output.table(
         "Audit log (newest first)",
         [
             Column("#", justify="right"),
-            "AT (UTC)",
-            "ACTOR",
-            "ACTION",
-            "OBJECT",
-            "DETAILS",
+            _output.when_column("AT (UTC)"),
+            _output.ident("ACTOR", min_width=12),
+            _output.ident("ACTION", min_width=14),
+            _output.ident("SUBJECT", min_width=14),
+            _output.ident("BEFORE → AFTER", min_width=14),
         ],
-        [
-            (
-                e.seq,
-                e.at,
-                e.actor,
-                e.action,
-                e.object_id,
-                " ".join(f"{k}={_value(v)}" for k, v in e.details.items()),
-            )
-            for e in found
-        ],
+        [(e.seq, e.at, e.actor, e.action, _subject(e), _change(e)) for e in found],
     )
+
+
+def _block(e: AuditEvent) -> RenderableType:
+    """One event whole: its summary line, then the object, the change and every detail."""
+    fields = [("object", f"{e.object_type} {e.object_id}")]
+    if e.before is not None or e.after is not None:
+        fields.append(("change", _change(e)))
+    fields += [(k, _value(v)) for k, v in e.details.items()]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in fields:
+        grid.add_row(key, value)
+    head = Text.assemble(
+        (f"#{e.seq}", "bold"),
+        f"  {_output.when(e.at)}  {e.actor}  ",
+        (e.action, "bold"),
+        f"  {_subject(e)}",
+    )
+    return Group(head, Padding(grid, (0, 0, 1, 4)))
+
+
+def _subject(e: AuditEvent) -> str:
+    """What the event is about, as people name it: a ref or a name where the event has one
+    (the object's id is in `--full` and `--json`)."""
+    alias = e.details.get("alias")
+    if isinstance(alias, str) and alias:  # an alias moved: name it, the versions are the change
+        return f"{e.object_id}@{alias}"
+    for key in ("ref", "name", "endpoint"):
+        value = e.details.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return e.object_id
+
+
+def _change(e: AuditEvent) -> str:
+    if e.before is None and e.after is None:
+        return ""
+    return f"{e.before or '-'} → {e.after or '-'}"
 
 
 def _value(value: object) -> str:

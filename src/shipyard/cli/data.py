@@ -281,7 +281,7 @@ def ingest_cmd(
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
+def ls(ctx: typer.Context, wide: _output.WideFlag = False, json: _output.JsonFlag = False) -> None:
     """List datasets with their latest version."""
     from shipyard.data import list_datasets
 
@@ -295,7 +295,16 @@ def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
     else:
         table = _output.table(
             "Datasets",
-            ["NAME", "VERSIONS", "ROWS", "COLS", "TARGET", "ID", "TIME", "UPDATED (UTC)"],
+            [
+                _output.ident("NAME"),
+                "VERSIONS",
+                "ROWS",
+                "COLS",
+                "TARGET",
+                "ID",
+                "TIME",
+                _output.when_column("UPDATED (UTC)"),
+            ],
             [
                 (
                     d.name,
@@ -572,7 +581,13 @@ def profile(
         parts.append(
             _output.table(
                 f"{version.ref}: categorical and text columns",
-                ["COLUMN", "TYPE", "MISSING", "DISTINCT", "TOP VALUES"],
+                [
+                    _output.ident("COLUMN", min_width=16),
+                    "TYPE",
+                    "MISSING",
+                    "DISTINCT",
+                    "TOP VALUES",
+                ],
                 [
                     (
                         c.name,
@@ -664,7 +679,7 @@ def _diff_view(d: DatasetDiff, top: int) -> RenderableType:
         parts.append(
             _output.table(
                 "Schema changes",
-                ["COLUMN", "CHANGE", "BEFORE", "AFTER"],
+                [_output.ident("COLUMN", min_width=16), "CHANGE", "BEFORE", "AFTER"],
                 [(c.column, c.change, c.before, c.after) for c in d.schema_changes],
             )
         )

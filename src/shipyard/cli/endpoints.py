@@ -58,7 +58,7 @@ def create(
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
+def ls(ctx: typer.Context, wide: _output.WideFlag = False, json: _output.JsonFlag = False) -> None:
     """Every endpoint with its champion, challengers, shadows, canary and flags."""
     with _output.workspace(ctx) as ws:
         found = list_endpoints(ws)
@@ -68,7 +68,16 @@ def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
     else:
         table = _output.table(
             "Endpoints",
-            ["NAME", "CHAMPION", "CHALLENGERS", "SHADOWS", "CANARY", "FLAGS", "REV", "UPDATED"],
+            [
+                _output.ident("NAME"),
+                _output.ident("CHAMPION"),
+                "CHALLENGERS",
+                "SHADOWS",
+                "CANARY",
+                "FLAGS",
+                "REV",
+                _output.when_column("UPDATED (UTC)"),
+            ],
             [
                 (
                     e.name,
@@ -121,7 +130,7 @@ def show(
         rows.append((c.ref, "canary", f"{shares.get(c.version_id, 0):g}%", detail))
     if e.pinned is not None:
         rows.append((e.pinned.ref, "pinned", "100%", "the pin flag overrides the route"))
-    traffic = _output.table("Traffic", ["VERSION", "ROLE", "SHARE", "DETAIL"], rows)
+    traffic = _output.table("Traffic", [_output.ident("VERSION"), "ROLE", "SHARE", "DETAIL"], rows)
     parts: list[RenderableType] = [head, traffic]
     if c is not None and c.state != "running":  # over: history, not a live role
         why = f" ({c.reason})" if c.reason else ""

@@ -76,7 +76,7 @@ def _table(endpoint: Endpoint) -> RenderableType:
         )
     return _output.table(
         f"Flags of {endpoint.name}",
-        ["FLAG", "VALUE"],
+        [_output.ident("FLAG"), "VALUE"],
         sorted(endpoint.flags.items()),
     )
 

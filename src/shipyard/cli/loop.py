@@ -64,7 +64,7 @@ def run_once_command(
     table: RenderableType = (
         _output.table(
             "Loop",
-            ["ENDPOINT", "ACTION", "STAGE", "REASON"],
+            [_output.ident("ENDPOINT"), "ACTION", "STAGE", "REASON"],
             [(t.endpoint, t.action, t.rollout.stage if t.rollout else "", t.reason) for t in turns],
         )
         if turns
@@ -93,7 +93,15 @@ def status(
     else:
         summary = _output.table(
             "Rollouts",
-            ["ID", "ENDPOINT", "STAGE", "TRIGGER", "CHAMPION", "CANDIDATE", "UPDATED"],
+            [
+                _output.ident("ID", min_width=24),
+                _output.ident("ENDPOINT"),
+                "STAGE",
+                "TRIGGER",
+                _output.ident("CHAMPION"),
+                _output.ident("CANDIDATE"),
+                _output.when_column("UPDATED (UTC)"),
+            ],
             [
                 (
                     r.id,
@@ -110,7 +118,7 @@ def status(
         latest = found[0]
         timeline = _output.table(
             f"Timeline of {latest.id} ({latest.endpoint})",
-            ["AT", "STAGE", "DECISION"],
+            [_output.when_column("AT (UTC)"), "STAGE", "DECISION"],
             [(e.at, e.stage, e.message) for e in latest.events],
         )
         table = Group(summary, timeline)

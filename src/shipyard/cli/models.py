@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
+from rich.table import Column
 from rich.text import Text
 
 from shipyard.cli import _output
@@ -19,26 +20,85 @@ from shipyard.registry import get_document, get_version, list_models, list_versi
 if TYPE_CHECKING:
     import pandas as pd
 
+    from shipyard.store.workspace import Workspace
+
 app = typer.Typer(help="List, show, alias and document registered models.", no_args_is_help=True)
 
 
 @app.command("ls")
-def ls(ctx: typer.Context, json: _output.JsonFlag = False) -> None:
-    """Every model with its versions, statuses and aliases."""
+def ls(ctx: typer.Context, wide: _output.WideFlag = False, json: _output.JsonFlag = False) -> None:
+    """Every model with its versions, statuses and aliases; the primary metric first."""
     with _output.workspace(ctx) as ws:
         versions = [v for name in list_models(ws) for v in list_versions(ws, name)]
+        primary = _primary_metrics(ws, versions)
     if not versions:
         table: RenderableType = Text("No models yet. `shipyard train` registers one.")
     else:
+        shared = set(primary.values())
+        one = next(iter(shared)) if len(shared) == 1 else None  # then it heads its column
+        others = not primary or wide or _output.console().width >= 100  # else only primary
         table = _output.table(
             "Models",
-            ["MODEL", "STATUS", "ALIASES", "FLAVOR", "MAIN METRICS", "CREATED (UTC)"],
             [
-                (v.ref, _status(v), ", ".join(v.aliases), v.flavor, _metrics(v), v.created_at)
+                _output.ident("MODEL"),
+                "STATUS",
+                _output.ident("ALIASES", min_width=8),
+                "FLAVOR",
+                Column(one.upper() if one else "PRIMARY", justify="right"),
+                *(["OTHER METRICS" if primary else "METRICS"] if others else []),
+                _output.when_column("CREATED (UTC)"),
+            ],
+            [
+                (
+                    v.ref,
+                    _status(v),
+                    ", ".join(v.aliases),
+                    v.flavor,
+                    _primary_cell(v, primary.get(v.id), named=one is None),
+                    *([_metrics(v, skip=primary.get(v.id))] if others else []),
+                    v.created_at,
+                )
                 for v in versions
             ],
         )
     _output.emit(versions, json_mode=json, table=table)
+
+
+def _primary_metrics(ws: Workspace, versions: list[ModelVersion]) -> dict[str, str]:
+    """Version id → its primary metric: what its training run records (`params.metric`),
+    else the one of ./shipyard.yaml for versions of that project."""
+    from shipyard.core.errors import NotFound, ShipyardError
+    from shipyard.train import get_run
+
+    found: dict[str, str] = {}
+    by_run: dict[str, str | None] = {}
+    for v in versions:
+        if v.run_id and v.run_id not in by_run:
+            try:
+                metric = get_run(ws, v.run_id).params.get("metric")
+            except NotFound:  # a run deleted by hand: fall back to the spec
+                metric = None
+            by_run[v.run_id] = metric if isinstance(metric, str) else None
+        if metric := by_run.get(v.run_id or ""):
+            found[v.id] = metric
+    missing = [v for v in versions if v.id not in found]
+    if missing and Path("shipyard.yaml").is_file():
+        from shipyard.core.spec import load_spec
+
+        try:
+            spec = load_spec("shipyard.yaml")
+        except ShipyardError:  # a broken spec is `train`'s to report; listing still works
+            return found
+        if spec.train and (metric := spec.train.metric):
+            found.update({v.id: metric for v in missing if v.model == spec.project})
+    return found
+
+
+def _primary_cell(v: ModelVersion, metric: str | None, *, named: bool) -> str:
+    value = v.metrics.get(metric) if metric else None
+    if not isinstance(value, float | int):
+        return ""
+    return f"{metric} {value:.3f}" if named else f"{value:.3f}"
 
 
 def _status(v: ModelVersion) -> Text:
@@ -48,10 +108,10 @@ def _status(v: ModelVersion) -> Text:
     return Text(v.status.value, style=style)
 
 
-def _metrics(v: ModelVersion, most: int = 3) -> str:
+def _metrics(v: ModelVersion, most: int = 2, skip: str | None = None) -> str:
     return "  ".join(
         f"{k} {val:.3f}"
-        for k, val in list(v.metrics.items())[:most]
+        for k, val in [(k, val) for k, val in v.metrics.items() if k != skip][:most]
         if isinstance(val, float | int)
     )
 

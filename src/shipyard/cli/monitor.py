@@ -239,7 +239,14 @@ def _features(rows: list[FeatureDrift]) -> RenderableType:
     row has something to show, so the table fits 80 columns."""
     from shipyard.monitor.drift import percent_text, pvalue_text
 
-    heads = ["FEATURE", "TEST", "SCORE", "P-VALUE", "LIMIT", "DRIFT"]
+    heads: list[Any] = [
+        _output.ident("FEATURE", min_width=12),
+        "TEST",
+        "SCORE",
+        "P-VALUE",
+        "LIMIT",
+        "DRIFT",
+    ]
     missing = any(f.missing_reference or f.missing_current or f.missing_drifted for f in rows)
     new = any(f.new_categories for f in rows)
     importance = any(f.importance is not None for f in rows)

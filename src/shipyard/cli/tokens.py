@@ -37,12 +37,13 @@ def create(
 def ls(
     ctx: typer.Context,
     all_: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
+    wide: _output.WideFlag = False,
     json: _output.JsonFlag = False,
 ) -> None:
     """List active tokens (never their secrets)."""
     with _output.workspace(ctx) as ws:
         found = list_tokens(ws, include_revoked=all_)
-    _output.emit(found, json_mode=json, table=_table(found))
+    _output.emit(found, json_mode=json, table=_table(found, all_=all_))
 
 
 @app.command("revoke")
@@ -64,19 +65,19 @@ def revoke(
     )
 
 
-def _table(found: list[Token]) -> RenderableType:
+def _table(found: list[Token], *, all_: bool = False) -> RenderableType:
     if not found:
         return Text("No tokens. Create one with `shipyard tokens create NAME --role ROLE`.")
     return _output.table(
         "API tokens",
         [
-            "ID",
-            "NAME",
+            _output.ident("ID", min_width=20),  # whole where it fits: `tokens revoke ID`
+            _output.ident("NAME", min_width=8),
             "ROLE",
-            "PREFIX",
-            "CREATED (UTC)",
-            "LAST USED (UTC, ±1 MIN)",
-            "STATUS",
+            _output.ident("PREFIX", min_width=8),
+            _output.when_column("CREATED (UTC)"),
+            _output.when_column("LAST USED (UTC)"),  # to the minute: use is recorded ±1 min
+            *(["STATUS"] if all_ else []),  # without --all every token listed is active
         ],
         [
             (
@@ -86,7 +87,7 @@ def _table(found: list[Token]) -> RenderableType:
                 t.prefix,
                 t.created_at,
                 t.last_used_at,
-                "active" if t.active else "revoked",
+                *(["active" if t.active else "revoked"] if all_ else []),
             )
             for t in found
         ],

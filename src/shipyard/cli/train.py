@@ -113,7 +113,15 @@ def _view(o: TrainOutcome) -> RenderableType:
     )
     board = _output.table(
         f"Leaderboard (cross-validated {r.metric}, top 10 of {len(r.leaderboard)})",
-        ["#", "TRIAL", "ESTIMATOR", "PARAMS", r.metric.upper(), "±", "SECONDS"],
+        [
+            "#",
+            "TRIAL",
+            _output.ident("ESTIMATOR", min_width=18),
+            "PARAMS",
+            r.metric.upper(),
+            "±",
+            "SECONDS",
+        ],
         [
             (
                 i + 1,
@@ -130,7 +138,7 @@ def _view(o: TrainOutcome) -> RenderableType:
     failed = [t for t in r.trials if not t.ok]
     metrics = _output.table(
         "Held-out metrics (best, refit)",
-        ["METRIC", "VALUE"],
+        [_output.ident("METRIC", min_width=16), "VALUE"],
         [(k, f"{v:.4f}") for k, v in r.report.metrics.items() if isinstance(v, float | int)],
     )
     gates = (

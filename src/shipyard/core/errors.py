@@ -12,8 +12,9 @@
      ├── Forbidden                   403 / exit 5   the credentials lack the role
      ├── NotSupported                501 / exit 2   a feature that exists but is not available here
      ├── Integrity                   500 / exit 7   stored bytes or records fail their check
-     └── Unavailable                 503 / exit 8   a service (database, URL) cannot be reached
-          └── RateLimited            429 / exit 8   too many requests; `details["retry_after"]` s
+     ├── Unavailable                 503 / exit 8   a service (database, URL) cannot be reached
+     │    └── RateLimited            429 / exit 8   too many requests; `details["retry_after"]` s
+     └── StorageFull                 507 / exit 9   the disk (or quota) under a store is full
 
 HTTP status and CLI exit code are class attributes, read in exactly one place each (the REST
 error handler and the CLI's error handler). Every message says what was received, what was
@@ -104,6 +105,16 @@ class RateLimited(Unavailable):
     http_status = 429
 
 
+class StorageFull(ShipyardError):
+    """The disk or quota under the metadata database or the artifact store is full.
+
+    Not an `Unavailable`: retrying does not help until someone frees space.
+    """
+
+    http_status = 507
+    exit_code = 9
+
+
 __all__ = [
     "Conflict",
     "Forbidden",
@@ -115,6 +126,7 @@ __all__ = [
     "RateLimited",
     "ShipyardError",
     "SpecError",
+    "StorageFull",
     "TooLarge",
     "Unauthorized",
     "Unavailable",

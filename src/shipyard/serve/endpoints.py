@@ -464,7 +464,8 @@ def promote_canary(ws: Workspace, name: str, *, expect_revision: int | None = No
 
     before = get_endpoint(ws, name).champion_id
     return _alias_follows_promotion(
-        ws, _update(ws, name, "endpoint.canary.promote", change, expect_revision=expect_revision),
+        ws,
+        _update(ws, name, "endpoint.canary.promote", change, expect_revision=expect_revision),
         before,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +22,15 @@ from typing import IO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from shipyard.core.errors import Integrity, Invalid, NotFound
+from shipyard.core.errors import (
+    Integrity,
+    Invalid,
+    NotFound,
+    NotSupported,
+    ShipyardError,
+    Unavailable,
+)
+from shipyard.store.diskfull import storage_errors
 
 CHUNK = 1 << 20
 _DIGEST_RE = re.compile(r"\A[0-9a-f]{64}\Z")
@@ -44,15 +53,79 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# fsspec protocol → (the package that implements it, Shipyard's extra that installs it)
+_EXTRAS = {
+    "s3": ("s3fs", "s3"),
+    "s3a": ("s3fs", "s3"),
+    "gs": ("gcsfs", "gcs"),
+    "gcs": ("gcsfs", "gcs"),
+    "az": ("adlfs", "azure"),
+    "abfs": ("adlfs", "azure"),
+    "abfss": ("adlfs", "azure"),
+    "adl": ("adlfs", "azure"),
+}
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem and root path of a store URL, creating nothing.
+
+    A protocol whose package is missing is `NotSupported` naming the package and the extra
+    (`pip install 'shipyard[s3]'`); an unknown protocol is `Invalid`.
+    """
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        protocol = url.split("://", 1)[0].lower()
+        package, extra = _EXTRAS.get(protocol, (None, None))
+        fix = (
+            f"pip install 'shipyard[{extra}]' (installs {package})"
+            if extra
+            else f"install the fsspec implementation of {protocol}:// ({exc})"
+        )
+        raise NotSupported(
+            f"the artifact store {url} needs a package that is not installed: {fix}; "
+            "or give a local path."
+        ) from exc
+    except ValueError as exc:  # fsspec: "Protocol not known: foo"
+        raise Invalid(
+            f"artifact store URL {url!r} is not usable ({exc}); expected a path or an fsspec "
+            "URL such as s3://bucket/prefix, gs://bucket/prefix or az://container/prefix."
+        ) from exc
+    return fs, root
+
+
 class ArtifactStore:
     """Blobs by digest. `url` is a local path or any fsspec URL (s3://, gs://, memory://)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.fs, root = fsspec.core.url_to_fs(url)
+        self.fs, root = filesystem(url)
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = str(Path(root).resolve()) if self.local else root.rstrip("/")
-        self.fs.makedirs(self.root, exist_ok=True)
+        try:
+            with storage_errors(self.what):
+                self.fs.makedirs(self.root, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission: not Shipyard's bug
+            raise Unavailable(
+                f"cannot create the artifact store at {url}: {exc.strerror or exc}. Choose "
+                "another path (--artifacts, SHIPYARD_ARTIFACTS) or fix its permissions."
+            ) from exc
+
+    def check_writable(self) -> None:
+        """Write and remove a small object, so that a store that cannot take writes (no
+        permission, no such bucket, no credentials) is refused before anything relies on it."""
+        probe = f"{self.root}/.shipyard-probe-{secrets.token_hex(8)}"
+        try:
+            with storage_errors(self.what):
+                self.fs.pipe_file(probe, b"shipyard")
+                self.fs.rm_file(probe)
+        except ShipyardError:
+            raise
+        except Exception as exc:  # permissions, a missing bucket, credentials: all fsspec's own
+            raise Unavailable(
+                f"cannot write to the artifact store {self.url}: {type(exc).__name__}: {exc}. "
+                "Check the path or bucket, its permissions and the credentials."
+            ) from exc
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -73,19 +146,30 @@ class ArtifactStore:
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if not self.exists(digest):
-            with tempfile.NamedTemporaryFile(delete=False) as tmp:
-                tmp.write(data)
-            try:
-                self._place(Path(tmp.name), digest)
-            finally:
-                Path(tmp.name).unlink(missing_ok=True)
+        with storage_errors(self.what):
+            if not self.exists(digest):
+                self._put_bytes(data, digest)
         return digest
+
+    def _put_bytes(self, data: bytes, digest: str) -> None:
+        with tempfile.NamedTemporaryFile(delete=False) as tmp:
+            tmp.write(data)
+        try:
+            self._place(Path(tmp.name), digest)
+        finally:
+            Path(tmp.name).unlink(missing_ok=True)
 
     def put_file(self, path: str | Path, digest: str | None = None, *, move: bool = False) -> str:
         """Store a local file's bytes; returns the digest. With `move=True` a file on the same
         local filesystem is renamed into place (no copy); otherwise it is left where it is."""
-        source = Path(path)
+        with storage_errors(self.what):
+            return self._put_file(Path(path), digest, move=move)
+
+    @property
+    def what(self) -> str:
+        return f"the artifact store {self.url}"
+
+    def _put_file(self, source: Path, digest: str | None, *, move: bool) -> str:
         digest = digest or sha256_file(source)
         if self.exists(digest):
             return digest

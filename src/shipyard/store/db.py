@@ -8,6 +8,7 @@ of failing half-way; on PostgreSQL the audit chain takes a transaction-scoped ad
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +24,10 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.core.errors import Invalid, Unavailable
+from shipyard.store.diskfull import full_error, is_disk_full, storage_errors
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_NEARLY_FULL = 1 << 20  # bytes free under which a SQLite I/O error is taken for a full disk
 
 
 def normalise_url(url: str) -> str:
@@ -82,9 +85,38 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that commits on success and rolls back on any exception."""
-        with self._write() as session, session.begin():
+        """A transaction that commits on success and rolls back on any exception.
+
+        A full disk (or SQLite's `max_page_count`) is `StorageFull`, whatever the statement."""
+        with self._full_disk(), self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _full_disk(self) -> Iterator[None]:
+        with storage_errors(self.what):
+            try:
+                yield
+            except OperationalError as exc:
+                if self._out_of_space():
+                    raise full_error(self.what, exc) from exc
+                raise
+
+    def _out_of_space(self) -> bool:
+        """SQLite on a full disk often says only "disk I/O error" (it could not grow its WAL or
+        shared-memory file), so its directory's free space decides."""
+        if not self.is_sqlite:
+            return False
+        database = make_url(self.url).database
+        if not database or database == ":memory:":
+            return False
+        try:
+            return shutil.disk_usage(Path(database).parent).free < _NEARLY_FULL
+        except OSError:
+            return False
+
+    @property
+    def what(self) -> str:
+        return f"the metadata database {self.safe_url}"
 
     # -- migrations -----------------------------------------------------------------------------
 
@@ -101,6 +133,8 @@ class Database:
             with self.engine.connect() as conn:
                 return MigrationContext.configure(conn).get_current_revision()
         except OperationalError as exc:
+            if is_disk_full(exc) or self._out_of_space():  # not "unreachable"
+                raise full_error(self.what, exc) from exc
             raise Unavailable(
                 f"cannot connect to the metadata database {self.safe_url}: {exc.orig}. "
                 "Check SHIPYARD_DB and that the server is running."
@@ -111,7 +145,7 @@ class Database:
         if self.current() == self.head():
             return
         cfg = self._alembic_config()
-        with self.engine.begin() as conn:
+        with self._full_disk(), self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
