@@ -128,7 +128,7 @@ def test_an_endpoint_made_from_an_alias_follows_it_and_says_so(sy: Any) -> None:
     promoted = sy("endpoints", "canary", "loans", "promote")
     assert promoted.stdout == "endpoint loans (revision 5): credit@1 100%\n"  # no live canary
     shown = sy("endpoints", "show", "loans", columns=80).stdout
-    traffic = [line.split() for line in shown.splitlines() if line.startswith(" credit@")]
+    traffic = [line.split() for line in shown.splitlines() if line.lstrip().startswith("credit@")]
     assert traffic == [["credit@1", "champion", "100%"]]  # not also "canary"
     assert "last canary: credit@1 promoted (promoted by " in shown
     assert "champion → credit@1 (follows alias credit@champion)" in shown  # the alias moved too

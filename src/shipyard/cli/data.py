@@ -6,11 +6,11 @@ import contextlib
 import itertools
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.table import Column
 from rich.text import Text
 
 from shipyard.cli import _output
@@ -36,24 +36,30 @@ app = typer.Typer(
 )
 
 Multi = Annotated[list[str] | None, typer.Option()]
+T = TypeVar("T")
 
 
-def _whole(table: Table, *headers: str) -> Table:
+def _columns(table: Any) -> list[Column]:
+    """The columns of a Rich table, or of the one `_output.table()` wraps."""
+    return list(getattr(table, "table", table).columns)
+
+
+def _whole(table: T, *headers: str) -> T:
     """Keep the cells of these columns whole (column names, refs, hashes, times): the other
     columns wrap first, and a cell that still does not fit is cut with an ellipsis rather than
     broken in the middle of a word."""
-    for column in table.columns:
+    for column in _columns(table):
         if column.header in headers:
             column.no_wrap = True
             column.overflow = "ellipsis"
     return table
 
 
-def _narrowing(table: Table, header: str) -> Table:
+def _narrowing(table: T, header: str) -> T:
     """Keep every cell whole (numbers, types, sparklines) except in the `header` column, the
     one that gives up width on a narrow terminal: it wraps at spaces and cuts a word that
     still does not fit with an ellipsis, never mid-word."""
-    for column in table.columns:
+    for column in _columns(table):
         column.no_wrap = column.header != header
         column.overflow = "ellipsis"
     return table
@@ -353,7 +359,7 @@ def show(
     _output.emit(version, json_mode=json, table=_version_view(version, parent))
 
 
-def _versions_table(dataset: Dataset, versions: list[DatasetVersion]) -> Table:
+def _versions_table(dataset: Dataset, versions: list[DatasetVersion]) -> RenderableType:
     authors = {v.created_by for v in versions}
     by_one = len(authors) == 1  # then said once in the title, which leaves room at 80 columns
     title = (
@@ -378,7 +384,7 @@ def _versions_table(dataset: Dataset, versions: list[DatasetVersion]) -> Table:
         heads.remove("BY")
         rows = [row[:6] + row[7:] for row in rows]
     table = _output.table(title, heads, rows)
-    table.columns[heads.index("SOURCE")].overflow = "ellipsis"  # a file name is not split
+    _columns(table)[heads.index("SOURCE")].overflow = "ellipsis"  # a file name is not split
     return _whole(table, "VERSION", "CREATED (UTC)", "BY", "CONTENT")
 
 
@@ -543,7 +549,7 @@ def profile(
     times = [c for c in p.columns if c.histogram is not None and c.dtype in ("timestamp", "date")]
     numeric = [c for c in p.columns if c.histogram is not None and c not in times]
     other = [c for c in p.columns if c.histogram is None]
-    parts: list[Table] = []
+    parts: list[RenderableType] = []
     if numeric:
         # No TYPE column (`data show` has the schema): at 80 columns it would leave the names
         # no room beside seven figures and a sparkline.
@@ -610,11 +616,10 @@ def _pct(c: ColumnProfile) -> str:
     return f"{c.missing_rate:.1%}" if c.missing else "0"
 
 
-def _profile_table(title: str, heads: list[str], rows: list[tuple[str, ...]]) -> Table:
-    table = _narrowing(_output.table(title, heads, rows), "COLUMN")
+def _profile_table(title: str, heads: list[str], rows: list[tuple[str, ...]]) -> RenderableType:
     # Names give up width first, down to ten characters; only then is anything cut.
-    table.columns[0].min_width = max(len("COLUMN"), min(10, max(len(r[0]) for r in rows)))
-    return table
+    first = Column(heads[0], min_width=max(len("COLUMN"), min(10, max(len(r[0]) for r in rows))))
+    return _narrowing(_output.table(title, [first, *heads[1:]], rows), "COLUMN")
 
 
 def _times(c: ColumnProfile, *values: float | None) -> list[str]:
