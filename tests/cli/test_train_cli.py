@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
-from projects import FEATURES, write_project
+from projects import FEATURES, customers, write_project
 from shipyard.cli.app import main
 from shipyard.train import search
 from shipyard.train.search import Problem, TrialResult, TrialSpec
@@ -185,6 +186,82 @@ def test_ctrl_c_during_train_exits_130_and_leaves_the_run_interrupted(
     assert sy("models", "ls", "--json").json() == []
 
 
+def test_a_model_rejected_by_its_gates_exits_6_and_stays_registered_as_rejected(
+    sy: Any, tmp_path: Path
+) -> None:
+    _ready(sy, tmp_path, trials=2, gates=["roc_auc >= 0.6", UNREACHABLE])
+
+    result = sy("train")
+
+    assert result.exit_code == 6, result.stderr
+    assert "Registered churn@1 as REJECTED" in result.stdout  # the full result is still shown
+    assert re.search(
+        r"error: churn@1 failed 1 of 2 gate\(s\): roc_auc >= 0\.999 \(got 0\.\d+\)\. It is "
+        r"registered as rejected and can never be deployed\. .* \(pass --allow-rejected to exit 0 "
+        r"anyway\)\.",
+        " ".join(result.stderr.split()),
+    )
+    (model,) = sy("models", "ls", "--json").json()
+    assert (model["version"], model["status"]) == (1, "rejected")
+
+    as_json = sy("train", "--json")  # a second version, rejected too: one JSON document
+    assert as_json.exit_code == 6
+    data = as_json.json()
+    assert data["model"]["version"] == 2 and data["model"]["status"] == "rejected"
+    assert [g["passed"] for g in data["gates"]] == [True, False]
+    assert data["error"]["error"] == "GateFailed"
+    assert data["error"]["details"] == {"model": "churn@2", "failed_gates": [UNREACHABLE]}
+    runs = sy("runs", "ls", "--json").json()
+    assert [r["status"] for r in runs] == ["finished", "finished"]  # training itself succeeded
+
+    allowed = sy("train", "--json", "--allow-rejected")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert "error" not in allowed.json() and allowed.json()["model"]["status"] == "rejected"
+
+
+def test_train_says_which_dataset_version_it_uses_and_why(sy: Any, tmp_path: Path) -> None:
+    _ready(sy, tmp_path, trials=1)
+    again = customers(rows=220, seed=1)
+    again.to_csv(tmp_path / "customers.csv", index=False)
+    assert sy("data", "ingest", "--json").exit_code == 0
+
+    result = sy("train", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    reason = (
+        "customers@2, the newest version of 'customers' (data.name in shipyard.yaml); "
+        "pass --dataset customers@N to train on another"
+    )
+    assert f"training on {reason}" in " ".join(result.stderr.split())
+    assert result.json()["dataset"] == "customers@2"
+    assert result.json()["dataset_reason"] == reason
+
+    pinned = sy("train", "--json", "--dataset", "customers@1")
+    assert pinned.exit_code == 0, pinned.stderr
+    assert pinned.json()["dataset"] == "customers@1"
+    assert pinned.json()["dataset_reason"] == "customers@1, as --dataset says"
+
+
+def test_a_project_not_named_like_its_dataset_is_told_about_data_name_and_dataset(
+    sy: Any, tmp_path: Path
+) -> None:
+    _ready(sy, tmp_path, trials=1)  # stores dataset 'customers'
+    spec = yaml.safe_load((tmp_path / "shipyard.yaml").read_text())
+    del spec["data"]["name"]  # now the dataset is looked up by the project's name, 'churn'
+    (tmp_path / "shipyard.yaml").write_text(yaml.safe_dump(spec))
+
+    result = sy("train")
+
+    assert result.exit_code == 3
+    assert (
+        "error: dataset 'churn' does not exist (stored datasets: customers): shipyard.yaml sets "
+        "no data.name, so the dataset is the one named after the project ('churn'). Set "
+        "data.name: customers in shipyard.yaml, or pass --dataset customers; or ingest this "
+        "project's data first: `shipyard data ingest`."
+    ) in " ".join(result.stderr.split())
+    assert sy("train", "--dataset", "customers", "--json").exit_code == 0
+
+
 # -- shipyard runs ------------------------------------------------------------------------------
 
 
@@ -271,7 +348,7 @@ def test_aliasing_a_rejected_model_as_champion_exits_4_naming_the_gate(
 ) -> None:
     _ready(sy, tmp_path, trials=2, gates=[UNREACHABLE])
 
-    trained = sy("train")
+    trained = sy("train", "--allow-rejected")
     assert trained.exit_code == 0, trained.stderr
     assert "FAIL" in trained.stdout
     assert "Registered churn@1 as REJECTED: it failed 1 gate(s)" in trained.stdout

@@ -26,9 +26,19 @@ def train(
     trials: Annotated[
         int | None, typer.Option("--trials", min=1, help="Override train.search.trials.")
     ] = None,
+    allow_rejected: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rejected",
+            help="Exit 0 even when the model fails its gates (it is still registered rejected).",
+        ),
+    ] = False,
     json: _output.JsonFlag = False,
 ) -> None:
-    """Train from shipyard.yaml: search, evaluate on held-out data, apply the gates, register."""
+    """Train from shipyard.yaml: search, evaluate on held-out data, apply the gates, register.
+
+    Exits 6 when the model fails a gate (it is registered as rejected), unless --allow-rejected.
+    """
     from shipyard.core.spec import load_spec
     from shipyard.loop import train_and_register  # the trainer and model libraries: only here
 
@@ -47,7 +57,14 @@ def train(
 
         try:
             outcome = train_and_register(
-                ws, project, dataset=dataset, on_trial=on_trial, trials=trials
+                ws,
+                project,
+                dataset=dataset,
+                on_trial=on_trial,
+                trials=trials,
+                on_dataset=lambda _version, reason: _output.err_console().print(
+                    f"training on {reason}", markup=False, highlight=False
+                ),
             )
         except KeyboardInterrupt:
             _output.err_console().print(
@@ -55,10 +72,18 @@ def train(
                 "model was registered."
             )
             raise
+    rejection = None if allow_rejected else outcome.rejection()
     if json:
-        _output.print_json(_plain(outcome))
+        # One JSON document either way: the result, plus the error when the gates failed.
+        _output.print_json(
+            {**_plain(outcome), **({"error": rejection.to_dict()} if rejection else {})}
+        )
+        if rejection:
+            raise typer.Exit(rejection.exit_code)
         return
     _output.console().print(_view(outcome))
+    if rejection:
+        raise rejection
 
 
 def _short(path: str) -> str:
@@ -70,6 +95,7 @@ def _plain(o: TrainOutcome) -> dict[str, Any]:
     return {
         "run_id": r.run_id,
         "dataset": r.version.ref,
+        "dataset_reason": o.dataset_reason,
         "metric": r.metric,
         "split": r.split.how,
         "features": r.plan.features,

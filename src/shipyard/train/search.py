@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -68,12 +69,13 @@ class Problem:
     """The fixed part of every trial: data, features, folds, metric, seed."""
 
     X: pd.DataFrame
-    y: pd.Series
+    y: pd.Series | None  # None for clustering
     plan: FeaturePlan
     folds: Any
     task: str
     metric: str
     seed: int
+    project_dir: Path | None = None  # where the project's own estimator modules are
 
     @property
     def higher_is_better(self) -> bool:
@@ -89,9 +91,10 @@ def score_trial(problem: Problem, trial: TrialSpec) -> TrialResult:
     started = time.perf_counter()
     result = TrialResult(trial.number, trial.estimator, trial.params)
     try:
-        pipeline = build_pipeline(
-            problem.plan, make_estimator(trial.estimator, trial.params, problem.seed)
+        estimator = make_estimator(
+            trial.estimator, trial.params, problem.seed, project_dir=problem.project_dir
         )
+        pipeline = build_pipeline(problem.plan, estimator)
         scores = cross_val_score(
             pipeline,
             problem.X,
