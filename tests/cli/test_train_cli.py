@@ -320,6 +320,14 @@ def test_models_ls_show_alias_and_card(sy: Any, tmp_path: Path, trained: dict[st
         assert column in shown.stdout
     assert "output: class ['no', 'yes']" in shown.stdout
     assert "roc_auc >= 0.6" in shown.stdout
+    best = trained["leaderboard"][0]
+    assert f"estimator {best['estimator']}" in shown.stdout
+    (name, value) = next(iter(best["params"].items()))
+    shown_value = f"{value:.4g}" if isinstance(value, float) else str(value)
+    assert f"hyperparameters: {name}={shown_value}" in shown.stdout
+    as_json = sy("models", "show", "churn@1", "--json").json()
+    assert as_json["estimator"] == best["estimator"]
+    assert as_json["hyperparameters"] == best["params"]
 
     aliased = sy("models", "alias", "churn@1", "champion")
     assert aliased.exit_code == 0, aliased.stderr
@@ -330,6 +338,8 @@ def test_models_ls_show_alias_and_card(sy: Any, tmp_path: Path, trained: dict[st
     card = sy("models", "card", "churn@champion", "--html", str(html), "--report", str(report))
     assert card.exit_code == 0, card.stderr
     assert card.stdout.startswith("# Model card: churn (churn@1)")
+    escaped = best["estimator"].replace("_", "\\_")  # Markdown-escaped
+    assert f"| estimator | {escaped} |" in card.stdout
     assert "customers@1" in card.stdout
     assert f"wrote {html}" in card.stderr and f"wrote {report}" in card.stderr
     card_html = html.read_text()

@@ -193,6 +193,8 @@ def _gate_and_register(
         report=result.report,
         gates=gates,
         period=result.split.how,
+        estimator=result.best.estimator,
+        params=result.best.params,
     )
     documents: dict[str, bytes | str] = {
         "evaluation.json": json.dumps(result.report.model_dump(mode="json"), indent=1),
