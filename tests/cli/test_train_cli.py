@@ -4,16 +4,21 @@ test's working directory, real training, real exit codes (through `main()`)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
+from sklearn.datasets import load_wine
 from typer.testing import CliRunner
 
+import shipyard
 from projects import FEATURES, customers, write_project
 from shipyard.cli.app import main
 from shipyard.train import search
@@ -372,3 +377,137 @@ def test_aliasing_a_rejected_model_as_champion_exits_4_naming_the_gate(
     )
     assert "rejected" in sy("models", "ls").stdout
     assert sy("models", "show", "churn@1", "--json").json()["aliases"] == []
+
+
+# -- clustering ---------------------------------------------------------------------------------
+
+
+def test_clustering_trains_registers_and_predicts_cluster_ids(sy: Any, tmp_path: Path) -> None:
+    frame = load_wine(as_frame=True).frame.drop(columns="target")
+    frame.insert(0, "wine_id", range(1, len(frame) + 1))
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    spec = {
+        "project": "cellar",
+        "data": {"source": "wine.csv", "name": "wine", "id": "wine_id"},
+        "train": {
+            "task": "clustering",
+            "metric": "silhouette",
+            "candidates": [
+                {"estimator": "sklearn.cluster.KMeans", "params": {"n_clusters": [2, 3, 4]}}
+            ],
+            "search": {"trials": 3, "cv": 3},
+        },
+        "gates": ["silhouette >= 0.1"],
+    }
+    (tmp_path / "shipyard.yaml").write_text(yaml.safe_dump(spec))
+    assert sy("init", "--json").exit_code == 0
+    assert sy("data", "ingest", "--json").exit_code == 0
+
+    trained = sy("train", "--json")
+
+    assert trained.exit_code == 0, trained.stderr
+    result = trained.json()
+    assert result["metric"] == "silhouette"
+    assert set(result["test_metrics"]) == {"silhouette", "calinski_harabasz", "davies_bouldin"}
+    assert result["model"]["task"] == "clustering"
+    assert result["model"]["signature"]["output"] == "cluster"
+    k = result["leaderboard"][0]["params"]["n_clusters"]
+
+    frame.head(25).to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "clusters.csv"
+    scored = sy("predict", "new.csv", "--model", "cellar@1", "--out", str(out), "--keep", "wine_id")
+
+    assert scored.exit_code == 0, scored.stderr
+    clusters = pd.read_csv(out)
+    assert list(clusters["wine_id"]) == list(range(1, 26))
+    assert set(clusters["prediction"]) <= set(range(k))
+    assert pd.api.types.is_integer_dtype(clusters["prediction"])
+
+
+# -- the project's own estimator, and failures after training -----------------------------------
+
+OWN_MODULE = '''"""The project's own estimators."""
+from sklearn.linear_model import LogisticRegression
+
+from shrinkage import strength
+
+
+class Logistic(LogisticRegression):
+    """A logistic regression whose C goes through the project's helper module."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.strength_ = strength(self.C)
+        return super().fit(X, y, sample_weight)
+'''
+
+
+def test_an_estimator_next_to_shipyard_yaml_trains_and_predicts_without_pythonpath(
+    tmp_path: Path,
+) -> None:
+    """In real processes: the project directory is not on the interpreter's path (-P, and
+    PYTHONPATH holds only Shipyard's source), and predicting happens elsewhere, after the
+    module is gone, from the code the bundle carries."""
+    project = tmp_path / "project"
+    own = {"estimator": "ownmodels.Logistic", "params": {"C": [0.5, 2.0]}}
+    write_project(project, candidates=[own], trials=2, cv=2, gates=["roc_auc >= 0.6"])
+    (project / "ownmodels.py").write_text(OWN_MODULE)
+    (project / "shrinkage.py").write_text("def strength(c):\n    return 1.0 / c\n")
+    src = Path(shipyard.__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env |= {"PYTHONPATH": str(src), "COLUMNS": "100"}
+
+    def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-P", "-c", "from shipyard.cli.app import main; main()"]
+        home = ["--home", str(tmp_path / "ws")]
+        return subprocess.run(
+            [*command, *home, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert cli("init", "--json", cwd=project).returncode == 0
+    assert cli("data", "ingest", "--json", cwd=project).returncode == 0
+    trained = cli("train", "--json", cwd=project)
+    assert trained.returncode == 0, trained.stderr
+    model = json.loads(trained.stdout)["model"]
+    assert (model["flavor"], model["status"]) == ("pickle", "candidate")
+
+    (project / "ownmodels.py").unlink()  # serving must not depend on the project's files
+    (project / "shrinkage.py").unlink()
+    customers().head(10).to_csv(tmp_path / "rows.csv", index=False)
+    scored = cli("predict", "rows.csv", "--model", "churn@1", "--out", "out.csv", cwd=tmp_path)
+
+    assert scored.returncode == 0, scored.stderr
+    assert set(pd.read_csv(tmp_path / "out.csv")["prediction"]) <= {"no", "yes"}
+
+
+UNSAVEABLE = '''from sklearn.linear_model import LogisticRegression
+
+
+class Logistic(LogisticRegression):
+    """Keeps a lambda after fitting: neither skops nor pickle can store it."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.squash_ = lambda v: v
+        return super().fit(X, y, sample_weight)
+'''
+
+
+def test_a_train_that_fails_after_the_search_ends_its_run_failed_and_registers_nothing(
+    sy: Any, tmp_path: Path
+) -> None:
+    module = f"unsaveable_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(UNSAVEABLE)
+    _ready(sy, tmp_path, candidates=[{"estimator": f"{module}.Logistic"}], trials=1)
+    store = tmp_path / "ws" / "artifacts"
+    before = {p.name for p in store.rglob("*") if p.is_file()}
+
+    result = sy("train")
+
+    assert result.exit_code == 2
+    assert "the model (" in result.stderr and "cannot be saved" in result.stderr
+    (run,) = sy("runs", "ls", "--json").json()
+    assert run["status"] == "failed"  # not `running`, not `finished` with no model
+    assert run["note"].startswith("registration failed: Invalid: the model (")
+    assert sy("models", "ls", "--json").json() == []
+    # The only new blob is the run's own evaluation.json, which the (failed) run records.
+    new = {p.name for p in store.rglob("*") if p.is_file()} - before
+    assert new == {a["digest"] for a in run["artifacts"]}

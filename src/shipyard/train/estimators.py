@@ -68,7 +68,14 @@ def import_estimator(path: str, *, project_dir: Path | None = None) -> type:
         with importable_from(project_dir):
             module = importlib.import_module(module_name)
     except ImportError as exc:
-        where = f" (searched the project directory {project_dir} first)" if project_dir else ""
+        # A missing top-level module may be meant as a file of the project: say where we looked.
+        missing = getattr(exc, "name", None)
+        where = (
+            f" (looked for {missing}.py in the project directory {project_dir} and in the "
+            "installed packages)"
+            if project_dir and missing and "." not in missing
+            else ""
+        )
         raise Invalid(
             f"estimator {path!r} does not import: {exc}{where}. Check the spelling, or install "
             "the package that provides it."
