@@ -234,8 +234,8 @@ def test_train_says_which_dataset_version_it_uses_and_why(sy: Any, tmp_path: Pat
 
     assert result.exit_code == 0, result.stderr
     reason = (
-        "customers@2, the newest version of 'customers' (data.name in shipyard.yaml); "
-        "pass --dataset customers@N to train on another"
+        "customers@2, the newest version of 'customers' (data.name in shipyard.yaml; "
+        "--dataset customers@N picks another)"
     )
     assert f"training on {reason}" in " ".join(result.stderr.split())
     assert result.json()["dataset"] == "customers@2"

@@ -416,3 +416,16 @@ def test_a_real_ctrl_c_keeps_the_finished_trials(workspace: Workspace, tmp_path:
     assert run.status is RunStatus.interrupted
     assert run.note == f"interrupted after {len(trials)} of 100 trials; the best so far was kept"
     assert "test_roc_auc" in run.metrics
+
+
+def test_a_small_search_space_is_not_scored_twice(workspace: Workspace, tmp_path: Path) -> None:
+    tree = {"estimator": TREE["estimator"], "params": {"max_depth": [2, 3, 4]}}
+    project, version = _setup(workspace, tmp_path, candidates=[tree], trials=8, cv=3)
+
+    result = train(workspace, project.spec, version)
+
+    depths = sorted(t.params["max_depth"] for t in result.trials)
+    assert depths == [2, 3, 4]  # each configuration once, then the search stops
+    assert result.exhausted
+    assert [t.number for t in result.trials] == [0, 1, 2]
+    assert len(_trial_runs(workspace, result.run_id)) == 3

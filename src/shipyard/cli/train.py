@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
+from rich.table import Column
 from rich.text import Text
 
 from shipyard.cli import _output
@@ -101,6 +102,7 @@ def _plain(o: TrainOutcome) -> dict[str, Any]:
         "features": r.plan.features,
         "excluded": r.plan.excluded,
         "interrupted": r.interrupted,
+        "exhausted": r.exhausted,
         "seconds": r.seconds,
         "leaderboard": [
             {
@@ -127,7 +129,8 @@ def _view(o: TrainOutcome) -> RenderableType:
         ("Trained on ", ""),
         (r.version.ref, "bold"),
         f" ({len(r.split.train):,} rows) in {r.seconds:.0f} s; ",
-        f"{len(r.trials)} trials, metric {r.metric}\n",
+        f"{len(r.trials)} trials, metric {r.metric}",
+        " (every configuration of the search space was tried)\n" if r.exhausted else "\n",
         f"split: {r.split.how}\n",
         f"features ({len(r.plan.features)}): {', '.join(r.plan.features)}",
         *(
@@ -137,9 +140,20 @@ def _view(o: TrainOutcome) -> RenderableType:
         ),
         *(["\nINTERRUPTED: registered the best of the finished trials"] if r.interrupted else []),
     )
+    shown = r.leaderboard[:10]
+    # Class names stay whole (the params column wraps between params instead).
+    widest = max((len(_short(t.estimator)) for t in shown), default=9)
     board = _output.table(
         f"Leaderboard (cross-validated {r.metric}, top 10 of {len(r.leaderboard)})",
-        ["#", "TRIAL", "ESTIMATOR", "PARAMS", r.metric.upper(), "±", "SECONDS"],
+        [
+            "#",
+            "TRIAL",
+            Column("ESTIMATOR", min_width=min(widest, 30)),
+            "PARAMS",
+            r.metric.upper(),
+            "±",
+            "SECONDS",
+        ],
         [
             (
                 i + 1,
@@ -150,12 +164,12 @@ def _view(o: TrainOutcome) -> RenderableType:
                 f"{t.std:.4f}",
                 f"{t.seconds:.1f}",
             )
-            for i, t in enumerate(r.leaderboard[:10])
+            for i, t in enumerate(shown)
         ],
     )
     failed = [t for t in r.trials if not t.ok]
     metrics = _output.table(
-        "Held-out metrics (best, refit)",
+        "Held-out metrics",
         ["METRIC", "VALUE"],
         [(k, f"{v:.4f}") for k, v in r.report.metrics.items() if isinstance(v, float | int)],
     )
@@ -188,7 +202,8 @@ def _view(o: TrainOutcome) -> RenderableType:
         verdict = Text.assemble(
             ("Registered ", "green"),
             (m.ref, "bold green"),
-            f" ({m.flavor}, status {m.status.value}). Next: shipyard models alias {m.ref} champion",
+            f" ({m.flavor}, status {m.status.value}).\n",
+            f"Next: shipyard models alias {m.ref} champion",
         )
     parts: list[RenderableType] = [head, board]
     if failed:
@@ -198,7 +213,12 @@ def _view(o: TrainOutcome) -> RenderableType:
                 style="yellow",
             )
         )
-    parts += [metrics, gates, verdict]
+    best = Text(
+        f"Best: {_short(r.best.estimator)} {_params(r.best.params)} (trial {r.best.number}), "
+        f"refit on the {len(r.split.train):,} training rows and tested on the "
+        f"{len(r.split.test):,} held-out rows:"
+    )
+    parts += [best, metrics, gates, verdict]
     return Group(*parts)
 
 

@@ -119,8 +119,8 @@ def resolve_dataset(
     if ref.version is not None:
         return version, f"{version.ref}, as {source} says"
     return version, (
-        f"{version.ref}, the newest version of {ref.name!r} ({source}); "
-        f"pass --dataset {ref.name}@N to train on another"
+        f"{version.ref}, the newest version of {ref.name!r} ({source}; "
+        f"--dataset {ref.name}@N picks another)"
     )
 
 

@@ -190,6 +190,12 @@ class SearchOutcome:
     trials: list[TrialResult]
     best: TrialResult
     interrupted: bool = False
+    exhausted: bool = False  # fewer trials than asked: every configuration was tried
+
+
+# Proposals in a row that repeat a configuration already tried before the search space counts
+# as exhausted (a continuous parameter makes a repeat practically impossible).
+MAX_REPEATS = 25
 
 
 def search(
@@ -212,15 +218,37 @@ def search(
     )
     asked: dict[int, optuna.trial.Trial] = {}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    # Objective of each configuration tried (None while running, or if it failed): TPE proposes
+    # a configuration again once a small discrete space is well explored; it is told the known
+    # result instead of spending a trial (minutes, for a forest) on scoring it twice.
+    scored: dict[str, float | None] = {}
+    exhausted = False
 
     def specs() -> Iterator[TrialSpec]:
-        for number in range(trials):
+        nonlocal exhausted
+        number = repeats = 0
+        while number < trials:
             if deadline is not None and time.monotonic() > deadline:
                 return
             trial = study.ask()
             candidate, params = suggest(trial, list(candidates))
-            asked[trial.number] = trial
+            key = _config_key(candidate.estimator, params)
+            if key in scored:
+                known = scored[key]
+                if known is None:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                else:
+                    study.tell(trial, known)
+                repeats += 1
+                if repeats >= MAX_REPEATS:  # nothing new left to propose
+                    exhausted = True
+                    return
+                continue
+            repeats = 0
+            scored[key] = None
+            asked[number] = trial
             yield TrialSpec(number, candidate.estimator, params)
+            number += 1
 
     runner = executor or (LocalProcesses(parallel) if parallel > 1 else InProcess())
     done: list[TrialResult] = []
@@ -231,6 +259,7 @@ def search(
             trial = asked.pop(result.number)
             if result.ok and np.isfinite(result.score):
                 study.tell(trial, problem.objective(result))
+                scored[_config_key(result.estimator, result.params)] = problem.objective(result)
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             result.run_id = record_trial(
@@ -256,7 +285,11 @@ def search(
             f"every one of the {len(done)} trials failed; the first error: {first}. Check the "
             "candidates' parameters in shipyard.yaml."
         )
-    return SearchOutcome(done, best, interrupted)
+    return SearchOutcome(done, best, interrupted, exhausted)
+
+
+def _config_key(estimator: str, params: dict[str, Any]) -> str:
+    return repr((estimator, sorted((k, repr(_plain(v))) for k, v in params.items())))
 
 
 def record_trial(

@@ -47,6 +47,7 @@ class TrainResult:
     interrupted: bool
     seconds: float
     note: str | None = None  # what the search run's note says (or will say, if left open)
+    exhausted: bool = False  # the search space had fewer configurations than trials asked
 
     @property
     def run_status(self) -> RunStatus:
@@ -210,6 +211,7 @@ def train(
             outcome.interrupted,
             time.perf_counter() - started,
             note,
+            outcome.exhausted,
         )
         if not close:
             status = RunStatus.running  # the caller ends it
