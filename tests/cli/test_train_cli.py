@@ -42,9 +42,9 @@ class Result:
 def sy(tmp_path: Path) -> Any:
     """`sy("train")` runs `shipyard --home <tmp>/ws train` in the project directory (the cwd)."""
 
-    def run(*args: str) -> Result:
+    def run(*args: str, columns: int = 200) -> Result:
         code: Any = None
-        with CliRunner().isolation(env={"COLUMNS": "200"}) as (out, err, _):
+        with CliRunner().isolation(env={"COLUMNS": str(columns)}) as (out, err, _):
             try:
                 main(["--home", str(tmp_path / "ws"), *args])
             except SystemExit as exc:
@@ -94,18 +94,33 @@ def test_train_prints_the_leaderboard_the_gates_and_the_registered_ref(
     assert f"features (4): {', '.join(FEATURES)}" in out
     assert "Leaderboard (cross-validated roc_auc, top 10 of 3)" in out
     rows = re.findall(
-        r"^ *(\d) +(\d) +(LogisticRegression|DecisionTreeClassifier) +\w+=\S+ +(0\.\d{4}) ",
+        r"^ *(\d) +(LogisticRegression|DecisionTreeClassifier) +\w+=\S+ +(0\.\d{4}) ",
         out,
         flags=re.MULTILINE,
     )
-    assert [r[0] for r in rows] == ["1", "2", "3"]
-    assert sorted(r[1] for r in rows) == ["0", "1", "2"]
-    assert [r[3] for r in rows] == sorted((r[3] for r in rows), reverse=True)
+    assert sorted(r[0] for r in rows) == ["0", "1", "2"]
+    assert [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)  # best first
     assert "Held-out metrics" in out
     assert re.search(r"^ *roc_auc +0\.\d{4} *$", out, flags=re.MULTILINE)
     assert "Gates" in out and "roc_auc >= 0.6" in out and "pass" in out
     assert "Registered churn@1 (skops, status candidate)" in out
     assert "Next: shipyard models alias churn@1 champion" in out
+
+
+def test_train_reads_whole_at_80_columns(sy: Any, tmp_path: Path) -> None:
+    _ready(sy, tmp_path, trials=4, gates=["roc_auc >= 0.6"])
+
+    out = sy("train", columns=80).stdout
+
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "TRIAL" in line)
+    assert header.split() == ["TRIAL", "ESTIMATOR", "PARAMS", "ROC_AUC", "±", "SECONDS"]
+    names = re.findall(r"^ *\d +(\S+)", out, flags=re.MULTILINE)
+    assert names and set(names) <= {"LogisticRegression", "DecisionTreeClassifier"}  # whole
+    stripped = [line.strip() for line in lines]
+    assert "Held-out metrics" in stripped  # a title on one line of its own
+    assert "Next: shipyard models alias churn@1 champion" in stripped
 
 
 def test_train_json_has_the_leaderboard_the_model_and_the_gates(

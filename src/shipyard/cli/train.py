@@ -145,8 +145,7 @@ def _view(o: TrainOutcome) -> RenderableType:
     widest = max((len(_short(t.estimator)) for t in shown), default=9)
     board = _output.table(
         f"Leaderboard (cross-validated {r.metric}, top 10 of {len(r.leaderboard)})",
-        [
-            "#",
+        [  # best first: the order is the rank
             "TRIAL",
             Column("ESTIMATOR", min_width=min(widest, 30)),
             "PARAMS",
@@ -156,7 +155,6 @@ def _view(o: TrainOutcome) -> RenderableType:
         ],
         [
             (
-                i + 1,
                 t.number,
                 _short(t.estimator),
                 _params(t.params),
@@ -164,7 +162,7 @@ def _view(o: TrainOutcome) -> RenderableType:
                 f"{t.std:.4f}",
                 f"{t.seconds:.1f}",
             )
-            for i, t in enumerate(shown)
+            for t in shown
         ],
     )
     failed = [t for t in r.trials if not t.ok]
