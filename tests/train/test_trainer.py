@@ -429,3 +429,27 @@ def test_a_small_search_space_is_not_scored_twice(workspace: Workspace, tmp_path
     assert result.exhausted
     assert [t.number for t in result.trials] == [0, 1, 2]
     assert len(_trial_runs(workspace, result.run_id)) == 3
+
+
+def test_an_exception_in_the_refit_ends_the_search_run_failed(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    module = f"refit_fails_{tmp_path.name.replace('-', '_')}"
+    own = {"estimator": f"{module}.Small", "params": {"C": [0.5, 1.0]}}
+    project, version = _setup(workspace, tmp_path, candidates=[own], trials=2, cv=2)
+    (project.dir / f"{module}.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n\n\n"
+        "class Small(LogisticRegression):\n"
+        "    def fit(self, X, y, sample_weight=None):\n"
+        "        if len(X) > 150:  # the folds have fewer rows; the refit on all has more\n"
+        "            raise ValueError(f'{len(X)} rows is more than this model takes')\n"
+        "        return super().fit(X, y, sample_weight)\n"
+    )
+
+    with pytest.raises(ValueError, match="160 rows is more than this model takes"):
+        train(workspace, project.spec, version)
+
+    (run,) = search_runs(workspace, top_level=True)
+    assert run.status is RunStatus.failed  # never left `running`
+    assert run.note == "ValueError: 160 rows is more than this model takes"
+    assert {c.status for c in _trial_runs(workspace, run.id)} == {RunStatus.finished}
