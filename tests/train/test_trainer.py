@@ -262,13 +262,14 @@ def test_a_trial_that_fails_in_fit_is_recorded_failed_and_the_others_go_on(
 def test_when_every_trial_fails_the_search_run_is_failed(
     workspace: Workspace, tmp_path: Path
 ) -> None:
-    project, version = _setup(workspace, tmp_path, candidates=[BAD_C], trials=3)
+    bad = {**BAD_C, "params": {"C": ["high", "low", "none"]}}
+    project, version = _setup(workspace, tmp_path, candidates=[bad], trials=3)
 
     with pytest.raises(
         Invalid,
         match=r"^every one of the 3 trials failed; the first error: InvalidParameterError: "
-        r"The 'C' parameter .* Got 'high' instead\..* Check the candidates' parameters in "
-        r"shipyard.yaml\.$",
+        r"The 'C' parameter .* Got '(high|low|none)' instead\..* Check the candidates' "
+        r"parameters in shipyard.yaml\.$",
     ):
         train(workspace, project.spec, version)
 
@@ -280,6 +281,18 @@ def test_when_every_trial_fails_the_search_run_is_failed(
     children = _trial_runs(workspace, run.id)
     assert len(children) == 3
     assert {c.status for c in children} == {RunStatus.failed}
+
+
+def test_when_the_only_configuration_fails_it_is_tried_once(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    project, version = _setup(workspace, tmp_path, candidates=[BAD_C], trials=3)
+
+    with pytest.raises(Invalid, match=r"^the only trial failed; the first error: Invalid"):
+        train(workspace, project.spec, version)
+
+    (run,) = search_runs(workspace, top_level=True)
+    assert len(_trial_runs(workspace, run.id)) == 1
 
 
 # -- Ctrl-C -------------------------------------------------------------------------------------

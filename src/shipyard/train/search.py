@@ -281,9 +281,10 @@ def search(
         if interrupted:
             raise KeyboardInterrupt
         first = next((t.error for t in done if t.error), "no trial ran")
+        which = "the only trial" if len(done) == 1 else f"every one of the {len(done)} trials"
         raise Invalid(
-            f"every one of the {len(done)} trials failed; the first error: {first}. Check the "
-            "candidates' parameters in shipyard.yaml."
+            f"{which} failed; the first error: {first}. Check the candidates' parameters in "
+            "shipyard.yaml."
         )
     return SearchOutcome(done, best, interrupted, exhausted)
 
