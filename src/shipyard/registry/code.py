@@ -16,6 +16,7 @@ signature and the part's sha256 verify, exactly like the pickle itself.
 
 from __future__ import annotations
 
+import ast
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -47,8 +48,9 @@ def project_code(data: bytes, root: Path) -> dict[str, tuple[str, bytes]]:
     """`{module: (part name, source)}` for the modules under `root` that pickle `data` needs.
 
     Followed: the modules the pickle names, their parent packages, and the project modules
-    those import at module level (names bound to a module, or to a class or function defined
-    in one). Modules outside `root` (installed packages, the standard library) are left out.
+    those import (their import statements, and names bound to a module or to a class or
+    function defined in one). Modules outside `root` (installed packages, the standard
+    library) are left out.
     """
     recorder = _Recorder(data)
     recorder.load()
@@ -63,14 +65,38 @@ def project_code(data: bytes, root: Path) -> dict[str, tuple[str, bytes]]:
         path = _file_under(module, base)
         if path is None:
             continue
-        found[name] = (PREFIX + path.relative_to(base).as_posix(), path.read_bytes())
+        source = path.read_bytes()
+        found[name] = (PREFIX + path.relative_to(base).as_posix(), source)
         parent = name.rpartition(".")[0]
         todo += [parent] if parent else []
+        todo += _imports(source, module)
         for value in vars(module).values():
             ref = value.__name__ if isinstance(value, ModuleType) else _module_of(value)
             if ref and ref not in found:
                 todo.append(ref)
     return found
+
+
+def _imports(source: bytes, module: ModuleType) -> list[str]:
+    """The modules `source` imports (`import a.b`, `from a import b`, relative forms), each with
+    the submodule a `from` may name; names that are not modules are skipped by the caller."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    package = module.__package__ or ""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            names += [target, *(f"{target}.{alias.name}" for alias in node.names)]
+    return [n for n in names if n]
 
 
 def _module_of(value: Any) -> str | None:
@@ -83,7 +109,18 @@ def _file_under(module: ModuleType, base: Path) -> Path | None:
     if not file or not file.endswith(".py"):
         return None
     path = Path(file).resolve()
-    return path if path.is_relative_to(base) else None
+    if not path.is_relative_to(base) or _installed(path):
+        return None
+    return path
+
+
+def _installed(path: Path) -> bool:
+    """Part of an installation (a virtualenv kept inside the project directory is common):
+    installed packages are never the project's code, and must never be shadowed by a copy."""
+    if {"site-packages", "dist-packages"} & set(path.parts):
+        return True
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
+    return any(path.is_relative_to(prefix) for prefix in prefixes)
 
 
 class _BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
