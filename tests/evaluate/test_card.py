@@ -81,12 +81,12 @@ def test_the_markdown_has_every_section_in_order(
 def test_the_card_names_the_estimator_and_its_hyperparameters(
     loans_report: EvaluationReport, gates: list[GateResult]
 ) -> None:
-    params = {"n_estimators": 300, "learning_rate": 0.0421337, "max_depth": None}
+    params = {"n_estimators": 3000, "learning_rate": 0.0421337, "max_depth": None}
     markdown, html = _card(loans_report, gates, estimator="lightgbm.LGBMClassifier", params=params)
     model = markdown.split("## Model\n", 1)[1].split("## Data", 1)[0]
     assert "| setting | value |" in model
     assert "| estimator | lightgbm.LGBMClassifier |" in model
-    assert "| n\\_estimators | 300 |" in model
+    assert "| n\\_estimators | 3000 |" in model  # as in the spec, no thousands separator
     assert "| learning\\_rate | 0.04213 |" in model
     assert "| max\\_depth | — |" in model
     assert "any other takes the estimator's default" in model

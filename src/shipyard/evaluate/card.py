@@ -148,7 +148,10 @@ def _model(estimator: str | None, params: Mapping[str, Any] | None) -> _Section:
 
 
 def _param(value: Any) -> Any:
-    return f"{value:.4g}" if isinstance(value, float) else value
+    """A hyperparameter as written in a spec: 2000, not the table's "2,000"."""
+    if value is None:
+        return None
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _data(
