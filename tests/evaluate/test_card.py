@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 SECTIONS = [
     "## Intended use",
+    "## Model",
     "## Data",
     "## Metrics",
     "## Slices and fairness",
@@ -60,13 +61,38 @@ def test_the_markdown_has_every_section_in_order(
 ) -> None:
     markdown, _ = _card(loans_report, gates, period="2024-01 to 2024-03")
     assert markdown.startswith("# Model card: credit-risk (credit-risk@3)\n")
+    assert markdown.endswith(".\n") and not markdown.endswith("\n\n")
     positions = [markdown.index(f"\n{s}\n") for s in SECTIONS]
     assert positions == sorted(positions)
     assert "Predicts whether a new loan defaults." in markdown
+    assert "| item | value |" in markdown  # no blank header row
     assert "| held-out test rows | 1,600 |" in markdown
-    assert "| metric | recorded | held-out evaluation |" in markdown
+    assert "| split | 2024-01 to 2024-03 |" in markdown
+    # The recorded metrics are the evaluation's: one column of them, not two equal ones.
+    assert "| metric | held-out value |" in markdown
     f1 = loans_report.metrics["f1"]
-    assert f"| f1 | {f1:.4g} | {f1:.4g} |" in markdown
+    assert f"| f1 | {f1:.4g} |" in markdown
+    recorded = {**loans_report.metrics, "f1": 0.5}
+    differing, _ = _card(loans_report, gates, metrics=recorded)
+    assert "| metric | recorded | held-out evaluation |" in differing
+    assert f"| f1 | 0.5 | {f1:.4g} |" in differing
+
+
+def test_the_card_names_the_estimator_and_its_hyperparameters(
+    loans_report: EvaluationReport, gates: list[GateResult]
+) -> None:
+    params = {"n_estimators": 3000, "learning_rate": 0.0421337, "max_depth": None}
+    markdown, html = _card(loans_report, gates, estimator="lightgbm.LGBMClassifier", params=params)
+    model = markdown.split("## Model\n", 1)[1].split("## Data", 1)[0]
+    assert "| setting | value |" in model
+    assert "| estimator | lightgbm.LGBMClassifier |" in model
+    assert "| n\\_estimators | 3000 |" in model  # as in the spec, no thousands separator
+    assert "| learning\\_rate | 0.04213 |" in model
+    assert "| max\\_depth | — |" in model
+    assert "any other takes the estimator's default" in model
+    assert "<td>lightgbm.LGBMClassifier</td>" in html
+    unknown, _ = _card(loans_report, gates)
+    assert "The estimator was not recorded." in unknown
 
 
 def test_gates_show_pass_and_fail(loans_report: EvaluationReport, gates: list[GateResult]) -> None:

@@ -13,6 +13,7 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
 from shipyard.evaluate import EvaluationReport, evaluate_model, report_html
+from shipyard.evaluate.html import calibration_figure
 
 if TYPE_CHECKING:
     from conftest import Case
@@ -77,7 +78,7 @@ def test_user_strings_are_escaped_everywhere(loans: Case) -> None:
     assert "<script" not in page and "<b " not in page and "<i>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b onmouseover=&quot;x&quot;&gt;a&lt;/b&gt;" in page
-    assert "b &amp; c" in page and "&lt;i&gt;yes&lt;/i&gt;" in page
+    assert "b &amp; c" in page
     assert "price $ in $USD" in page and "收入" in page
     assert len(_images(page)) == 4
 
@@ -92,3 +93,40 @@ def test_a_minimal_report_renders(cancer: Case) -> None:
 @pytest.mark.parametrize("title", ["", "a" * 500])
 def test_odd_titles(loans_report: EvaluationReport, title: str) -> None:
     assert f"<h1>{title}</h1>" in report_html(loans_report, title=title)
+
+
+def test_plots_lay_out_once_each_and_the_calibration_legend_leaves_the_curve_free(
+    loans_report: EvaluationReport,
+) -> None:
+    page = report_html(loans_report, title="loans@3")
+    plots = page.split('<div class="plots">', 1)[1].split("</div>", 1)[0]
+    # Three plots side by side in one grid row; importance once, as its own labelled chart.
+    assert set(_images(plots)) == {"Confusion matrix", "ROC curve", "Calibration"}
+    assert "grid-template-columns:repeat(auto-fill,minmax(300px,1fr))" in page
+    assert page.count('alt="Feature importance"') == 1
+    folded = page.split("<details><summary>the values as a table</summary>", 1)
+    assert "<th>importance</th>" not in folded[0] and "<th>importance</th>" in folded[1]
+    # The confusion counts are printed on the plot (two classes): no second copy as a table.
+    assert "<h2>Confusion matrix</h2>" not in page
+
+    fig = calibration_figure(loans_report)
+    assert fig is not None
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    legend, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.y0 >= frame.y1  # above the axes, never over a curve inside them
+    assert ax.get_xlim()[0] < 0 < 1 < ax.get_xlim()[1]  # points at 0 and 1 drawn whole
+
+
+def test_many_classes_get_the_confusion_matrix_as_an_escaped_table() -> None:
+    rng = np.random.default_rng(0)
+    labels = [f"<b>c{i}</b>" for i in range(13)]
+    y = pd.Series(rng.choice(labels, 1300))
+    X = pd.DataFrame({"x": [labels.index(v) for v in y] + rng.normal(0, 2, 1300)})
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    report = evaluate_model(model, X, y, task="classification", explain=False)
+
+    page = report_html(report, title="many")
+
+    assert "<h2>Confusion matrix</h2>" in page  # too many classes to print counts on the plot
+    assert "<th>&lt;b&gt;c0&lt;/b&gt;</th>" in page and "<b>" not in page

@@ -40,7 +40,8 @@ def test_the_catalogue_per_task() -> None:
         "log_loss",
     )
     assert metric_names("regression") == ("rmse", "mae", "r2", "mape")
-    assert metric_names("clustering") == ("silhouette",)
+    assert metric_names("clustering") == ("silhouette", "calinski_harabasz", "davies_bouldin")
+    assert not greater_is_better("davies_bouldin")  # 0 is best
     assert greater_is_better("f1") and greater_is_better("r2") and greater_is_better("silhouette")
     assert not any(greater_is_better(m) for m in ("log_loss", "rmse", "mae", "mape"))
 
@@ -127,13 +128,19 @@ def test_regression_metrics_equal_sklearn(diabetes: Case) -> None:
     )
 
 
-def test_silhouette_equals_sklearn() -> None:
+def test_clustering_metrics_equal_sklearn() -> None:
     X, _ = load_iris(return_X_y=True)
     labels = KMeans(n_clusters=3, n_init=3, random_state=0).fit_predict(X)
     got = compute("clustering", None, labels, X=X)
-    assert got == {"silhouette": pytest.approx(skm.silhouette_score(X, labels))}
+    assert got == {
+        "silhouette": pytest.approx(skm.silhouette_score(X, labels)),
+        "calinski_harabasz": pytest.approx(skm.calinski_harabasz_score(X, labels)),
+        "davies_bouldin": pytest.approx(skm.davies_bouldin_score(X, labels)),
+    }
+    only = compute("clustering", None, labels, X=X, only="davies_bouldin")
+    assert only == {"davies_bouldin": got["davies_bouldin"]}
     assert compute("clustering", None, np.zeros(len(X)), X=X) == {}  # one cluster: undefined
-    with pytest.raises(Invalid, match=r"silhouette needs the data .* pass X"):
+    with pytest.raises(Invalid, match=r"clustering metrics need the data .* pass X"):
         compute("clustering", None, labels)
 
 

@@ -363,7 +363,10 @@ def test_clustering_report() -> None:
     report = evaluate_model(model, X, None, task="clustering")
     labels = model.predict(X)
     scaled = model[:-1].transform(X)
-    assert report.metrics == {"silhouette": pytest.approx(skm.silhouette_score(scaled, labels))}
+    assert report.metrics["silhouette"] == pytest.approx(skm.silhouette_score(scaled, labels))
+    assert report.metrics["davies_bouldin"] == pytest.approx(
+        skm.davies_bouldin_score(scaled, labels)
+    )
     assert report.cluster_sizes is not None and sum(report.cluster_sizes.values()) == len(X)
     assert report.importance == {}
     assert report.importance_method == (

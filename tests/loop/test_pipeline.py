@@ -76,7 +76,7 @@ def test_registers_a_candidate_with_its_signature_and_documents(
     assert "churn@1" in card  # the version it describes, known before registration
     assert "customers@1" in card  # the data it was trained on
     assert r"roc\_auc >= 0.6" in card  # Markdown-escaped
-    assert r"| test period | time-ordered on 'signed\_at': trained on 160 rows up to" in card
+    assert r"| split | time-ordered on 'signed\_at': trained on 160 rows up to" in card
     card_html = get_document(ws, "churn@1", "card.html").decode()
     assert "churn@1" in card_html and "customers@1" in card_html
 

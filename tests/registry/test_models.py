@@ -18,6 +18,7 @@ from shipyard.registry import (
     list_models,
     list_versions,
     load_model,
+    models,
     register,
     remove_alias,
     set_alias,
@@ -175,6 +176,28 @@ def test_registering_checks_its_inputs_and_stores_nothing_on_error(
             documents={"../card.md": "x"},
         )  # fmt: skip
     assert list_models(workspace) == []
+
+
+def test_a_registration_that_cannot_be_recorded_removes_the_blobs_it_added(
+    workspace: Workspace, fitted: dict[str, Fitted], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = fitted["logistic"]
+    first = add(workspace, f, documents={"card.md": "# first"})
+    root = Path(workspace.artifacts.root)
+    before = {p.name for p in root.rglob("*") if p.is_file()}
+
+    def disk_full(*args: Any, **kwargs: Any) -> ModelVersion:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(models, "_record", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        # The same model (its bundle is shared with version 1) and a new document.
+        add(workspace, f, documents={"card.md": "# second", "notes.md": "new"})
+
+    assert {p.name for p in root.rglob("*") if p.is_file()} == before
+    assert workspace.artifacts.exists(first.artifact)  # version 1's blob was not touched
+    assert [v.version for v in list_versions(workspace, "credit-risk")] == [1]
+    assert load_model(workspace, "credit-risk@1").predict(f.X.head(3)) is not None
 
 
 # -- aliases and statuses -------------------------------------------------------------------------

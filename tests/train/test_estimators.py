@@ -6,6 +6,8 @@ no search run, no trial run.
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,13 @@ from shipyard.core.errors import Invalid
 from shipyard.core.spec import Candidate, ParamRange
 from shipyard.store.workspace import Workspace
 from shipyard.train import check_spec, search_runs, train
-from shipyard.train.estimators import accepted_params, make_estimator, suggest
+from shipyard.train.estimators import (
+    accepted_params,
+    check_candidate,
+    import_estimator,
+    make_estimator,
+    suggest,
+)
 
 LR = "sklearn.linear_model.LogisticRegression"
 
@@ -42,7 +50,8 @@ BAD_CANDIDATES = [
     pytest.param(
         {"estimator": "no_such_package.Model"},
         r"^estimator 'no_such_package\.Model' does not import: No module named "
-        r"'no_such_package'\. .*install the package",
+        r"'no_such_package' \(looked for no_such_package\.py in the project directory .* and in "
+        r"the installed packages\)\. .*install the package",
         id="package not installed",
     ),
     pytest.param(
@@ -232,3 +241,43 @@ def test_the_only_candidate_is_not_a_search_parameter() -> None:
     assert candidate.estimator == LR
     assert set(trial.params) == {"LogisticRegression.C"}
     assert set(params) == {"C"}
+
+
+# -- the project's own estimator modules --------------------------------------------------------
+
+
+def test_a_module_next_to_the_spec_imports_without_pythonpath_and_leaves_the_path_alone(
+    tmp_path: Path,
+) -> None:
+    module = f"shipyard_test_own_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n\n\n"
+        "class Logistic(LogisticRegression):\n"
+        '    """The project\'s own classifier."""\n'
+    )
+    before = list(sys.path)
+
+    cls = import_estimator(f"{module}.Logistic", project_dir=tmp_path)
+
+    assert cls.__name__ == "Logistic" and hasattr(cls, "fit")
+    assert sys.path == before  # the project directory was on the path only while importing
+    with pytest.raises(
+        Invalid,
+        match=rf"^estimator 'nowhere_{module}\.Model' does not import: No module named "
+        rf"'nowhere_{module}' \(looked for nowhere_{module}\.py in the project directory "
+        rf"{re.escape(str(tmp_path))} and in the installed packages\)\. Check the spelling",
+    ):
+        import_estimator(f"nowhere_{module}.Model", project_dir=tmp_path)
+    assert sys.path == before
+
+
+def test_a_clusterer_that_cannot_predict_is_refused_for_clustering() -> None:
+    with pytest.raises(
+        Invalid,
+        match=r"^estimator sklearn\.cluster\.AgglomerativeClustering has no predict\(\): it "
+        r"labels only the rows it was fitted on, .* e\.g\. sklearn\.cluster\.KMeans",
+    ):
+        check_candidate(
+            Candidate(estimator="sklearn.cluster.AgglomerativeClustering"), task="clustering"
+        )
+    assert check_candidate(Candidate(estimator="sklearn.cluster.KMeans"), task="clustering")

@@ -262,13 +262,14 @@ def test_a_trial_that_fails_in_fit_is_recorded_failed_and_the_others_go_on(
 def test_when_every_trial_fails_the_search_run_is_failed(
     workspace: Workspace, tmp_path: Path
 ) -> None:
-    project, version = _setup(workspace, tmp_path, candidates=[BAD_C], trials=3)
+    bad = {**BAD_C, "params": {"C": ["high", "low", "none"]}}
+    project, version = _setup(workspace, tmp_path, candidates=[bad], trials=3)
 
     with pytest.raises(
         Invalid,
         match=r"^every one of the 3 trials failed; the first error: InvalidParameterError: "
-        r"The 'C' parameter .* Got 'high' instead\..* Check the candidates' parameters in "
-        r"shipyard.yaml\.$",
+        r"The 'C' parameter .* Got '(high|low|none)' instead\..* Check the candidates' "
+        r"parameters in shipyard.yaml\.$",
     ):
         train(workspace, project.spec, version)
 
@@ -280,6 +281,18 @@ def test_when_every_trial_fails_the_search_run_is_failed(
     children = _trial_runs(workspace, run.id)
     assert len(children) == 3
     assert {c.status for c in children} == {RunStatus.failed}
+
+
+def test_when_the_only_configuration_fails_it_is_tried_once(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    project, version = _setup(workspace, tmp_path, candidates=[BAD_C], trials=3)
+
+    with pytest.raises(Invalid, match=r"^the only trial failed; the first error: Invalid"):
+        train(workspace, project.spec, version)
+
+    (run,) = search_runs(workspace, top_level=True)
+    assert len(_trial_runs(workspace, run.id)) == 1
 
 
 # -- Ctrl-C -------------------------------------------------------------------------------------
@@ -416,3 +429,40 @@ def test_a_real_ctrl_c_keeps_the_finished_trials(workspace: Workspace, tmp_path:
     assert run.status is RunStatus.interrupted
     assert run.note == f"interrupted after {len(trials)} of 100 trials; the best so far was kept"
     assert "test_roc_auc" in run.metrics
+
+
+def test_a_small_search_space_is_not_scored_twice(workspace: Workspace, tmp_path: Path) -> None:
+    tree = {"estimator": TREE["estimator"], "params": {"max_depth": [2, 3, 4]}}
+    project, version = _setup(workspace, tmp_path, candidates=[tree], trials=8, cv=3)
+
+    result = train(workspace, project.spec, version)
+
+    depths = sorted(t.params["max_depth"] for t in result.trials)
+    assert depths == [2, 3, 4]  # each configuration once, then the search stops
+    assert result.exhausted
+    assert [t.number for t in result.trials] == [0, 1, 2]
+    assert len(_trial_runs(workspace, result.run_id)) == 3
+
+
+def test_an_exception_in_the_refit_ends_the_search_run_failed(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    module = f"refit_fails_{tmp_path.name.replace('-', '_')}"
+    own = {"estimator": f"{module}.Small", "params": {"C": [0.5, 1.0]}}
+    project, version = _setup(workspace, tmp_path, candidates=[own], trials=2, cv=2)
+    (project.dir / f"{module}.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n\n\n"
+        "class Small(LogisticRegression):\n"
+        "    def fit(self, X, y, sample_weight=None):\n"
+        "        if len(X) > 150:  # the folds have fewer rows; the refit on all has more\n"
+        "            raise ValueError(f'{len(X)} rows is more than this model takes')\n"
+        "        return super().fit(X, y, sample_weight)\n"
+    )
+
+    with pytest.raises(ValueError, match="160 rows is more than this model takes"):
+        train(workspace, project.spec, version)
+
+    (run,) = search_runs(workspace, top_level=True)
+    assert run.status is RunStatus.failed  # never left `running`
+    assert run.note == "ValueError: 160 rows is more than this model takes"
+    assert {c.status for c in _trial_runs(workspace, run.id)} == {RunStatus.finished}

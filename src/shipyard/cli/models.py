@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -13,7 +13,7 @@ from rich.table import Column
 from rich.text import Text
 
 from shipyard.cli import _output
-from shipyard.core.errors import Invalid
+from shipyard.core.errors import Invalid, NotFound
 from shipyard.core.records import ModelVersion, Ref
 from shipyard.registry import get_document, get_version, list_models, list_versions
 
@@ -122,9 +122,10 @@ def show(
     ref: Annotated[str, typer.Argument(help="NAME@N, NAME@ALIAS or NAME (latest).")],
     json: _output.JsonFlag = False,
 ) -> None:
-    """A model version: status, lineage, signature, metrics and gates."""
+    """A model version: status, lineage, estimator, signature, metrics and gates."""
     with _output.workspace(ctx) as ws:
         v = get_version(ws, ref)
+        estimator, params = _estimator(ws, v)
     head = Text.assemble(
         (v.ref, "bold"),
         f"  ({v.id})  ",
@@ -132,7 +133,14 @@ def show(
         f"  aliases: {', '.join(v.aliases) or '-'}\n",
         f"task {v.task}  flavor {v.flavor}  artifact {v.artifact[:12]}\n",
         f"run {v.run_id or '-'}  dataset version {v.dataset_version_id or '-'}\n",
-        f"created {_output.when(v.created_at)} UTC by {v.created_by}",
+        f"created {_output.when(v.created_at)} UTC by {v.created_by}\n",
+        "estimator ",
+        (estimator or "not recorded (registered without a training run)", "bold"),
+        *(
+            ["\nhyperparameters: ", _params(params) or "the estimator's defaults"]
+            if estimator
+            else []
+        ),
     )
     sig = _output.table(
         "Signature (inputs)",
@@ -173,7 +181,34 @@ def show(
     docs = Text(
         "documents: " + ", ".join(v.documents) + f"  (shipyard models card {v.ref})", style="dim"
     )
-    _output.emit(v, json_mode=json, table=Group(head, sig, out, metrics, gates, docs))
+    data = {**v.model_dump(mode="json"), "estimator": estimator, "hyperparameters": params}
+    _output.emit(data, json_mode=json, table=Group(head, sig, out, metrics, gates, docs))
+
+
+def _estimator(ws: Workspace, v: ModelVersion) -> tuple[str | None, dict[str, Any]]:
+    """The estimator and hyperparameters the version was trained with, as its run recorded
+    them (the search run keeps the best trial's as `best.*`)."""
+    if v.run_id is None:
+        return None, {}
+    from shipyard.train import get_run
+
+    try:
+        run = get_run(ws, v.run_id)
+    except NotFound:
+        return None, {}
+    estimator = run.params.get("best.estimator")
+    params = {
+        k.removeprefix("best."): val
+        for k, val in run.params.items()
+        if k.startswith("best.") and k != "best.estimator"
+    }
+    return (str(estimator) if estimator else None), params
+
+
+def _params(params: dict[str, Any]) -> str:
+    return "  ".join(
+        f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}" for k, val in params.items()
+    )
 
 
 @app.command("alias")

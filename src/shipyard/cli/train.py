@@ -26,9 +26,19 @@ def train(
     trials: Annotated[
         int | None, typer.Option("--trials", min=1, help="Override train.search.trials.")
     ] = None,
+    allow_rejected: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rejected",
+            help="Exit 0 even when the model fails its gates (it is still registered rejected).",
+        ),
+    ] = False,
     json: _output.JsonFlag = False,
 ) -> None:
-    """Train from shipyard.yaml: search, evaluate on held-out data, apply the gates, register."""
+    """Train from shipyard.yaml: search, evaluate on held-out data, apply the gates, register.
+
+    Exits 6 when the model fails a gate (it is registered as rejected), unless --allow-rejected.
+    """
     from shipyard.core.spec import load_spec
     from shipyard.loop import train_and_register  # the trainer and model libraries: only here
 
@@ -47,7 +57,14 @@ def train(
 
         try:
             outcome = train_and_register(
-                ws, project, dataset=dataset, on_trial=on_trial, trials=trials
+                ws,
+                project,
+                dataset=dataset,
+                on_trial=on_trial,
+                trials=trials,
+                on_dataset=lambda _version, reason: _output.err_console().print(
+                    f"training on {reason}", markup=False, highlight=False
+                ),
             )
         except KeyboardInterrupt:
             _output.err_console().print(
@@ -55,10 +72,18 @@ def train(
                 "model was registered."
             )
             raise
+    rejection = None if allow_rejected else outcome.rejection()
     if json:
-        _output.print_json(_plain(outcome))
+        # One JSON document either way: the result, plus the error when the gates failed.
+        _output.print_json(
+            {**_plain(outcome), **({"error": rejection.to_dict()} if rejection else {})}
+        )
+        if rejection:
+            raise typer.Exit(rejection.exit_code)
         return
     _output.console().print(_view(outcome))
+    if rejection:
+        raise rejection
 
 
 def _short(path: str) -> str:
@@ -70,11 +95,13 @@ def _plain(o: TrainOutcome) -> dict[str, Any]:
     return {
         "run_id": r.run_id,
         "dataset": r.version.ref,
+        "dataset_reason": o.dataset_reason,
         "metric": r.metric,
         "split": r.split.how,
         "features": r.plan.features,
         "excluded": r.plan.excluded,
         "interrupted": r.interrupted,
+        "exhausted": r.exhausted,
         "seconds": r.seconds,
         "leaderboard": [
             {
@@ -101,7 +128,8 @@ def _view(o: TrainOutcome) -> RenderableType:
         ("Trained on ", ""),
         (r.version.ref, "bold"),
         f" ({len(r.split.train):,} rows) in {r.seconds:.0f} s; ",
-        f"{len(r.trials)} trials, metric {r.metric}\n",
+        f"{len(r.trials)} trials, metric {r.metric}",
+        " (every configuration of the search space was tried)\n" if r.exhausted else "\n",
         f"split: {r.split.how}\n",
         f"features ({len(r.plan.features)}): {', '.join(r.plan.features)}",
         *(
@@ -111,12 +139,14 @@ def _view(o: TrainOutcome) -> RenderableType:
         ),
         *(["\nINTERRUPTED: registered the best of the finished trials"] if r.interrupted else []),
     )
+    shown = r.leaderboard[:10]
+    # Class names stay whole (the params column wraps between params instead).
+    widest = max((len(_short(t.estimator)) for t in shown), default=9)
     board = _output.table(
         f"Leaderboard (cross-validated {r.metric}, top 10 of {len(r.leaderboard)})",
-        [
-            "#",
+        [  # best first: the order is the rank
             "TRIAL",
-            _output.ident("ESTIMATOR", min_width=18),
+            _output.ident("ESTIMATOR", min_width=min(widest, 30)),
             "PARAMS",
             r.metric.upper(),
             "±",
@@ -124,7 +154,6 @@ def _view(o: TrainOutcome) -> RenderableType:
         ],
         [
             (
-                i + 1,
                 t.number,
                 _short(t.estimator),
                 _params(t.params),
@@ -132,12 +161,12 @@ def _view(o: TrainOutcome) -> RenderableType:
                 f"{t.std:.4f}",
                 f"{t.seconds:.1f}",
             )
-            for i, t in enumerate(r.leaderboard[:10])
+            for t in shown
         ],
     )
     failed = [t for t in r.trials if not t.ok]
     metrics = _output.table(
-        "Held-out metrics (best, refit)",
+        "Held-out metrics",
         [_output.ident("METRIC", min_width=16), "VALUE"],
         [(k, f"{v:.4f}") for k, v in r.report.metrics.items() if isinstance(v, float | int)],
     )
@@ -170,7 +199,8 @@ def _view(o: TrainOutcome) -> RenderableType:
         verdict = Text.assemble(
             ("Registered ", "green"),
             (m.ref, "bold green"),
-            f" ({m.flavor}, status {m.status.value}). Next: shipyard models alias {m.ref} champion",
+            f" ({m.flavor}, status {m.status.value}).\n",
+            f"Next: shipyard models alias {m.ref} champion",
         )
     parts: list[RenderableType] = [head, board]
     if failed:
@@ -180,7 +210,12 @@ def _view(o: TrainOutcome) -> RenderableType:
                 style="yellow",
             )
         )
-    parts += [metrics, gates, verdict]
+    best = Text(
+        f"Best: {_short(r.best.estimator)} {_params(r.best.params)} (trial {r.best.number}), "
+        f"refit on the {len(r.split.train):,} training rows and tested on the "
+        f"{len(r.split.test):,} held-out rows:"
+    )
+    parts += [best, metrics, gates, verdict]
     return Group(*parts)
 
 

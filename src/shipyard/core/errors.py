@@ -4,6 +4,8 @@
      ├── Invalid                     422 / exit 2   the input is wrong: a value, a file, a spec key
      │    ├── SpecError              422 / exit 2   shipyard.yaml does not parse or validate
      │    ├── ValidationFailed       422 / exit 6   data broke its contract (carries the report)
+     │    │    └── GateFailed        422 / exit 6   a trained model failed its gates (registered
+     │    │                                         as rejected; carries the failed gates)
      │    └── TooLarge               413 / exit 2   a request or file is over its size limit
      ├── NotFound                    404 / exit 3   a name, version, run or file does not exist
      │    └── NotInitialised         404 / exit 3   no workspace at SHIPYARD_HOME
@@ -55,6 +57,10 @@ class ValidationFailed(Invalid):
     """Data violated blocking contract rules; `details["report"]` holds the full report."""
 
     exit_code = 6
+
+
+class GateFailed(ValidationFailed):
+    """A trained model failed its gates: it is registered `rejected`; `details` name the gates."""
 
 
 class TooLarge(Invalid):
@@ -118,6 +124,7 @@ class StorageFull(ShipyardError):
 __all__ = [
     "Conflict",
     "Forbidden",
+    "GateFailed",
     "Integrity",
     "Invalid",
     "NotFound",

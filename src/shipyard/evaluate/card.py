@@ -65,14 +65,19 @@ def model_card(
     report: EvaluationReport,
     gates: Sequence[GateResult],
     period: str | None = None,
+    estimator: str | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> tuple[str, str]:
     """``(markdown, html)`` of the model card.
 
     ``metrics`` are the figures recorded with the model version (shown beside the held-out
-    evaluation in ``report``); ``period`` optionally states when the test rows are from.
+    evaluation in ``report`` where they differ); ``period`` states how the test rows were
+    chosen; ``estimator`` (import path) and ``params`` (its hyperparameters as trained) name
+    the model.
     """
     sections = [
         _intended_use(task, description, target, features, report),
+        _model(estimator, params),
         _data(dataset_ref, rows_train, rows_test, features, target, report, period),
         _metrics(metrics, report),
         _slices_and_fairness(report),
@@ -124,6 +129,31 @@ def _intended_use(
     return section
 
 
+def _model(estimator: str | None, params: Mapping[str, Any] | None) -> _Section:
+    section = _Section("Model")
+    if estimator is None:
+        section.paragraphs.append("The estimator was not recorded.")
+        return section
+    rows: list[list[Any]] = [["estimator", estimator]]
+    rows += [[name, _param(value)] for name, value in (params or {}).items()]
+    section.tables.append(("", _Table(["setting", "value"], rows)))
+    if params is not None:
+        section.paragraphs.append(
+            "Hyperparameters chosen by the search or set in shipyard.yaml; any other takes the "
+            "estimator's default."
+            if params
+            else "Every hyperparameter takes the estimator's default."
+        )
+    return section
+
+
+def _param(value: Any) -> Any:
+    """A hyperparameter as written in a spec: 2000, not the table's "2,000"."""
+    if value is None:
+        return None
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _data(
     dataset_ref: str,
     rows_train: int,
@@ -134,27 +164,33 @@ def _data(
     period: str | None,
 ) -> _Section:
     section = _Section("Data")
-    rows: list[list[Any]] = [
-        ["dataset", dataset_ref],
-        ["target", target or "—"],
+    rows: list[list[Any]] = [["dataset", dataset_ref]]
+    if target or report.task != "clustering":  # a clustering model has no target
+        rows.append(["target", target or "—"])
+    rows += [
         ["training rows", rows_train],
         ["held-out test rows", rows_test],
         ["features", ", ".join(features) or "—"],
     ]
     if period:
-        rows.append(["test period", period])
+        rows.append(["split", period])
     if report.slices:
         rows.append(["sensitive columns", ", ".join(report.slices)])
-    section.tables.append(("", _Table(["", ""], rows)))
+    section.tables.append(("", _Table(["item", "value"], rows)))
     return section
 
 
 def _metrics(metrics: Mapping[str, float], report: EvaluationReport) -> _Section:
     section = _Section("Metrics")
     names = list(dict.fromkeys([*metrics, *report.metrics]))
-    rows = [[m, metrics.get(m), report.metrics.get(m)] for m in names]
     section.paragraphs.append(f"Held-out evaluation on {report.rows:,} rows.")
-    section.tables.append(("", _Table(["metric", "recorded", "held-out evaluation"], rows)))
+    if all(metrics.get(m) == report.metrics.get(m) for m in names):
+        # The usual case (the recorded metrics are the evaluation's): one column, not two equal.
+        rows = [[m, report.metrics[m]] for m in names]
+        section.tables.append(("", _Table(["metric", "held-out value"], rows)))
+    else:
+        rows = [[m, metrics.get(m), report.metrics.get(m)] for m in names]
+        section.tables.append(("", _Table(["metric", "recorded", "held-out evaluation"], rows)))
     if report.importance:
         top = list(report.importance.items())[:10]
         section.tables.append(
@@ -333,7 +369,7 @@ def _markdown(title: str, sections: list[_Section]) -> str:
             lines.append("|" + "|".join("---" for _ in tab.headers) + "|")
             lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in tab.rows]
             lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _html(title: str, sections: list[_Section]) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from html import escape
 
+from matplotlib.figure import Figure
+
 from shipyard.core.html import embed, figure, page, plot_text, table
 from shipyard.evaluate.report import EvaluationReport
 
@@ -20,6 +22,13 @@ __all__ = ["report_html"]
 
 TOP_FEATURES = 20
 CONFUSION_TABLE = 20
+ANNOTATED = 12  # up to this many classes, the confusion plot prints every count
+# Plots fill the row in equal columns (three of the default size side by side at the page's
+# width) instead of wrapping into a ragged row with a blank half under it.
+_STYLE = (
+    ".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:1rem}"
+    ".plots img,.wide img{width:100%;height:auto}.wide{max-width:42rem;margin:0}"
+)
 
 
 def report_html(report: EvaluationReport, *, title: str) -> str:
@@ -33,30 +42,33 @@ def report_html(report: EvaluationReport, *, title: str) -> str:
     plots = [p for p in _plots(report) if p]
     if plots:
         body += ["<h2>Plots</h2>", '<div class="plots">', *plots, "</div>"]
-    if report.confusion_matrix and report.labels and len(report.labels) <= CONFUSION_TABLE:
+    labels = report.labels or []
+    if report.confusion_matrix and ANNOTATED < len(labels) <= CONFUSION_TABLE:
+        # The plot prints the counts for fewer classes; beyond that they are only legible here.
         rows = [
-            [label, *counts]
-            for label, counts in zip(report.labels, report.confusion_matrix, strict=True)
+            [label, *counts] for label, counts in zip(labels, report.confusion_matrix, strict=True)
         ]
         body += [
             "<h2>Confusion matrix</h2>",
             '<p class="sub">rows: actual class; columns: predicted class</p>',
-            table(["actual \\ predicted", *report.labels], rows),
+            table(["actual \\ predicted", *labels], rows),
         ]
     if report.residuals is not None:
         r = report.residuals
         rows = [["mean", r.mean], ["std", r.std], ["mae", r.mae], ["min", r.min], ["max", r.max]]
         rows += [[k, v] for k, v in r.quantiles.items()]
         body += ["<h2>Residuals (actual − predicted)</h2>", table(["statistic", "value"], rows)]
-    if report.cluster_sizes:
-        sizes = [[k, v] for k, v in report.cluster_sizes.items()]
-        body += ["<h2>Clusters</h2>", table(["cluster", "rows"], sizes)]
     if report.importance:
+        # Shown once, as the chart (each bar labelled); the numbers stay in the page as text
+        # (search, copy, screen readers) in a table folded away under it.
         top = list(report.importance.items())[:TOP_FEATURES]
         body += [
             "<h2>Feature importance</h2>",
             f'<p class="sub">{escape(report.importance_method)}</p>',
+            f'<div class="wide">{_importance(report)}</div>',
+            "<details><summary>the values as a table</summary>",
             table(["feature", "importance"], [[k, v] for k, v in top]),
+            "</details>",
         ]
     body += _slices(report)
     if report.fairness:
@@ -74,7 +86,7 @@ def report_html(report: EvaluationReport, *, title: str) -> str:
     if report.notes:
         items = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
         body += ["<h2>Notes</h2>", f'<ul class="note">{items}</ul>']
-    return page(title, body)
+    return page(title, body, style=_STYLE)
 
 
 def _slices(report: EvaluationReport) -> list[str]:
@@ -95,7 +107,7 @@ def _plots(report: EvaluationReport) -> list[str]:
         _roc(report),
         _calibration(report),
         _residuals(report),
-        _importance(report),
+        _clusters(report),
     ]
 
 
@@ -142,9 +154,15 @@ def _roc(report: EvaluationReport) -> str:
 
 
 def _calibration(report: EvaluationReport) -> str:
+    fig = calibration_figure(report)
+    return embed(fig, "Calibration") if fig is not None else ""
+
+
+def calibration_figure(report: EvaluationReport) -> Figure | None:
+    """The reliability diagram, legend above the axes (None without probabilities)."""
     cal = report.calibration
     if cal is None:
-        return ""
+        return None
     points = [(p, t) for p, t in zip(cal.prob_pred, cal.prob_true, strict=True) if p is not None]
     fig = figure()
     ax = fig.add_subplot()
@@ -156,10 +174,12 @@ def _calibration(report: EvaluationReport) -> str:
         "mean predicted probability" if cal.kind == "positive class" else "top-class confidence"
     )
     ax.set_ylabel("observed frequency")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.legend(loc="upper left")
-    return embed(fig, "Calibration")
+    # A margin, so points at 0 and 1 are drawn whole; the legend goes above the axes, where it
+    # cannot hide part of the curve (a calibration curve can pass through any corner).
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncols=2, frameon=False, borderaxespad=0)
+    return fig
 
 
 def _residuals(report: EvaluationReport) -> str:
@@ -176,6 +196,22 @@ def _residuals(report: EvaluationReport) -> str:
     return embed(fig, "Residuals")
 
 
+def _clusters(report: EvaluationReport) -> str:
+    sizes = report.cluster_sizes
+    if not sizes:
+        return ""
+    fig = figure()
+    ax = fig.add_subplot()
+    names = [plot_text(k) for k in sizes]
+    bars = ax.bar(range(len(sizes)), list(sizes.values()), color="#2366c4")
+    ax.bar_label(bars, fmt="{:,.0f}", padding=2)
+    ax.set_xticks(range(len(sizes)), labels=names)
+    ax.set_xlabel("cluster")
+    ax.set_ylabel("rows")
+    ax.margins(y=0.12)
+    return embed(fig, "Cluster sizes")
+
+
 def _importance(report: EvaluationReport) -> str:
     top = list(report.importance.items())[:TOP_FEATURES]
     if not top:
@@ -184,7 +220,9 @@ def _importance(report: EvaluationReport) -> str:
     values = [v for _, v in reversed(top)]
     fig = figure(6.0, max(2.5, 0.3 * len(top) + 1))
     ax = fig.add_subplot()
-    ax.barh(range(len(top)), values, color="#2366c4")
+    bars = ax.barh(range(len(top)), values, color="#2366c4")
+    ax.bar_label(bars, fmt="{:.3g}", padding=3, fontsize=8)
+    ax.margins(x=0.12)  # room for the labels
     ax.set_yticks(range(len(top)), labels=names)
     ax.set_xlabel("mean |SHAP|" if report.importance_method.startswith("shap") else "importance")
     return embed(fig, "Feature importance")

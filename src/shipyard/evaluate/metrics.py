@@ -32,9 +32,9 @@ _CATALOGUE: dict[str, tuple[str, ...]] = {
         "log_loss",
     ),
     "regression": ("rmse", "mae", "r2", "mape"),
-    "clustering": ("silhouette",),
+    "clustering": ("silhouette", "calinski_harabasz", "davies_bouldin"),
 }
-_LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
+_LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "davies_bouldin"})
 _NEEDS_SCORES = frozenset({"roc_auc", "log_loss"})
 # silhouette is O(rows²) in time and memory; beyond this it is estimated on a seeded sample.
 SILHOUETTE_SAMPLE = 5000
@@ -95,7 +95,7 @@ def compute(
     """
     _check_task(task)
     if task == "clustering":
-        return _clustering(y_pred, X)
+        return _clustering(y_pred, X, only=only)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape[0] != y_pred.shape[0]:
         raise Invalid(
@@ -210,16 +210,26 @@ def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return {k: float(out[k]) for k in _CATALOGUE["regression"] if k in out}
 
 
-def _clustering(labels: Any, X: Any, *, seed: int = 0) -> dict[str, float]:
+def _clustering(labels: Any, X: Any, *, only: str | None = None, seed: int = 0) -> dict[str, float]:
+    """Internal measures of how well the rows are grouped (no true labels needed): silhouette
+    (-1 to 1, higher is better), Calinski-Harabasz (higher is better) and Davies-Bouldin (0 is
+    best). All three need 2 to rows - 1 clusters; with fewer or more they are left out."""
     if X is None:
-        raise Invalid("silhouette needs the data the clusters were formed on: pass X.")
+        raise Invalid("clustering metrics need the data the clusters were formed on: pass X.")
     labels = np.asarray(labels)
+    X = np.asarray(X, dtype=float)
     n_clusters = len(np.unique(labels))
     if not 2 <= n_clusters <= labels.shape[0] - 1:
         return {}
     sample = SILHOUETTE_SAMPLE if labels.shape[0] > SILHOUETTE_SAMPLE else None
-    value = skm.silhouette_score(X, labels, sample_size=sample, random_state=seed)
-    return {"silhouette": float(value)}
+    measures: dict[str, Callable[[], float]] = {
+        "silhouette": lambda: skm.silhouette_score(
+            X, labels, sample_size=sample, random_state=seed
+        ),
+        "calinski_harabasz": lambda: skm.calinski_harabasz_score(X, labels),
+        "davies_bouldin": lambda: skm.davies_bouldin_score(X, labels),
+    }
+    return {k: float(f()) for k, f in measures.items() if only is None or k == only}
 
 
 def sorted_labels(values: Any) -> list[Any]:

@@ -4,13 +4,15 @@
                     part its name, kind, size and sha256
     manifest.sig    the workspace's Ed25519 signature over the manifest bytes
     <parts>         pipeline.skops  |  prep.skops + model.lgb.txt  |  pipeline.pkl
+                    (+ code/*.py: the project's own modules a pickle needs, see `code.py`)
 
 Flavors, safest first:
 
     lightgbm   the final step is an LGBMClassifier/LGBMRegressor: LightGBM's native model text,
                loaded into `NativeLightGBM`; the steps before it in skops
     skops      every type in the pipeline is trusted by skops or on `TRUSTED_TYPES`
-    pickle     anything else (a user's own estimator class)
+    pickle     anything else (a user's own estimator class; the source of its module, when
+               it lives in the project directory, is stored with it)
 
 Loading checks, before anything is deserialised: the blob's digest (the artifact store does it
 on read), the manifest's signature, then each part's size and sha256. A pickle is therefore only
@@ -29,9 +31,9 @@ import pickle
 import platform
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol
 
 import lightgbm
@@ -45,6 +47,7 @@ from skops.io.exceptions import UntrustedTypesFoundException
 
 from shipyard.core.errors import Integrity, Invalid
 from shipyard.core.records import Signature
+from shipyard.registry.code import importing_from, project_code
 from shipyard.registry.native import NativeLightGBM
 from shipyard.store.workspace import Workspace
 
@@ -77,7 +80,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
 
 Task = Literal["classification", "regression", "clustering"]
 Flavor = Literal["skops", "lightgbm", "pickle"]
-PartKind = Literal["skops", "lightgbm", "pickle"]
+PartKind = Literal["skops", "lightgbm", "pickle", "code"]
 TASKS: tuple[str, ...] = ("classification", "regression", "clustering")
 
 
@@ -105,6 +108,7 @@ class Manifest(BaseModel):
     python: str
     packages: dict[str, str]
     parts: list[Part]
+    code: dict[str, str] | None = None  # module name → part holding its source (pickle only)
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,23 +159,36 @@ class LoadedModel:
 # -- saving -------------------------------------------------------------------------------------
 
 
-def save_bundle(ws: Workspace, pipeline: Any, *, task: str) -> tuple[str, str]:
+def save_bundle(
+    ws: Workspace,
+    pipeline: Any,
+    *,
+    task: str,
+    code_dir: Path | None = None,
+    put: Callable[[bytes], str] | None = None,
+) -> tuple[str, str]:
     """Write a fitted model as a signed bundle; returns `(artifact digest, flavor)`.
+
+    `code_dir` is the project's directory: a pickled model's modules found under it are stored
+    in the bundle, so it loads without them on the import path. `put` stores the bytes
+    (default: the workspace's artifact store).
 
     >>> digest, flavor = save_bundle(ws, pipeline, task="classification")
     >>> flavor
     'skops'
     """
-    manifest, parts = _build(pipeline, _check_task(task))
+    manifest, parts = _build(pipeline, _check_task(task), code_dir)
     blob = _pack(ws.signer, manifest, parts)
-    return ws.artifacts.put_bytes(blob), manifest["flavor"]
+    return (put or ws.artifacts.put_bytes)(blob), manifest["flavor"]
 
 
 class _Signs(Protocol):
     def sign(self, message: bytes) -> bytes: ...
 
 
-def _build(pipeline: Any, task: str) -> tuple[dict[str, Any], list[tuple[str, PartKind, bytes]]]:
+def _build(
+    pipeline: Any, task: str, code_dir: Path | None = None
+) -> tuple[dict[str, Any], list[tuple[str, PartKind, bytes]]]:
     _check_fitted(pipeline)
     final_step, final = _final(pipeline)
     base: dict[str, Any] = {
@@ -189,7 +206,14 @@ def _build(pipeline: Any, task: str) -> tuple[dict[str, Any], list[tuple[str, Pa
     whole = _skops_bytes(pipeline)
     if whole is not None:
         return {**base, "flavor": "skops"}, [("pipeline.skops", "skops", whole)]
-    return {**base, "flavor": "pickle"}, [("pipeline.pkl", "pickle", _pickle_bytes(pipeline))]
+    data = _pickle_bytes(pipeline)
+    parts: list[tuple[str, PartKind, bytes]] = [("pipeline.pkl", "pickle", data)]
+    code = project_code(data, code_dir) if code_dir is not None else {}
+    if not code:
+        return {**base, "flavor": "pickle"}, parts
+    parts += [(part, "code", source) for part, source in sorted(code.values())]
+    modules = {name: part for name, (part, _) in sorted(code.items())}
+    return {**base, "flavor": "pickle", "code": modules}, parts
 
 
 def _lightgbm_parts(
@@ -477,7 +501,9 @@ def _deserialise(manifest: Manifest, parts: dict[str, bytes], label: str) -> Any
         return _skops_load(parts, "pipeline.skops", label)
     if manifest.flavor == "lightgbm":
         return _lightgbm_load(manifest, parts, label)
-    return _pickle_load(manifest, _part(parts, "pipeline.pkl", label), label)
+    code = {name: (part, _part(parts, part, label)) for name, part in (manifest.code or {}).items()}
+    with importing_from(code):
+        return _pickle_load(manifest, _part(parts, "pipeline.pkl", label), label)
 
 
 def _skops_load(parts: dict[str, bytes], name: str, label: str) -> Any:

@@ -20,11 +20,13 @@ one command; archiving is a person's decision.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -84,11 +86,15 @@ def register(
     profile: Mapping[str, Any] | None = None,
     documents: Mapping[str, bytes | str] | None = None,
     description: str | None = None,
+    code_dir: Path | None = None,
 ) -> ModelVersion:
     """Store a fitted pipeline as the next version of model `name`.
 
     The version is `rejected` when any gate failed, else `candidate`. `profile` is the drift
-    reference; `documents` (e.g. "card.md", "evaluation.html") are stored as blobs.
+    reference; `documents` (e.g. "card.md", "evaluation.html") are stored as blobs. `code_dir`
+    (the project's directory) lets a model of the project's own estimator class carry that
+    class's module (see `registry/code.py`). If the version cannot be recorded, the blobs this
+    call added are removed again, so a failed registration leaves nothing behind.
 
         >>> v = register(ws, "credit-risk", pipeline, task="classification",
         ...              signature=sig, metrics={"f1": 0.83}, gates=gates)
@@ -105,12 +111,65 @@ def register(
     # not the listing and lookups the CLI's quick commands (and the endpoints) use
     from shipyard.registry.bundle import save_bundle
 
-    artifact, flavor = save_bundle(ws, pipeline, task=task)
-    stored_docs = {
-        k: ws.artifacts.put_bytes(v.encode("utf-8") if isinstance(v, str) else bytes(v))
-        for k, v in docs.items()
-    }
-    status = ModelStatus.rejected if any(not g.passed for g in gate_list) else ModelStatus.candidate
+    added: list[str] = []  # blobs this call created (not ones an earlier version shares)
+
+    def put(data: bytes) -> str:
+        existed = ws.artifacts.exists(hashlib.sha256(data).hexdigest())
+        digest = ws.artifacts.put_bytes(data)
+        if not existed:
+            added.append(digest)
+        return digest
+
+    try:
+        artifact, flavor = save_bundle(ws, pipeline, task=task, code_dir=code_dir, put=put)
+        stored_docs = {
+            k: put(v.encode("utf-8") if isinstance(v, str) else bytes(v)) for k, v in docs.items()
+        }
+        return _record(
+            ws,
+            name,
+            status=_status_of(gate_list),
+            run_id=run_id,
+            dataset_version_id=dataset_version_id,
+            task=task,
+            flavor=flavor,
+            artifact=artifact,
+            signature=signature,
+            metrics=clean_metrics,
+            gates=gate_list,
+            profile=profile,
+            documents=stored_docs,
+            description=description,
+        )
+    except BaseException:
+        for digest in added:
+            ws.artifacts.discard(digest)
+        raise
+
+
+def _status_of(gates: Sequence[GateResult]) -> ModelStatus:
+    return ModelStatus.rejected if any(not g.passed for g in gates) else ModelStatus.candidate
+
+
+def _record(
+    ws: Workspace,
+    name: str,
+    *,
+    status: ModelStatus,
+    run_id: str | None,
+    dataset_version_id: str | None,
+    task: str,
+    flavor: str,
+    artifact: str,
+    signature: Signature,
+    metrics: dict[str, float],
+    gates: list[GateResult],
+    profile: Mapping[str, Any] | None,
+    documents: dict[str, str],
+    description: str | None,
+) -> ModelVersion:
+    """The version row and its audit event, in one transaction (retried on a version clash)."""
+    gate_list, clean_metrics, stored_docs = gates, metrics, documents
     for attempt in range(_ATTEMPTS):
         try:
             with ws.db.write() as s:

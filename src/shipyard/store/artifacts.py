@@ -209,6 +209,16 @@ class ArtifactStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def discard(self, digest: str) -> None:
+        """Remove a blob that nothing records (a write whose transaction failed); no-op if gone.
+
+        Only for blobs the caller itself just added: a blob is shared by everything with the
+        same bytes, so removing one that a record points at would break that record.
+        """
+        path = self.path_of(digest)
+        if self.fs.exists(path):
+            self.fs.rm_file(path)
+
     # -- reads ----------------------------------------------------------------------------------
 
     def get_bytes(self, digest: str) -> bytes:

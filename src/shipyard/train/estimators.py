@@ -1,9 +1,18 @@
-"""Estimators named by import path, and the search space the spec declares for them."""
+"""Estimators named by import path, and the search space the spec declares for them.
+
+A path may name a class in a module of the project itself (`mymodels.MyEstimator` next to
+shipyard.yaml): the project's directory is put first on the import path while that module is
+imported, then taken off again, so it neither needs PYTHONPATH nor stays on the path after.
+"""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -18,9 +27,37 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def import_estimator(path: str) -> type:
+@contextmanager
+def importable_from(directory: Path | None) -> Iterator[None]:
+    """`directory` first on `sys.path` inside the block, and off it again after.
+
+    Modules imported inside stay imported (`sys.modules`), as any import does; the path entry
+    does not outlive the block, so nothing else in the process starts finding the project's
+    files by accident.
+    """
+    if directory is None:
+        yield
+        return
+    entry = str(Path(directory).resolve())
+    if entry in sys.path:
+        yield
+        return
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # a module file written since the last import is seen
+    try:
+        yield
+    finally:
+        with suppress(ValueError):  # the block removed it itself
+            sys.path.remove(entry)
+
+
+def import_estimator(path: str, *, project_dir: Path | None = None) -> type:
     """The class at `path` (e.g. sklearn.linear_model.LogisticRegression), checked to be an
-    estimator (has `fit`, and `get_params` or an inspectable constructor)."""
+    estimator (has `fit`, and `get_params` or an inspectable constructor).
+
+    `project_dir` (the directory of shipyard.yaml) is searched first, so a module of the
+    project imports without PYTHONPATH.
+    """
     module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise Invalid(
@@ -28,11 +65,20 @@ def import_estimator(path: str) -> type:
             "sklearn.linear_model.LogisticRegression."
         )
     try:
-        module = importlib.import_module(module_name)
+        with importable_from(project_dir):
+            module = importlib.import_module(module_name)
     except ImportError as exc:
+        # A missing top-level module may be meant as a file of the project: say where we looked.
+        missing = getattr(exc, "name", None)
+        where = (
+            f" (looked for {missing}.py in the project directory {project_dir} and in the "
+            "installed packages)"
+            if project_dir and missing and "." not in missing
+            else ""
+        )
         raise Invalid(
-            f"estimator {path!r} does not import: {exc}. Check the spelling, or install the "
-            "package that provides it."
+            f"estimator {path!r} does not import: {exc}{where}. Check the spelling, or install "
+            "the package that provides it."
         ) from exc
     cls = getattr(module, attr, None)
     if cls is None:
@@ -59,8 +105,19 @@ def accepted_params(cls: type) -> set[str]:
         return {n for n in sig.parameters if n != "self"}
 
 
-def check_candidate(candidate: Candidate) -> type:
-    cls = import_estimator(candidate.estimator)
+def check_candidate(
+    candidate: Candidate, *, task: str | None = None, project_dir: Path | None = None
+) -> type:
+    cls = import_estimator(candidate.estimator, project_dir=project_dir)
+    if task == "clustering" and not hasattr(cls, "predict"):
+        # AgglomerativeClustering, DBSCAN, OPTICS, SpectralClustering only label the rows they
+        # were fitted on: a served model must assign new rows to a cluster.
+        raise Invalid(
+            f"estimator {candidate.estimator} has no predict(): it labels only the rows it was "
+            "fitted on, so it cannot assign new rows to a cluster when served. Use a clusterer "
+            "that predicts, e.g. sklearn.cluster.KMeans, sklearn.cluster.MiniBatchKMeans, "
+            "sklearn.cluster.Birch or sklearn.mixture.GaussianMixture."
+        )
     accepted = accepted_params(cls)
     unknown = sorted(set(candidate.params) - accepted)
     if unknown:
@@ -120,8 +177,10 @@ def suggest(trial: optuna.Trial, candidates: list[Candidate]) -> tuple[Candidate
     return candidate, params
 
 
-def make_estimator(path: str, params: dict[str, Any], seed: int) -> Any:
-    cls = import_estimator(path)
+def make_estimator(
+    path: str, params: dict[str, Any], seed: int, *, project_dir: Path | None = None
+) -> Any:
+    cls = import_estimator(path, project_dir=project_dir)
     accepted = accepted_params(cls)
     # The defaults are known keyword arguments of those libraries (LightGBM takes them through
     # **kwargs, so they are not in get_params()); the spec's own params win over them.

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -68,12 +69,13 @@ class Problem:
     """The fixed part of every trial: data, features, folds, metric, seed."""
 
     X: pd.DataFrame
-    y: pd.Series
+    y: pd.Series | None  # None for clustering
     plan: FeaturePlan
     folds: Any
     task: str
     metric: str
     seed: int
+    project_dir: Path | None = None  # where the project's own estimator modules are
 
     @property
     def higher_is_better(self) -> bool:
@@ -89,9 +91,10 @@ def score_trial(problem: Problem, trial: TrialSpec) -> TrialResult:
     started = time.perf_counter()
     result = TrialResult(trial.number, trial.estimator, trial.params)
     try:
-        pipeline = build_pipeline(
-            problem.plan, make_estimator(trial.estimator, trial.params, problem.seed)
+        estimator = make_estimator(
+            trial.estimator, trial.params, problem.seed, project_dir=problem.project_dir
         )
+        pipeline = build_pipeline(problem.plan, estimator)
         scores = cross_val_score(
             pipeline,
             problem.X,
@@ -187,6 +190,12 @@ class SearchOutcome:
     trials: list[TrialResult]
     best: TrialResult
     interrupted: bool = False
+    exhausted: bool = False  # fewer trials than asked: every configuration was tried
+
+
+# Proposals in a row that repeat a configuration already tried before the search space counts
+# as exhausted (a continuous parameter makes a repeat practically impossible).
+MAX_REPEATS = 25
 
 
 def search(
@@ -209,15 +218,37 @@ def search(
     )
     asked: dict[int, optuna.trial.Trial] = {}
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    # Objective of each configuration tried (None while running, or if it failed): TPE proposes
+    # a configuration again once a small discrete space is well explored; it is told the known
+    # result instead of spending a trial (minutes, for a forest) on scoring it twice.
+    scored: dict[str, float | None] = {}
+    exhausted = False
 
     def specs() -> Iterator[TrialSpec]:
-        for number in range(trials):
+        nonlocal exhausted
+        number = repeats = 0
+        while number < trials:
             if deadline is not None and time.monotonic() > deadline:
                 return
             trial = study.ask()
             candidate, params = suggest(trial, list(candidates))
-            asked[trial.number] = trial
+            key = _config_key(candidate.estimator, params)
+            if key in scored:
+                known = scored[key]
+                if known is None:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                else:
+                    study.tell(trial, known)
+                repeats += 1
+                if repeats >= MAX_REPEATS:  # nothing new left to propose
+                    exhausted = True
+                    return
+                continue
+            repeats = 0
+            scored[key] = None
+            asked[number] = trial
             yield TrialSpec(number, candidate.estimator, params)
+            number += 1
 
     runner = executor or (LocalProcesses(parallel) if parallel > 1 else InProcess())
     done: list[TrialResult] = []
@@ -228,6 +259,7 @@ def search(
             trial = asked.pop(result.number)
             if result.ok and np.isfinite(result.score):
                 study.tell(trial, problem.objective(result))
+                scored[_config_key(result.estimator, result.params)] = problem.objective(result)
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             result.run_id = record_trial(
@@ -249,11 +281,16 @@ def search(
         if interrupted:
             raise KeyboardInterrupt
         first = next((t.error for t in done if t.error), "no trial ran")
+        which = "the only trial" if len(done) == 1 else f"every one of the {len(done)} trials"
         raise Invalid(
-            f"every one of the {len(done)} trials failed; the first error: {first}. Check the "
-            "candidates' parameters in shipyard.yaml."
+            f"{which} failed; the first error: {first}. Check the candidates' parameters in "
+            "shipyard.yaml."
         )
-    return SearchOutcome(done, best, interrupted)
+    return SearchOutcome(done, best, interrupted, exhausted)
+
+
+def _config_key(estimator: str, params: dict[str, Any]) -> str:
+    return repr((estimator, sorted((k, repr(_plain(v))) for k, v in params.items())))
 
 
 def record_trial(

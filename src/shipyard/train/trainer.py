@@ -46,6 +46,12 @@ class TrainResult:
     report: EvaluationReport
     interrupted: bool
     seconds: float
+    note: str | None = None  # what the search run's note says (or will say, if left open)
+    exhausted: bool = False  # the search space had fewer configurations than trials asked
+
+    @property
+    def run_status(self) -> RunStatus:
+        return RunStatus.interrupted if self.interrupted else RunStatus.finished
 
     @property
     def target(self) -> str | None:
@@ -66,11 +72,6 @@ class TrainResult:
 def check_spec(spec: ProjectSpec) -> str:
     """Validate the train section up front (before any data is read); returns the metric."""
     task = spec.train.task
-    if task == "clustering":
-        raise Invalid(
-            "task: clustering is not supported by `shipyard train` yet; use classification or "
-            "regression."
-        )
     if not spec.train.candidates:
         raise Invalid(
             "shipyard.yaml has no train.candidates; list at least one estimator to train."
@@ -78,7 +79,7 @@ def check_spec(spec: ProjectSpec) -> str:
     metric = spec.train.metric or DEFAULT_METRIC[task]
     check_metric(task, metric)
     for candidate in spec.train.candidates:
-        check_candidate(candidate)
+        check_candidate(candidate, task=task, project_dir=spec.base_dir)
     return metric
 
 
@@ -92,11 +93,16 @@ def train(
     trials: int | None = None,
     test: pd.DataFrame | None = None,
     test_label: str = "given rows",
+    close: bool = True,
 ) -> TrainResult:
     """Search, refit the best on the training split, evaluate it on the held-out split.
 
     `test` replaces the held-out split: every row of `version` is trained on and the model is
     evaluated on `test` (a retrain passes the newest labelled production rows).
+
+    The search run ends `failed` if anything raises. With `close=False` a successful search run
+    is left `running` for the caller to end (`end_run(ws, result.run_id, result.run_status,
+    result.note)`) once what it does with the model (registering it) has succeeded too.
     """
     started = time.perf_counter()
     metric = check_spec(spec)
@@ -122,15 +128,17 @@ def train(
     else:
         split = given(frame, test, time=dataset.time_column, label=test_label)
     check_target(split.train, dataset.target, task, cv)
-    assert dataset.target is not None
+    # A clustering model learns from the features alone (a declared target is left out).
+    target = dataset.target if task != "clustering" else None
     problem = Problem(
         X=split.train[plan.features],
-        y=split.train[dataset.target],
+        y=split.train[target] if target else None,
         plan=plan,
         folds=folds(task=task, time=dataset.time_column, n=cv, seed=spec.train.seed),
         task=task,
         metric=metric,
         seed=spec.train.seed,
+        project_dir=spec.base_dir,
     )
     n_trials = trials or spec.train.search.trials
     run_id = create_run(
@@ -167,7 +175,8 @@ def train(
         )
         best = outcome.best
         pipeline = build_pipeline(
-            plan, make_estimator(best.estimator, best.params, spec.train.seed)
+            plan,
+            make_estimator(best.estimator, best.params, spec.train.seed, project_dir=spec.base_dir),
         )
         pipeline.fit(problem.X, problem.y)
         X_test = split.test[
@@ -176,7 +185,7 @@ def train(
         report = evaluate_model(
             pipeline,
             X_test,
-            split.test[dataset.target],
+            split.test[target] if target else None,
             task=task,
             sensitive=list(dataset.sensitive),
             seed=spec.train.seed,
@@ -188,7 +197,7 @@ def train(
                 f"interrupted after {len(outcome.trials)} of {n_trials} trials; "
                 "the best so far was kept"
             )
-        return TrainResult(
+        result = TrainResult(
             run_id,
             dataset,
             version,
@@ -201,7 +210,12 @@ def train(
             report,
             outcome.interrupted,
             time.perf_counter() - started,
+            note,
+            outcome.exhausted,
         )
+        if not close:
+            status = RunStatus.running  # the caller ends it
+        return result
     except KeyboardInterrupt:
         status = RunStatus.interrupted
         note = (
@@ -215,7 +229,8 @@ def train(
         note = f"{type(exc).__name__}: {exc}"[:2000]
         raise
     finally:
-        end_run(ws, run_id, status, note)
+        if status is not RunStatus.running:
+            end_run(ws, run_id, status, note)
 
 
 def _log_outcome(
