@@ -92,7 +92,7 @@ def test_train_prints_the_leaderboard_the_gates_and_the_registered_ref(
     assert "3 trials, metric roc_auc" in out
     assert "split: time-ordered on 'signed_at'" in out
     assert f"features (4): {', '.join(FEATURES)}" in out
-    assert "Leaderboard (cross-validated roc_auc, top 10 of 3)" in out
+    assert "Leaderboard (cross-validated roc_auc, best first)" in out
     rows = re.findall(
         r"^ *(\d) +(LogisticRegression|DecisionTreeClassifier) +\w+=\S+ +(0\.\d{4}) ",
         out,

@@ -143,7 +143,8 @@ def _view(o: TrainOutcome) -> RenderableType:
     # Class names stay whole (the params column wraps between params instead).
     widest = max((len(_short(t.estimator)) for t in shown), default=9)
     board = _output.table(
-        f"Leaderboard (cross-validated {r.metric}, top 10 of {len(r.leaderboard)})",
+        f"Leaderboard (cross-validated {r.metric}, "
+        + (f"top 10 of {len(r.leaderboard)})" if len(r.leaderboard) > 10 else "best first)"),
         [  # best first: the order is the rank
             "TRIAL",
             _output.ident("ESTIMATOR", min_width=min(widest, 30)),

@@ -116,8 +116,9 @@ def _intended_use(
         section.paragraphs.append(description)
     section.paragraphs.append(f"{what} from {len(features)} input columns.")
     section.bullets.append(
-        "Use it on rows shaped like the training data (same columns, types and ranges); "
-        "serving rejects rows that break the signature."
+        "Use it on rows shaped like the training data (same columns, types and ranges): "
+        "serving refuses missing columns and wrong types, and serves values outside the "
+        "training ranges with a warning (refused under the endpoint's strict_ranges flag)."
     )
     if report.slices:
         section.bullets.append(

@@ -117,9 +117,10 @@ def compare(
     }
     for side, rows in (("current window", current.rows), ("reference", reference.rows)):
         if rows < spec.min_rows:
+            unit = "row" if rows == 1 else "rows"
             return DriftReport(
                 **base,
-                note=f"not enough traffic to judge drift: the {side} has {rows} rows, fewer "
+                note=f"not enough traffic to judge drift: the {side} has {rows:,} {unit}, fewer "
                 f"than monitor.min_rows = {spec.min_rows}. Nothing was judged; wait for a "
                 "fuller window or lower min_rows.",
             )
