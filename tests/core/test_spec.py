@@ -314,3 +314,8 @@ def test_load_spec_on_a_missing_file(tmp_path: Path, which: str) -> None:
         SpecError, match=rf"spec file '{path}' not found; create it .* or pass --spec PATH"
     ):
         load_spec(path)
+
+
+def test_a_spec_for_a_dataset_already_ingested_needs_no_source() -> None:
+    spec = parse_spec("project: p\ndata: {name: flights, target: late}\n")
+    assert spec.data.source is None and spec.data.name == "flights"

@@ -972,3 +972,11 @@ def test_copied_source_is_a_no_op(
 
     assert again.version.id == first.id
     assert not again.created
+
+
+def test_ingesting_a_spec_without_a_source_says_what_to_set(workspace: Workspace) -> None:
+    from shipyard.data import ingest_spec
+
+    spec = parse_spec("project: p\ndata: {name: flights}\n")
+    with pytest.raises(Invalid, match=r"data\.source is not set"):
+        ingest_spec(workspace, spec.data, name="flights", base_dir=Path("."))

@@ -46,7 +46,11 @@ class ColumnContract(_Spec):
 
 
 class DataSpec(_Spec):
-    source: str | SqlSource
+    source: str | SqlSource | None = Field(
+        default=None,
+        description="What `shipyard data ingest` reads with no file given; not needed to train "
+        "on a dataset already ingested.",
+    )
     name: str | None = Field(default=None, description="Dataset name; default: the project.")
     target: str | None = None
     id: str | None = None

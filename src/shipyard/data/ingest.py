@@ -154,6 +154,11 @@ def ingest_spec(
     progress: Progress | None = None,
 ) -> IngestResult:
     """Ingest what a project spec's `data:` section declares."""
+    if spec.source is None:
+        raise Invalid(
+            "shipyard.yaml's data section names no source to ingest (data.source is not set): "
+            "set data.source to a file or {sql: ..., url: ...}, or give the file to ingest."
+        )
     if isinstance(spec.source, SqlSource):
         src = open_source(spec.source.url, sql=spec.source.sql)
     else:
