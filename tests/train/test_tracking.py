@@ -292,6 +292,7 @@ def test_leaving_the_block_commits_everything_before_returning(
 ) -> None:
     monkeypatch.setattr(tracking, "FLUSH_SECONDS", 3600.0)  # no background flush helps
     with shipyard.start_run("exp", workspace=any_workspace) as run:
+        _until(lambda: _heartbeat(any_workspace, run.id) is not None, "the writer's first beat")
         for i in range(25):
             shipyard.log_metric("m", i)
     assert _committed(any_workspace, run.id) == (25, RunStatus.finished)
@@ -303,6 +304,7 @@ def test_end_run_writes_what_an_open_logger_holds(
     monkeypatch.setattr(tracking, "FLUSH_SECONDS", 3600.0)
     run_id = create_run(workspace, experiment="exp")
     logger = RunLogger(workspace, run_id)
+    _until(lambda: _heartbeat(workspace, run_id) is not None, "the writer's first beat")
     for i in range(25):
         logger.log_metric("m", i)
     end_run(workspace, run_id)  # without logger.close(): end_run closes it first
@@ -405,14 +407,14 @@ def test_a_run_whose_process_is_killed_reads_killed_and_the_next_writer_records_
 def test_a_live_run_wrongly_presumed_killed_comes_back_at_its_next_heartbeat(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tracking, "FLUSH_SECONDS", 0.02)
     with shipyard.start_run("exp", workspace=workspace) as run:
-        _until(lambda: _heartbeat(workspace, run.id) is not None, "the first heartbeat")
+        run.logger.flush(beat=True)
         monkeypatch.setattr(tracking, "KILLED_AFTER_SECONDS", -60.0)  # every heartbeat is stale
-        create_run(workspace, experiment="other")
-        assert _stored_status(workspace, run.id) == "killed"
+        with workspace.db.write() as s:
+            assert tracking.mark_killed(s, "test") == [run.id]
         monkeypatch.setattr(tracking, "KILLED_AFTER_SECONDS", 60.0)
-        _until(lambda: _stored_status(workspace, run.id) == "running", "the run to come back")
+        run.logger.flush(beat=True)
+        assert _stored_status(workspace, run.id) == "running"
         assert get_run(workspace, run.id).note is None
     assert get_run(workspace, run.id).status is RunStatus.finished
 
