@@ -74,7 +74,6 @@ def _check_key(key: str, what: str) -> str:
 
 
 def _check_step(key: str, step: Any) -> int:
-    # Refused here, not in the writer: one bad point would fail every later flush of the run.
     low, high = _STEP_RANGE
     if not isinstance(step, int) or not low <= step <= high:
         try:
@@ -127,12 +126,15 @@ class RunLogger:
     def log_metric(
         self, key: str, value: float, step: int | None = None, at: datetime | None = None
     ) -> None:
-        _check_key(key, "metric")
+        # Checked here, not in the writer, where one bad point would fail every later flush;
+        # a name once, when first seen, and a plain int step inline: this is the hot path.
+        if key.__class__ is not str or key not in self._steps:
+            _check_key(key, "metric")
         try:
             number = float(value)  # NaN and ±inf included: a diverged loss is worth keeping
         except (TypeError, ValueError):
             raise Invalid(f"metric {key!r}: value {value!r} is not a number.") from None
-        if step is not None:
+        if step is not None and not (step.__class__ is int and -(2**31) <= step < 2**31):
             step = _check_step(key, step)
         with self._lock:
             if step is None:
