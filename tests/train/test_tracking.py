@@ -292,7 +292,6 @@ def test_leaving_the_block_commits_everything_before_returning(
 ) -> None:
     monkeypatch.setattr(tracking, "FLUSH_SECONDS", 3600.0)  # no background flush helps
     with shipyard.start_run("exp", workspace=any_workspace) as run:
-        _until(lambda: _heartbeat(any_workspace, run.id) is not None, "the writer's first beat")
         for i in range(25):
             shipyard.log_metric("m", i)
     assert _committed(any_workspace, run.id) == (25, RunStatus.finished)
@@ -304,7 +303,6 @@ def test_end_run_writes_what_an_open_logger_holds(
     monkeypatch.setattr(tracking, "FLUSH_SECONDS", 3600.0)
     run_id = create_run(workspace, experiment="exp")
     logger = RunLogger(workspace, run_id)
-    _until(lambda: _heartbeat(workspace, run_id) is not None, "the writer's first beat")
     for i in range(25):
         logger.log_metric("m", i)
     end_run(workspace, run_id)  # without logger.close(): end_run closes it first
@@ -383,7 +381,8 @@ def test_a_run_whose_process_is_killed_reads_killed_and_the_next_writer_records_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     process, run_id = dying
-    _until(lambda: _heartbeat(workspace, run_id) is not None, "the child's first heartbeat")
+    first = _heartbeat(workspace, run_id)
+    _until(lambda: _heartbeat(workspace, run_id) != first, "the child's writer to beat")
     assert get_run(workspace, run_id).status is RunStatus.running  # alive, beating
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -408,7 +407,6 @@ def test_a_live_run_wrongly_presumed_killed_comes_back_at_its_next_heartbeat(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with shipyard.start_run("exp", workspace=workspace) as run:
-        run.logger.flush(beat=True)
         monkeypatch.setattr(tracking, "KILLED_AFTER_SECONDS", -60.0)  # every heartbeat is stale
         with workspace.db.write() as s:
             assert tracking.mark_killed(s, "test") == [run.id]

@@ -102,7 +102,8 @@ def killed_note(heartbeat_at: datetime) -> str:
 
 
 class RunLogger:
-    """Buffered writer for one run. Thread-safe; one flush at a time."""
+    """Buffered writer for one run. Thread-safe; one flush at a time. While open it beats the
+    run's heartbeat, so keep it open until the run ends (`end_run` closes it)."""
 
     def __init__(self, ws: Workspace, run_id: str) -> None:
         self.ws = ws
@@ -232,11 +233,11 @@ class RunLogger:
 
     def _background(self) -> None:
         while not self._closed:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
             # A failed background write keeps its rows for the next attempt; close() raises.
             with contextlib.suppress(Exception):
                 self.flush(beat=True)
-            self._wake.wait(FLUSH_SECONDS)
-            self._wake.clear()
 
     def close(self) -> None:
         self._closed = True
@@ -389,10 +390,15 @@ def create_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     capture_env: bool = True,
+    heartbeat: bool = False,
 ) -> str:
-    """Insert a run row (status running) and return its id."""
+    """Insert a run row (status running) and return its id.
+
+    `heartbeat=True` starts its heartbeat, for a caller that opens a `RunLogger` at once (as
+    `start_run` does); without one the run is never presumed killed."""
     _check_key(experiment, "experiment")
     run_id = "run_" + secrets.token_hex(10)
+    now = _now()
     with ws.db.write() as s:
         mark_killed(s, ws.actor)
         s.add(
@@ -408,8 +414,9 @@ def create_run(
                 packages=package_versions() if capture_env else {},
                 params={k: _param_value(v) for k, v in (params or {}).items()},
                 tags={k: str(v) for k, v in (tags or {}).items()},
-                started_at=_now(),
+                started_at=now,
                 created_by=ws.actor,
+                heartbeat_at=now if heartbeat else None,
             )
         )
         if parent_id is None:
@@ -521,6 +528,7 @@ def start_run(
         tags=tags,
         seed=seed,
         parent_id=parent_id,
+        heartbeat=True,
     )
     run = ActiveRun(workspace, run_id, owns_workspace=owns)
     token = _CURRENT.set(run)
