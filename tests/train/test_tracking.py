@@ -404,17 +404,20 @@ def test_a_run_whose_process_is_killed_reads_killed_and_the_next_writer_records_
 
 
 def test_a_live_run_wrongly_presumed_killed_comes_back_at_its_next_heartbeat(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    any_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with shipyard.start_run("exp", workspace=workspace) as run:
+    ws = any_workspace
+    monkeypatch.setattr(tracking, "FLUSH_SECONDS", 3600.0)  # the test beats by hand
+    with shipyard.start_run("exp", workspace=ws) as run:
         monkeypatch.setattr(tracking, "KILLED_AFTER_SECONDS", -60.0)  # every heartbeat is stale
-        with workspace.db.write() as s:
+        with ws.db.write() as s:
             assert tracking.mark_killed(s, "test") == [run.id]
+        assert _stored_status(ws, run.id) == "killed"
         monkeypatch.setattr(tracking, "KILLED_AFTER_SECONDS", 60.0)
         run.logger.flush(beat=True)
-        assert _stored_status(workspace, run.id) == "running"
-        assert get_run(workspace, run.id).note is None
-    assert get_run(workspace, run.id).status is RunStatus.finished
+        assert _stored_status(ws, run.id) == "running"
+        assert get_run(ws, run.id).note is None
+    assert get_run(ws, run.id).status is RunStatus.finished
 
 
 def test_upgrading_a_workspace_adds_heartbeats_and_keeps_old_runs_as_they_were(
