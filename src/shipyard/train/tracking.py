@@ -6,7 +6,7 @@ writes the buffer in one transaction every `FLUSH_SECONDS` or when it grows past
 so nothing a call has acknowledged is lost when the process exits normally or by exception,
 and a SIGKILL loses at most the last flush interval. Each write also beats the run's
 heartbeat; a `running` run whose heartbeat is older than `KILLED_AFTER_SECONDS` is reported
-`killed` (its process died), and recorded so by the next run that starts or ends.
+`killed` (its process died), and recorded so by the next run that starts.
 
     with shipyard.start_run(experiment="churn") as run:
         shipyard.log_params({"C": 0.1})
@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, case, insert, null, select, update
+from sqlalchemy import Table, bindparam, insert, null, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -266,28 +266,30 @@ def _param_value(value: Any) -> Any:
     return repr(value)
 
 
+# Built once: these run at every flush and every run start, where building them cost more
+# than running them.
+_WHEN = _RUNS.c.heartbeat_at.type
+_BEAT = update(_RUNS).where(_RUNS.c.id == bindparam("run_id")).values(heartbeat_at=bindparam("now"))
+_REVIVE = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.status == RunStatus.killed.value)
+    .values(status=RunStatus.running.value, ended_at=null(), note=null())
+)
+_STALE = select(_RUNS.c.id, _RUNS.c.parent_id, _RUNS.c.heartbeat_at).where(
+    _RUNS.c.status == RunStatus.running.value,
+    _RUNS.c.heartbeat_at < bindparam("cutoff", type_=_WHEN),
+)
+
+
 def _beat(s: Session, run_id: str) -> None:
     """The run's heartbeat; a run wrongly presumed killed (its writer was only slow) lives again."""
-    killed = _RUNS.c.status == RunStatus.killed.value
-    s.execute(
-        update(_RUNS)
-        .where(_RUNS.c.id == run_id)
-        .values(
-            heartbeat_at=_now(),
-            status=case((killed, RunStatus.running.value), else_=_RUNS.c.status),
-            ended_at=case((killed, null()), else_=_RUNS.c.ended_at),
-            note=case((killed, null()), else_=_RUNS.c.note),
-        )
-    )
+    s.execute(_BEAT, {"run_id": run_id, "now": _now()})
+    s.execute(_REVIVE, {"run_id": run_id})
 
 
 def mark_killed(s: Session, actor: str) -> list[str]:
     """Record as `killed` the running runs whose heartbeat stopped; returns their ids."""
-    stale = s.execute(
-        select(_RUNS.c.id, _RUNS.c.parent_id, _RUNS.c.heartbeat_at).where(
-            _RUNS.c.status == RunStatus.running.value, _RUNS.c.heartbeat_at < killed_cutoff()
-        )
-    ).all()
+    stale = s.execute(_STALE, {"cutoff": killed_cutoff()}).all()
     marked = []
     for run_id, parent_id, heartbeat_at in stale:
         done = s.execute(
@@ -438,7 +440,6 @@ def end_run(
     for logger in [lg for lg in list(_OPEN) if lg.run_id == run_id]:
         logger.close()
     with ws.db.write() as s:
-        mark_killed(s, ws.actor)
         row = s.get(RunRow, run_id)
         if row is None:
             raise NotFound(f"run {run_id} does not exist.")
