@@ -66,8 +66,14 @@ class MetricFloat(TypeDecorator[float]):
 
         return process
 
-    def process_result_value(self, value: Any, dialect: Any) -> float | None:
-        return float(value) if isinstance(value, str) else value
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)  # Float's (PostgreSQL: none)
+
+        def process(value: Any) -> Any:
+            return float(value) if value.__class__ is str else value
+
+        return process
 
 
 class Base(DeclarativeBase):
