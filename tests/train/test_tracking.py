@@ -267,6 +267,8 @@ def test_bad_metric_names_and_steps_are_refused_as_they_are_logged(
             shipyard.log_metric("loss", 0.5, step=1_733_616_000_000)  # a timestamp in ms
         with pytest.raises(Invalid, match=r"step 1.5 must be a whole number"):
             shipyard.log_metric("loss", 0.5, step=1.5)  # type: ignore[arg-type]
+        with pytest.raises(Invalid, match=r"step inf must be a whole number"):
+            shipyard.log_metric("loss", 0.5, step=math.inf)  # type: ignore[arg-type]
         with pytest.raises(Invalid, match=r"metric name 'x{251}' must be a non-empty string"):
             shipyard.log_metric("x" * 251, 0.5)
         with pytest.raises(Invalid, match="metric name '' must be"):

@@ -78,7 +78,7 @@ def _check_step(key: str, step: Any) -> int:
     if not isinstance(step, int) or not low <= step <= high:
         try:
             number = int(step)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = None
         if number is None or number != step or not low <= number <= high:
             raise Invalid(
