@@ -146,8 +146,8 @@ def render(report: MonitorReport, *, compact: bool = False) -> RenderableType:
 
     drift = report.drift
     parts: list[RenderableType] = []
-    rows = "row" if drift.current_rows == 1 else "rows"
-    head = f"{drift.reference} → {drift.current}: {drift.current_rows:,} {rows}"
+    unit = "row" if drift.current_rows == 1 else "rows"
+    head = f"{drift.reference} → {drift.current}: {drift.current_rows:,} {unit}"
     parts.append(Text(head, style="bold"))
     if report.traffic:
         last = report.traffic[-1]

@@ -217,6 +217,7 @@ class RunStatus(StrEnum):
     finished = "finished"
     failed = "failed"
     interrupted = "interrupted"
+    killed = "killed"  # its process died (no heartbeat): SIGKILL, out of memory, power loss
 
 
 class MetricPoint(Record):

@@ -43,6 +43,39 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
 
+class MetricFloat(TypeDecorator[float]):
+    """A metric value: NaN and ±inf are stored and read back as themselves on every backend.
+
+    SQLite has no NaN (the driver binds one as NULL, which broke the NOT NULL column), so there
+    NaN is stored as the text 'NaN', which a REAL column keeps as text and sorts above every
+    number, as PostgreSQL sorts its native NaN. ±inf are native on both.
+    """
+
+    impl = Float
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: Any) -> Any:  # replaces Float's, which would turn 'NaN' back
+            if value is None:
+                return None
+            number = float(value)
+            return "NaN" if number != number else number  # NaN: the one value unequal to itself
+
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)  # Float's (PostgreSQL: none)
+
+        def process(value: Any) -> Any:
+            return float(value) if value.__class__ is str else value
+
+        return process
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -133,6 +166,8 @@ class RunRow(Base):
     ended_at: Mapped[datetime | None]
     created_by: Mapped[str] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
+    # Written by the run's writer thread while its process lives; NULL when it has none.
+    heartbeat_at: Mapped[datetime | None]
 
 
 class MetricRow(Base):
@@ -142,7 +177,7 @@ class MetricRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(256))
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(MetricFloat)
     step: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
 
@@ -155,7 +190,7 @@ class LatestMetricRow(Base):
 
     run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(MetricFloat)
     step: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
 

@@ -3,7 +3,10 @@
 Logging calls only append to an in-memory buffer (a few microseconds); a background thread
 writes the buffer in one transaction every `FLUSH_SECONDS` or when it grows past
 `FLUSH_ITEMS`, and `flush()` / the end of the run / interpreter exit write whatever is left,
-so nothing a call has acknowledged is lost when the process exits normally or by exception.
+so nothing a call has acknowledged is lost when the process exits normally or by exception,
+and a SIGKILL loses at most the last flush interval. Each write also beats the run's
+heartbeat; a `running` run whose heartbeat is older than `KILLED_AFTER_SECONDS` is reported
+`killed` (its process died), and recorded so by the next run that starts.
 
     with shipyard.start_run(experiment="churn") as run:
         shipyard.log_params({"C": 0.1})
@@ -17,7 +20,7 @@ import atexit
 import contextlib
 import functools
 import importlib.metadata
-import json
+import math
 import secrets
 import subprocess
 import threading
@@ -25,13 +28,14 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, insert, null, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from shipyard.core.errors import Invalid, NotFound
 from shipyard.core.records import RunStatus
@@ -40,8 +44,13 @@ from shipyard.store.tables import LatestMetricRow, MetricRow, RunArtifactRow, Ru
 from shipyard.store.workspace import Workspace
 
 _METRICS = cast(Table, MetricRow.__table__)
+_RUNS = cast(Table, RunRow.__table__)
 FLUSH_SECONDS = 1.0
 FLUSH_ITEMS = 10_000
+# Ten flush intervals: a writer starved for a few seconds (a long call holding the GIL, a busy
+# database) is not declared dead, and a wrong verdict is undone by its next heartbeat.
+KILLED_AFTER_SECONDS = 10.0
+_STEP_RANGE = (-(2**31), 2**31 - 1)  # the step column is a 32-bit integer on PostgreSQL
 PACKAGES = (
     "shipyard",
     "numpy",
@@ -64,8 +73,37 @@ def _check_key(key: str, what: str) -> str:
     return key
 
 
+def _check_step(key: str, step: Any) -> int:
+    low, high = _STEP_RANGE
+    if not isinstance(step, int) or not low <= step <= high:
+        try:
+            number = int(step)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+        if number is None or number != step or not low <= number <= high:
+            raise Invalid(
+                f"metric {key!r}: step {step!r} must be a whole number from {low} to {high}; "
+                "log a counter (0, 1, 2, ...), not a timestamp."
+            )
+        step = number
+    return step
+
+
+def killed_cutoff() -> datetime:
+    """A `running` run whose heartbeat is older than this is presumed dead."""
+    return _now() - timedelta(seconds=KILLED_AFTER_SECONDS)
+
+
+def killed_note(heartbeat_at: datetime) -> str:
+    return (
+        f"no heartbeat since {heartbeat_at:%Y-%m-%d %H:%M:%S} UTC: its process died "
+        "(killed, out of memory or power lost); points logged before its last flush are kept."
+    )
+
+
 class RunLogger:
-    """Buffered writer for one run. Thread-safe; one flush at a time."""
+    """Buffered writer for one run. Thread-safe; one flush at a time. While open it beats the
+    run's heartbeat, so keep it open until the run ends (`end_run` closes it)."""
 
     def __init__(self, ws: Workspace, run_id: str) -> None:
         self.ws = ws
@@ -89,15 +127,21 @@ class RunLogger:
     def log_metric(
         self, key: str, value: float, step: int | None = None, at: datetime | None = None
     ) -> None:
+        # Checked here, not in the writer, where one bad point would fail every later flush;
+        # a name once, when first seen, and a plain int step inline: this is the hot path.
+        if key.__class__ is not str or key not in self._steps:
+            _check_key(key, "metric")
         try:
-            number = float(value)
+            number = float(value)  # NaN and ±inf included: a diverged loss is worth keeping
         except (TypeError, ValueError):
             raise Invalid(f"metric {key!r}: value {value!r} is not a number.") from None
+        if step is not None and not (step.__class__ is int and -(2**31) <= step < 2**31):
+            step = _check_step(key, step)
         with self._lock:
             if step is None:
                 step = self._steps.get(key, -1) + 1
             self._steps[key] = step
-            self._metrics.append((key, number, int(step), at or _now()))
+            self._metrics.append((key, number, step, at or _now()))
             full = len(self._metrics) >= FLUSH_ITEMS
         if full:
             self._wake.set()
@@ -137,14 +181,15 @@ class RunLogger:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write everything logged so far, in one transaction."""
+    def flush(self, *, beat: bool = False) -> None:
+        """Write everything logged so far, with a heartbeat, in one transaction (with `beat`,
+        the heartbeat alone when nothing is pending)."""
         with self._flush_lock:
             with self._lock:
                 metrics, self._metrics = self._metrics, []
                 params, self._params = self._params, {}
                 tags, self._tags = self._tags, {}
-            if not (metrics or params or tags):
+            if not (metrics or params or tags or beat):
                 return
             try:
                 self._write(metrics, params, tags)
@@ -162,6 +207,7 @@ class RunLogger:
         tags: dict[str, str],
     ) -> None:
         with self.ws.db.write() as s:
+            _beat(s, self.run_id)
             if params or tags:
                 row = s.get(RunRow, self.run_id)
                 if row is None:
@@ -191,23 +237,81 @@ class RunLogger:
             self._wake.clear()
             # A failed background write keeps its rows for the next attempt; close() raises.
             with contextlib.suppress(Exception):
-                self.flush()
+                self.flush(beat=True)
 
     def close(self) -> None:
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=5)
-        self.flush()
-        _OPEN.discard(self)
+        try:
+            self.flush()
+        finally:  # a failed final write is raised to the caller, not retried at exit
+            _OPEN.discard(self)
 
 
 def _param_value(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
+    """A param as a JSON column holds it: NaN and ±inf become 'nan', 'inf', '-inf' (JSON, and
+    so PostgreSQL, has neither), NumPy scalars Python ones, anything else not JSON its repr."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str | int | bool) or value is None:
         return value
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError):
-        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _param_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_param_value(v) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:  # a NumPy scalar
+        return _param_value(item())
+    return repr(value)
+
+
+# Built once: these run at every flush and every run start, where building them cost more
+# than running them.
+_WHEN = _RUNS.c.heartbeat_at.type
+_BEAT = update(_RUNS).where(_RUNS.c.id == bindparam("run_id")).values(heartbeat_at=bindparam("now"))
+_REVIVE = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("run_id"), _RUNS.c.status == RunStatus.killed.value)
+    .values(status=RunStatus.running.value, ended_at=null(), note=null())
+)
+_STALE = select(_RUNS.c.id, _RUNS.c.parent_id, _RUNS.c.heartbeat_at).where(
+    _RUNS.c.status == RunStatus.running.value,
+    _RUNS.c.heartbeat_at < bindparam("cutoff", type_=_WHEN),
+)
+
+
+def _beat(s: Session, run_id: str) -> None:
+    """The run's heartbeat; a run wrongly presumed killed (its writer was only slow) lives again."""
+    s.execute(_BEAT, {"run_id": run_id, "now": _now()})
+    s.execute(_REVIVE, {"run_id": run_id})
+
+
+def mark_killed(s: Session, actor: str) -> list[str]:
+    """Record as `killed` the running runs whose heartbeat stopped; returns their ids."""
+    stale = s.execute(_STALE, {"cutoff": killed_cutoff()}).all()
+    marked = []
+    for run_id, parent_id, heartbeat_at in stale:
+        done = s.execute(
+            update(_RUNS)
+            .where(_RUNS.c.id == run_id, _RUNS.c.status == RunStatus.running.value)
+            .values(
+                status=RunStatus.killed.value, ended_at=heartbeat_at, note=killed_note(heartbeat_at)
+            )
+        )
+        if not getattr(done, "rowcount", 0):
+            continue  # another writer recorded it first
+        marked.append(run_id)
+        if parent_id is None:
+            audit.append(
+                s,
+                actor=actor,
+                action="run.killed",
+                object_type="run",
+                object_id=run_id,
+                details={"heartbeat_at": heartbeat_at.isoformat()},
+            )
+    return marked
 
 
 def _upsert_latest(s: Any, run_id: str, latest: dict[str, tuple[float, int, datetime]]) -> None:
@@ -288,11 +392,17 @@ def create_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     capture_env: bool = True,
+    heartbeat: bool = False,
 ) -> str:
-    """Insert a run row (status running) and return its id."""
+    """Insert a run row (status running) and return its id.
+
+    `heartbeat=True` starts its heartbeat, for a caller that opens a `RunLogger` at once (as
+    `start_run` does); without one the run is never presumed killed."""
     _check_key(experiment, "experiment")
     run_id = "run_" + secrets.token_hex(10)
+    now = _now()
     with ws.db.write() as s:
+        mark_killed(s, ws.actor)
         s.add(
             RunRow(
                 id=run_id,
@@ -306,8 +416,9 @@ def create_run(
                 packages=package_versions() if capture_env else {},
                 params={k: _param_value(v) for k, v in (params or {}).items()},
                 tags={k: str(v) for k, v in (tags or {}).items()},
-                started_at=_now(),
+                started_at=now,
                 created_by=ws.actor,
+                heartbeat_at=now if heartbeat else None,
             )
         )
         if parent_id is None:
@@ -325,6 +436,9 @@ def create_run(
 def end_run(
     ws: Workspace, run_id: str, status: RunStatus = RunStatus.finished, note: str | None = None
 ) -> None:
+    """Write what this process's loggers of the run hold, then its end; both committed on return."""
+    for logger in [lg for lg in list(_OPEN) if lg.run_id == run_id]:
+        logger.close()
     with ws.db.write() as s:
         row = s.get(RunRow, run_id)
         if row is None:
@@ -415,16 +529,21 @@ def start_run(
         tags=tags,
         seed=seed,
         parent_id=parent_id,
+        heartbeat=True,
     )
     run = ActiveRun(workspace, run_id, owns_workspace=owns)
     token = _CURRENT.set(run)
     try:
         yield run
-    except KeyboardInterrupt:
-        run.end(RunStatus.interrupted, "interrupted by the user")
-        raise
     except BaseException as exc:
-        run.end(RunStatus.failed, f"{type(exc).__name__}: {exc}"[:2000])
+        if isinstance(exc, KeyboardInterrupt):
+            status, note = RunStatus.interrupted, "interrupted by the user"
+        else:
+            status, note = RunStatus.failed, f"{type(exc).__name__}: {exc}"[:2000]
+        try:
+            run.end(status, note)
+        except Exception as failure:  # the user's own exception is the one to see
+            exc.add_note(f"shipyard could not record the end of run {run_id}: {failure!r}")
         raise
     else:
         run.end(RunStatus.finished)
