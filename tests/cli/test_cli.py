@@ -584,6 +584,11 @@ def test_runs_ls_leads_with_the_primary_metric_and_trials_show_their_own(
     assert "SVC C=2.5" in trials and "SVC C=0.5" in trials
     row = next(line for line in trials.splitlines() if "SVC C=2.5" in line)
     assert "0.74" in row  # the trial's own CV score, on its line
+    narrow = at_width(80, home, "runs", "ls", "--trials").stdout
+    assert all(len(line) <= 80 for line in narrow.splitlines()), narrow
+    header = narrow.split("─")[0]
+    assert header.index("CV") < header.index("TEST")  # a trial has only its CV score: first
+    assert re.search(r"finished\s+0\.7400\b", narrow), narrow
 
 
 def test_runs_compare_shows_what_differs_and_each_trials_cv_score(

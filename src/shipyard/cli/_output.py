@@ -199,13 +199,11 @@ def table(
 ) -> RenderableType:
     """A compact Rich table; cells are plain text (None is blank).
 
-    Text columns fold onto more lines when the terminal is narrow; `ident()` columns stay on
-    one line (see `_FittedTable` for how the width is shared).
+    Text columns named by a string fold onto more lines when the terminal is narrow (a long
+    path or message folds rather than disappears); a `Column` given keeps its own overflow;
+    `ident()` columns stay on one line (see `_FittedTable` for how the width is shared).
     """
-    heads = [Column(c) if isinstance(c, str) else c for c in columns]
-    for head in heads:
-        if not head.no_wrap:
-            head.overflow = "fold"  # a long path or message folds rather than disappears
+    heads = [Column(c, overflow="fold") if isinstance(c, str) else c for c in columns]
     out = Table(
         *heads,
         title=title,

@@ -73,17 +73,18 @@ def ls(
         experiments = sorted({r.experiment for r in found})
         one = len(experiments) == 1  # then the title names it and the column goes
         width = _output.console().width
-        most = 6 if wide else max(1 if trials else 2, (width - (80 if trials else 70)) // 10)
-        keys = _top_metrics(found, primary, most=most)
-        columns: list[str | Column] = [_output.ident("RUN", min_width=24)]
+        most = 6 if wide else max(2, (width - (80 if trials else 70)) // 10)
+        keys = _top_metrics(found, primary, most=most, trials=trials)
+        # Trials give the run id's width to their params first (`--wide` shows it whole).
+        columns: list[str | Column] = [_output.ident("RUN", min_width=14 if trials else 24)]
         if not one:
             columns.append(_output.ident("EXPERIMENT", min_width=10))
         columns += [_output.ident("NAME", min_width=10), "STATUS"]
         if not trials:  # a search's trials start seconds apart: their params matter more
             columns.append(_output.when_column("STARTED (UTC)"))
         columns += [Column(_header(k), justify="right") for k in keys]
-        if trials:
-            columns.append("PARAMS")
+        if trials:  # wraps between params; a long class name is cut, not split
+            columns.append(Column("PARAMS", no_wrap=False, overflow="ellipsis"))
         table = _output.table(
             f"Runs of {experiments[0]}" if one else "Runs",
             columns,
@@ -138,15 +139,23 @@ def _spec_metric(path: Path = Path("shipyard.yaml")) -> str | None:
     return spec.train.metric if spec.train else None
 
 
-def _top_metrics(runs: list[Run], primary: list[str], most: int = 4) -> list[str]:
-    """Metric keys for the columns: the primary metric's held-out and CV scores first, then
-    the held-out metrics most runs have, then the rest (per-fold series left out)."""
+def _top_metrics(
+    runs: list[Run], primary: list[str], most: int = 4, *, trials: bool = False
+) -> list[str]:
+    """Metric keys for the columns: the primary metric's held-out and CV scores first (CV
+    first when trials are listed: a trial has only its CV score), then the held-out metrics
+    most runs have, then the rest (per-fold series left out)."""
     counts: dict[str, int] = {}
     for r in runs:
         for k in r.metrics:
             if not k.endswith("_fold"):
                 counts[k] = counts.get(k, 0) + 1
-    lead = [k for p in primary for k in (f"test_{p}", f"cv_{p}", p, f"cv_{p}_std")]
+    order = (
+        ("cv_{}", "test_{}", "{}", "cv_{}_std")
+        if trials
+        else ("test_{}", "cv_{}", "{}", "cv_{}_std")
+    )
+    lead = [k.format(p) for p in primary for k in order]
     rank = {k: i for i, k in enumerate(lead)}
     preferred = sorted(
         counts,
