@@ -33,7 +33,7 @@ import numpy as np
 from starlette.requests import ClientDisconnect
 from threadpoolctl import threadpool_limits
 
-from shipyard.core.errors import NotFound, ShipyardError, Unavailable
+from shipyard.core.errors import ShipyardError, Unavailable
 from shipyard.core.records import Endpoint, Signature
 from shipyard.core.settings import Settings
 from shipyard.registry.models import alias_stamp
@@ -208,22 +208,6 @@ class Runtime:
         if self._log is None:
             raise Unavailable("the server is starting or stopping; retry in a moment.")
         return self._log
-
-    def route(self, name: str) -> Route:
-        route = self.routes.get(name)
-        if route is not None:
-            return route
-        problem = self.problems.get(name)
-        if problem is not None:
-            raise Unavailable(
-                f"endpoint {name!r} is not ready: {problem.why} The server retries; fix the "
-                "route (`shipyard endpoints`) if this persists."
-            )
-        known = ", ".join(sorted(self.routes)) or "none are served"
-        raise NotFound(
-            f"endpoint {name!r} is not served here (served endpoints: {known}); create it with "
-            "`shipyard endpoints create` and this server picks it up within a second."
-        )
 
     @property
     def ready(self) -> bool:
