@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from app_harness import records, running, tokens_for
 from sklearn.datasets import load_wine
 
 from shipyard.core.settings import Settings
@@ -15,7 +16,6 @@ from shipyard.loop.pipeline import train_and_register
 from shipyard.registry import load_model
 from shipyard.serve.endpoints import create_endpoint
 from shipyard.store.workspace import Workspace
-from app_harness import records, running, tokens_for
 
 
 def test_a_clustering_endpoint_answers_each_rows_cluster_id(
