@@ -230,7 +230,6 @@ def test_error_details_are_plain_data() -> None:
     [
         ("data: {source: a.csv}\n", "project"),
         ("project: loans\n", "data"),
-        ("project: loans\ndata: {target: y}\n", "data.source"),
         ("project: loans\ndata: {source: {sql: select 1}}\n", "data.source.url"),
         (MINIMAL + "gates: [{}]\n", "gates.0.tests"),
     ],
