@@ -38,11 +38,16 @@ class Pages(Generic[T]):
         data = self._fetch({"limit": limit or self._limit, "cursor": cursor})
         return Page([self._item.model_validate(i) for i in data["items"]], data["next_cursor"])
 
-    def __iter__(self) -> Iterator[T]:
+    def pages(self, *, limit: int | None = None) -> Iterator[Page[T]]:
+        """Every page of at most `limit` items, each fetched when the previous one is used up."""
         cursor: str | None = None
         while True:
-            page = self.page(cursor=cursor)
-            yield from page.items
+            page = self.page(limit=limit, cursor=cursor)
+            yield page
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.pages():
+            yield from page.items
