@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from api_world import World, running_world  # noqa: E402
+from api_world import World, running_world
 
 
 @pytest.fixture(scope="module")
