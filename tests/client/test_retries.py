@@ -34,11 +34,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def hanging_up() -> Iterator[tuple[str, list[int]]]:
-    """A listener that accepts each connection and closes it at once; yields (url, count)."""
+def hanging_up(*, silent: bool = False) -> Iterator[tuple[str, list[int]]]:
+    """A listener that accepts each connection and closes it at once (or, `silent`, holds it
+    open without answering until the end); yields (url, count)."""
     sock = socket.create_server(("127.0.0.1", 0))
     sock.settimeout(0.1)
     count = [0]
+    held: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
@@ -49,7 +51,10 @@ def hanging_up() -> Iterator[tuple[str, list[int]]]:
                 continue
             count[0] += 1
             conn.recv(65536)  # the request, so the close is a hang-up, not a reset mid-send
-            conn.close()
+            if silent:
+                held.append(conn)
+            else:
+                conn.close()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -58,6 +63,8 @@ def hanging_up() -> Iterator[tuple[str, list[int]]]:
     finally:
         stop.set()
         thread.join(5)
+        for conn in held:
+            conn.close()
         sock.close()
 
 
@@ -128,6 +135,19 @@ def test_idempotent_calls_are_retried_the_given_number_of_times() -> None:
         with pytest.raises(Unavailable):
             client.models.alias("credit", "staging", 2)  # PUT
         assert count[0] == 9
+
+
+def test_a_server_that_does_not_answer_in_time_is_unavailable() -> None:
+    with (
+        hanging_up(silent=True) as (url, count),
+        Client(url, "shp_x", timeout=0.2, retries=1, backoff=0.01) as client,
+    ):
+        with pytest.raises(Unavailable, match=f"server at {url} did not answer within 0.2 s"):
+            client.runs.get("run_x")
+        assert count[0] == 2
+        with pytest.raises(Unavailable, match="A POST may have been applied"):
+            client.tokens.create("x", "viewer")
+        assert count[0] == 3
 
 
 def test_other_posts_are_never_retried() -> None:

@@ -105,6 +105,7 @@ class Transport:
         self.url = url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
+        self.timeout = timeout
         headers = {"user-agent": "shipyard-client", "accept": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
@@ -134,19 +135,31 @@ class Transport:
                 if attempt < attempts:
                     self._wait(attempt, attempts, method, path, f"{type(exc).__name__}: {exc}")
                     continue
-                raise Unavailable(
-                    f"cannot reach the Shipyard server at {self.url}: {type(exc).__name__}: "
-                    f"{exc or 'no answer'} (after {attempt} attempt{'s' * (attempt > 1)}) — is "
-                    "`shipyard serve` running there? (the URL comes from SHIPYARD_URL or "
-                    "Client(url=...))",
-                    details={"url": self.url, "attempts": attempt},
-                ) from None
+                raise self._unreachable(exc, attempt, method) from None
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 self._wait(attempt, attempts, method, path, f"HTTP {response.status_code}")
                 continue
             raise_for(response, method)
             return response.json()
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _unreachable(self, exc: httpx.TransportError, attempts: int, method: str) -> Unavailable:
+        tries = f"after {attempts} attempt{'s' * (attempts > 1)}"
+        details = {"url": self.url, "attempts": attempts}
+        if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+            # The request reached the server: a change may have been applied all the same.
+            return Unavailable(
+                f"the Shipyard server at {self.url} did not answer within {self.timeout:g} s "
+                f"({tries}); it may be busy. A {method} may have been applied: read the state "
+                "before sending it again, or raise Client(timeout=...).",
+                details=details,
+            )
+        return Unavailable(
+            f"cannot reach the Shipyard server at {self.url}: {type(exc).__name__}: "
+            f"{exc or 'no answer'} ({tries}) — is `shipyard serve` running there? (the URL "
+            "comes from SHIPYARD_URL or Client(url=...))",
+            details=details,
+        )
 
     def _wait(self, attempt: int, attempts: int, method: str, path: str, why: str) -> None:
         delay = min(self.backoff * 2 ** (attempt - 1), MAX_DELAY)
