@@ -119,3 +119,8 @@ def test_url_and_token_come_from_the_settings(
         assert client.datasets.get("loans").versions == 2
         with pytest.raises(Forbidden):
             client.tokens.list().page()
+
+
+def test_a_negative_retry_count_is_invalid() -> None:
+    with pytest.raises(Invalid, match="retries=-1: must be 0 or more"):
+        Client("http://127.0.0.1:8000", "shp_x", retries=-1)

@@ -160,3 +160,11 @@ def test_pages_follow_the_cursor(admin: Client) -> None:
     assert len(set(paged)) == 5
     second = runs.page(limit=2, cursor=pages[0].next_cursor)
     assert [r.id for r in second.items] == paged[2:4]
+
+
+def test_pages_of_keyset_and_sequence_cursors(admin: Client) -> None:
+    """Tokens page by key, the audit log by sequence number: the same walk in both."""
+    for pages in (admin.tokens.list(include_revoked=True), admin.audit.log()):
+        walked = [item.id for page in pages.pages(limit=2) for item in page.items]
+        whole = [item.id for item in pages.page(limit=500).items]
+        assert len(whole) > 4 and walked == whole == [item.id for item in pages]
