@@ -205,6 +205,51 @@ def test_layers_import_downward_only() -> None:
     assert problems == [], "\n".join(problems)
 
 
+# The client speaks HTTP to the server and shares only its wire schemas: it imports core and
+# shipyard.api.schemas (the modules, which import only core), never the rest of api, the
+# server's capabilities, store, loop, cli or the top-level package.
+CLIENT_MAY_IMPORT = ("shipyard.core", "shipyard.client", "shipyard.api.schemas")
+
+
+def client_rule_broken(source: str, target: str) -> str | None:
+    if not (source == "shipyard.client" or source.startswith("shipyard.client.")):
+        return None
+    if any(target == ok or target.startswith(ok + ".") for ok in CLIENT_MAY_IMPORT):
+        return None
+    return "the client imports only shipyard.core and shipyard.api.schemas (it talks HTTP)"
+
+
+def test_the_client_imports_only_core_and_the_wire_schemas() -> None:
+    problems = [
+        f"{module}:{imp.line}: imports {imp.target}: {reason}"
+        for module, path, is_package in MODULES
+        for imp in imports_of(module, path.read_text(), is_package=is_package)
+        if (reason := client_rule_broken(module, imp.target))
+    ]
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("target", "allowed"),
+    [
+        ("shipyard.core.errors", True),
+        ("shipyard.api.schemas.runs", True),
+        ("shipyard.api.schemas", True),
+        ("shipyard.api", False),
+        ("shipyard.api.routes.runs", False),
+        ("shipyard.api.schemasx", False),
+        ("shipyard.serve.app", False),
+        ("shipyard.store.workspace", False),
+        ("shipyard.registry", False),
+        ("shipyard.train.tracking", False),
+        ("shipyard", False),
+    ],
+)
+def test_client_rule(target: str, allowed: bool) -> None:
+    assert (client_rule_broken("shipyard.client.resources", target) is None) is allowed
+    assert client_rule_broken("shipyard.cli.app", target) is None
+
+
 # -- the checker catches what it should ---------------------------------------------------------
 
 BAD = [

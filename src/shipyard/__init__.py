@@ -9,6 +9,11 @@ The in-process API for notebooks and scripts:
     model = shipyard.load_model("models:/credit-risk@champion")
     model.predict(frame)
 
+A Shipyard server's REST API, from anywhere (SHIPYARD_URL, SHIPYARD_TOKEN):
+
+    with shipyard.Client() as client:
+        for run in client.runs.search(filter="metrics.auc > 0.8"): ...
+
 Everything else is under the capability packages (`shipyard.data`, `shipyard.train`, …) and the
 `shipyard` command.
 """
@@ -29,10 +34,12 @@ from shipyard.train.tracking import (
 )
 
 if TYPE_CHECKING:
+    from shipyard.client import Client
     from shipyard.registry import LoadedModel
     from shipyard.store.workspace import Workspace
 
 __all__ = [
+    "Client",
     "active_run",
     "load_model",
     "log_artifact",
@@ -43,6 +50,15 @@ __all__ = [
     "set_tag",
     "start_run",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`shipyard.Client`, imported on first use: `import shipyard` stays light."""
+    if name == "Client":
+        from shipyard.client import Client
+
+        return Client
+    raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
 
 
 def load_model(uri: str, *, workspace: Workspace | None = None) -> LoadedModel:

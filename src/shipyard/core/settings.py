@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         description="fsspec URL or path of the artifact store; default <home>/artifacts.",
     )
     redis: str | None = Field(default=None, description="Redis URL for streams and rate limits.")
+    url: str | None = Field(
+        default=None,
+        description="URL of the Shipyard server `shipyard.Client` talks to, e.g. "
+        "http://127.0.0.1:8000 (what `shipyard serve` prints).",
+    )
     token: SecretStr | None = Field(
         default=None, description="API token the client sends to a Shipyard server."
     )
