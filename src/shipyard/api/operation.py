@@ -34,7 +34,8 @@ from typing import Any, Literal
 
 import anyio.to_thread
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Json, ValidationError
+from pydantic.fields import FieldInfo
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -176,6 +177,12 @@ def _is_list(annotation: Any) -> bool:
     return origin is list or annotation is list
 
 
+def _repeats(field: FieldInfo) -> bool:
+    """A list sent as a repeated parameter (?c=a&c=b); a `Json[list]` comes as one string."""
+    is_json = any(m is Json or type(m) is Json for m in field.metadata)
+    return _is_list(field.annotation) and not is_json
+
+
 def _query(request: Request, schema: type[BaseModel] | None) -> BaseModel | None:
     """The query as `schema`; a list field takes every value of its repeated parameter."""
     if schema is None:
@@ -183,7 +190,7 @@ def _query(request: Request, schema: type[BaseModel] | None) -> BaseModel | None
     params = request.query_params
     data = {
         name: params.getlist(name)
-        if name in schema.model_fields and _is_list(schema.model_fields[name].annotation)
+        if name in schema.model_fields and _repeats(schema.model_fields[name])
         else params[name]
         for name in params
     }
