@@ -257,6 +257,36 @@ def test_an_upload_that_stops_half_way_stores_nothing_and_leaves_no_staging(worl
     assert _versions(world, "up-half") == 0
 
 
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/api/v1/datasets/bad%20name/versions?format=csv", 422, "dataset name 'bad name'"),
+        ("/api/v1/datasets/up-early/versions?filename=data.bin", 422, "Pass format="),
+        ("/api/v1/datasets/validate?against=nope&format=csv", 404, "'nope'"),
+    ],
+)
+def test_a_bad_name_format_or_contract_is_refused_before_the_file_is_sent(
+    world: World, path: str, status: int, says: str
+) -> None:
+    # Only the headers go out, announcing 100 MB: the answer comes without waiting for them.
+    url = urlsplit(world.url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer {world.tokens['scientist']}\r\n"
+            f"Content-Length: {100 * LIMIT}\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer or says.encode() not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:300]
+    assert says.encode() in answer, answer
+    _wait(lambda: _staging_dirs(world) == [], "cleaned up")
+
+
 def test_a_short_body_that_ends_cleanly_is_refused(world: World) -> None:
     # The client says it sends more than it does, and ends its side of the connection.
     data = _csv()

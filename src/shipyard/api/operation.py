@@ -15,7 +15,8 @@ Files go both ways without being held whole in memory. `body=STREAM` streams the
 body into a staging directory (`data.staging`, so a crashed server's leftovers are swept) and
 hands the action an `Upload`; the body is refused with 413 once it passes the server's upload
 limit (`Settings.max_upload_mb`), and a body that stops short of its Content-Length (the client
-hung up) never reaches the action; either way the staging directory is removed. An action
+hung up) never reaches the action; either way the staging directory is removed. An operation's
+`check` runs before the body is read, so a bad name or format costs no upload. An action
 returns a `Download` (with `result=None, produces=<media type>`) to stream a file back, or an
 `Answer` to pick one of the operation's other success statuses (`also`).
 """
@@ -124,6 +125,7 @@ class Operation:
     also: tuple[int, ...] = ()  # other success statuses, answered with `Answer`
     produces: str | None = None  # the media type of a `Download`
     changes: bool | None = None  # stores or changes something (default: any method but GET)
+    check: Callable[[Call], None] | None = None  # STREAM: run before the body (Upload empty)
 
     @property
     def mutating(self) -> bool:
@@ -219,8 +221,14 @@ def _over_limit(limit: int, received: str) -> TooLarge:
     )
 
 
-async def _receive(request: Request, into: Path, limit: int) -> Upload:
-    """Stream the request body into the file `into`, refusing it past `limit` bytes."""
+def _media_type(request: Request) -> str | None:
+    media_type = header(request, b"content-type")
+    return media_type.split(";")[0].strip().lower() if media_type else None
+
+
+async def _receive(request: Request, upload: Upload, limit: int) -> Upload:
+    """Stream the request body into `upload.path`, refusing it past `limit` bytes."""
+    into = upload.path
     declared = _content_length(request)
     if declared is not None and declared > limit:
         raise _over_limit(limit, f"{declared:,} bytes (Content-Length)")
@@ -243,8 +251,7 @@ async def _receive(request: Request, into: Path, limit: int) -> Upload:
             "nothing was stored. Send the whole file again.",
             details={"in": "body", "received": total, "declared": declared},
         )
-    media_type = header(request, b"content-type")
-    return Upload(into, total, media_type.split(";")[0].strip().lower() if media_type else None)
+    return dataclasses.replace(upload, size=total)
 
 
 async def _body(
@@ -285,20 +292,24 @@ def route(op: Operation) -> Route:
         rt: Runtime = request.app.state.runtime
         token: Token = request.state.token
         query = _query(request, op.query)
-        body: Any = await _body(request, rt, op.body)
+        call = Call(
+            ws=dataclasses.replace(rt.ws, actor=token.id),
+            token=token,
+            path=dict(request.path_params),
+            query=query,
+            body=await _body(request, rt, op.body),
+            cursors=_cursors(request, rt),
+        )
         with ExitStack() as stack:  # an upload's staging directory, removed however it ends
             if op.body == STREAM:
                 stage = await anyio.to_thread.run_sync(stack.enter_context, staging(rt.ws.scratch))
+                call = dataclasses.replace(
+                    call, body=Upload(stage / "upload", 0, _media_type(request))
+                )
+                if op.check is not None:  # a typo is refused before gigabytes are sent
+                    await anyio.to_thread.run_sync(op.check, call)
                 limit = rt.settings.max_upload_mb * 1024 * 1024
-                body = await _receive(request, stage / "upload", limit)
-            call = Call(
-                ws=dataclasses.replace(rt.ws, actor=token.id),
-                token=token,
-                path=dict(request.path_params),
-                query=query,
-                body=body,
-                cursors=_cursors(request, rt),
-            )
+                call = dataclasses.replace(call, body=await _receive(request, call.body, limit))
             result = await anyio.to_thread.run_sync(op.action, call)
         headers = {"x-request-id": rid}
         if isinstance(result, Download):

@@ -40,6 +40,7 @@ from shipyard.api.schemas.datasets import (
     VersionView,
 )
 from shipyard.core.errors import Integrity, Invalid, ShipyardError, ValidationFailed
+from shipyard.core.records import check_name
 from shipyard.data import (
     Source,
     diff_versions,
@@ -168,6 +169,12 @@ def _named(exc: ShipyardError, upload: Upload, name: str) -> ShipyardError:
     return renamed
 
 
+def check_upload(call: Call) -> None:
+    """What can be refused before the file arrives: the dataset name and the format."""
+    check_name(call.path["name"], what="dataset name")
+    _format(call.query, call.body)
+
+
 def upload(call: Call) -> IngestView | Answer:
     q: IngestQuery = call.query
     up: Upload = call.body
@@ -190,6 +197,13 @@ def upload(call: Call) -> IngestView | Answer:
         raise _named(exc, up, filename) from None
     view = IngestView(created=result.created, version=VersionView.of(result.version))
     return view if result.created else Answer(view, 200)
+
+
+def check_validate(call: Call) -> None:
+    """Before the file arrives: its format, and the version whose contract applies."""
+    q: ValidateQuery = call.query
+    _format(q, call.body)
+    get_version(call.ws, q.against)
 
 
 def validate(call: Call) -> ValidationView:
@@ -253,7 +267,8 @@ OPERATIONS = [
         "POST", f"{PREFIX}/datasets/validate", validate, READ,
         "Check an uploaded file against a dataset version's contract (`shipyard data "
         "validate`); a blocking violation answers 422 with the report in details.report.",
-        result=ValidationView, query=ValidateQuery, body=STREAM, changes=False, **_VERSION,
+        result=ValidationView, query=ValidateQuery, body=STREAM, check=check_validate,
+        changes=False, **_VERSION,
     ),
     Operation(
         "GET", f"{PREFIX}/datasets", list_, READ, "Datasets, by name, with their latest version.",
@@ -289,7 +304,8 @@ OPERATIONS = [
         "the next version (`shipyard data ingest`): 201 with the version and its validation "
         "report, 200 with the existing version when the data is the same, 422 with the report "
         "in details.report when it breaks the contract (nothing stored).",
-        result=IngestView, query=IngestQuery, body=STREAM, status=201, also=(200,),
+        result=IngestView, query=IngestQuery, body=STREAM, check=check_upload, status=201,
+        also=(200,),
         errors=(404, 409), tag="datasets",
     ),
     Operation(
