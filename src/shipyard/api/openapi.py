@@ -142,7 +142,8 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     if op.body == STREAM:
         out["requestBody"] = {
             "required": True,
-            "description": "The file's bytes as the raw body (not a multipart form).",
+            "description": "The file's bytes as the raw body, of any Content-Type (not a "
+            "multipart form).",
             "content": {"application/octet-stream": {"schema": {"type": "string"}}},
         }
     elif op.body is not None:

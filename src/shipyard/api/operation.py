@@ -60,7 +60,8 @@ _WRITE = 1 << 20  # upload bytes gathered per disk write (on a worker thread)
 
 @dataclass(frozen=True)
 class Upload:
-    """A streamed request body, complete, in a staging file that lives as long as the action."""
+    """A streamed request body in a staging file that lives as long as the action (empty, size
+    0, when the operation's `check` sees it)."""
 
     path: Path
     size: int
