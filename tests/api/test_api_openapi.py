@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 
 from shipyard.api.access import READ
 from shipyard.api.openapi import document
-from shipyard.api.operation import Call, Operation, route
+from shipyard.api.operation import STREAM, Call, Operation, route
 from shipyard.api.routes import OPERATIONS
 from shipyard.api.schemas.common import WireResult
 from shipyard.serve.app import routes as serving_routes
@@ -46,9 +46,11 @@ def test_every_operation_is_described_with_its_roles(world: World) -> None:
         assert described["x-shipyard-roles"] == op.access.roles
         assert str(op.status) in described["responses"]
         assert {"401", "403", "422"} <= set(described["responses"])
-        if op.body is not None:
+        if isinstance(op.body, type):
             ref = described["requestBody"]["content"]["application/json"]["schema"]["$ref"]
             assert ref.endswith("/" + op.body.__name__)
+        elif op.body == STREAM:  # the file's bytes as the raw body
+            assert "application/octet-stream" in described["requestBody"]["content"]
     assert not [p for p in doc["paths"] if p.startswith("/api/") and p not in
                 {op.path for op in OPERATIONS}]  # fmt: skip
 
@@ -80,14 +82,21 @@ def _check(doc: dict[str, Any], method: str, r: httpx.Response) -> None:
     path = _template(r.request.url.path)
     responses = doc["paths"][path][method.lower()]["responses"]
     assert str(r.status_code) in responses, (method, path, r.status_code, r.text)
-    schema = responses[str(r.status_code)]["content"]["application/json"]["schema"]
+    content = responses[str(r.status_code)]["content"]
+    media_type = r.headers["content-type"].split(";")[0]
+    if media_type != "application/json":  # a file, streamed
+        assert media_type in content, (method, path, media_type)
+        return
+    schema = content["application/json"]["schema"]
     jsonschema.Draft202012Validator({**doc, **schema}).validate(r.json())
 
 
 def test_every_operation_answers_as_the_document_says(world: World) -> None:
     doc = _document(world)
     good, spare, run = world.versions["good"], world.versions["spare"], world.runs[0]
-    calls: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
+    upload = "/api/v1/datasets/doc-up/versions?format=csv"
+    csv = b"loan_id,income,debt,default\n1,100.0,10.0,no\n2,200.0,30.0,yes\n"
+    calls: list[tuple[str, str, str, dict[str, Any] | bytes | None, int]] = [
         # (role, method, path, body, expected status)
         ("admin", "GET", "/api/v1/tokens?include_revoked=true&limit=2", None, 200),
         ("admin", "POST", "/api/v1/tokens", {"name": "ci", "role": "deployer"}, 201),
@@ -132,11 +141,20 @@ def test_every_operation_answers_as_the_document_says(world: World) -> None:
          {"revision": 4, "model": spare.ref}, 200),
         ("viewer", "GET", "/api/v1/nothing-here", None, 404),
         ("viewer", "POST", "/api/v1/endpoints", {"name": "x"}, 403),
+        ("scientist", "POST", f"{upload}&target=default", csv, 201),
+        ("scientist", "POST", f"{upload}&target=default", csv, 200),
+        ("scientist", "POST", upload, b"x,y\n1,2\n", 422),
+        ("viewer", "POST", "/api/v1/datasets/validate?against=loans&filename=new.csv", csv, 200),
+        ("viewer", "GET", "/api/v1/datasets/loans@1/download", None, 200),
+        ("viewer", "GET", f"/api/v1/models/{good.ref}/bundle", None, 200),
     ]  # fmt: skip
     covered: set[tuple[str, str]] = set()
     for role, method, path, body, status in calls:
         with world.client(role) as c:
-            r = c.request(method, path, json=body)
+            if isinstance(body, bytes):  # an upload: the file's bytes
+                r = c.request(method, path, content=body)
+            else:
+                r = c.request(method, path, json=body)
         assert r.status_code == status, (method, path, r.status_code, r.text)
         if path == "/api/v1/nothing-here":
             assert r.json()["request_id"] == r.headers["x-request-id"]

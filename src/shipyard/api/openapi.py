@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute
 
-from shipyard.api.operation import Operation
+from shipyard.api.operation import STREAM, Operation
 from shipyard.api.schemas.common import ApiError
 from shipyard.serve import openapi as serving
 from shipyard.serve.responses import dumps
@@ -110,6 +110,21 @@ def _error(status: int) -> dict[str, Any]:
     return out
 
 
+def _success(op: Operation, status: int) -> dict[str, Any]:
+    headers: dict[str, Any] = {"X-Request-ID": {"schema": {"type": "string"}}}
+    if op.result is None:  # a file, streamed
+        headers["ETag"] = {"description": "The content's sha256.", "schema": {"type": "string"}}
+        headers["Content-Disposition"] = {"schema": {"type": "string"}}
+        content = {op.produces or "application/octet-stream": {"schema": {"type": "string"}}}
+    else:
+        content = {"application/json": {"schema": {"$ref": _REF + op.result.__name__}}}
+    return {
+        "description": {200: "OK", 201: "Created"}.get(status, "OK"),
+        "headers": headers,
+        "content": content,
+    }
+
+
 def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     roles = op.access.roles
     out: dict[str, Any] = {
@@ -124,18 +139,21 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     params = _parameters(op, components)
     if params:
         out["parameters"] = params
-    if op.body is not None:
+    if op.body == STREAM:
+        out["requestBody"] = {
+            "required": True,
+            "description": "The file's bytes as the raw body, of any Content-Type (not a "
+            "multipart form).",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    elif op.body is not None:
         out["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": _REF + op.body.__name__}}},
         }
-    responses: dict[str, Any] = {
-        str(op.status): {
-            "description": "OK" if op.status == 200 else "Created",
-            "headers": {"X-Request-ID": {"schema": {"type": "string"}}},
-            "content": {"application/json": {"schema": {"$ref": _REF + op.result.__name__}}},
-        }
-    }
+    responses: dict[str, Any] = {}
+    for status in (op.status, *op.also):
+        responses[str(status)] = _success(op, status)
     statuses = {*_ALWAYS, *op.errors, *((413,) if op.body is not None else ())}
     for status in sorted(statuses):
         responses[str(status)] = _error(status)
@@ -146,8 +164,10 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
 def api_document(operations: Sequence[Operation]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of the API operations."""
     components: dict[str, Any] = {}
-    _schemas([op.result for op in operations] + [ApiError], "serialization", components)
-    _schemas([op.body for op in operations if op.body is not None], "validation", components)
+    results = [op.result for op in operations if op.result is not None]
+    _schemas([*results, ApiError], "serialization", components)
+    bodies = [op.body for op in operations if isinstance(op.body, type)]  # not STREAM
+    _schemas(bodies, "validation", components)
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components)

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         default=None,
         description="Name recorded in the audit log for local actions; default local:<os user>.",
     )
+    max_upload_mb: int = Field(
+        default=4096,
+        ge=1,
+        description="Largest file the server takes in one upload (dataset ingest and validate), "
+        "in MiB; a bigger one is refused with 413 and nothing is stored.",
+    )
     require_services: bool = Field(
         default=False,
         description="Tests only: fail instead of skipping when PostgreSQL or Redis is missing.",

@@ -1,10 +1,12 @@
-"""/api/v1/models: versions and one version (viewer); aliases and status (scientist)."""
+"""/api/v1/models: versions, one version and its signed bundle (viewer); aliases and status
+(scientist)."""
 
 from __future__ import annotations
 
 from shipyard.api.access import READ, SCIENCE
 from shipyard.api.cursor import page_after, scope_of
-from shipyard.api.operation import PREFIX, Call, Operation
+from shipyard.api.operation import PREFIX, Call, Download, Operation
+from shipyard.api.routes.datasets import stream_verified
 from shipyard.api.schemas.models import (
     AliasSet,
     ModelPage,
@@ -71,6 +73,20 @@ def status(call: Call) -> ModelVersionView:
     return ModelVersionView.of(set_status(call.ws, ref, body.status))
 
 
+def bundle(call: Call) -> Download:
+    """The version's bundle as stored (registry.bundle: a zip whose manifest the workspace
+    signed); the client checks the ETag digest and the signature before loading anything."""
+    version = get_version(call.ws, call.path["ref"])
+    artifacts = call.ws.artifacts
+    return Download(
+        stream_verified(call.ws, version.artifact),
+        "application/zip",
+        f"{version.model}-{version.version}.zip",
+        version.artifact,
+        artifacts.fs.size(artifacts.path_of(version.artifact)),
+    )
+
+
 OPERATIONS = [
     Operation(
         "GET", f"{PREFIX}/models", list_, READ,
@@ -96,5 +112,12 @@ OPERATIONS = [
         "PUT", f"{PREFIX}/models/{{name}}/versions/{{version}}/status", status, SCIENCE,
         "Move a version to another status along the allowed transitions.",
         result=ModelVersionView, body=StatusSet, errors=(404, 409), tag="models",
+    ),
+    Operation(
+        "GET", f"{PREFIX}/models/{{ref}}/bundle", bundle, READ,
+        "A version's signed bundle (ref: NAME, NAME@N, NAME@alias such as champion), its digest "
+        "checked; the ETag is its sha256. Load it with the client, which verifies the "
+        "workspace's signature first.",
+        result=None, produces="application/zip", errors=(404,), tag="models",
     ),
 ]  # fmt: skip

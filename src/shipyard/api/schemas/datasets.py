@@ -1,14 +1,22 @@
-"""Datasets on the wire: the list, one dataset's versions, a version, its profile, a diff."""
+"""Datasets on the wire: the list, one dataset's versions, a version, its profile, a diff, and
+the queries of an upload (ingest, validate).
+
+A version's `lineage.source` is shown without anything about the server: a file (an upload or a
+path on the server) by its name alone, a URL without its user name and password.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, Json
 
 from shipyard.api.schemas.common import PageResult, WireRequest, WireResult
 from shipyard.core.records import (
+    CleaningStep,
     Dataset,
     DatasetSchema,
     DatasetVersion,
@@ -19,6 +27,22 @@ from shipyard.core.records import (
 
 if TYPE_CHECKING:
     from shipyard.data.diff import DatasetDiff
+
+
+_USERINFO = re.compile(r"://[^/@]*@")
+
+
+def public_source(source: str) -> str:
+    """A lineage source as the API shows it: a URL without credentials, a file by its name.
+
+    >>> public_source("/srv/uploads/ingest-1/loans.csv"), public_source("postgresql://u:p@db/x")
+    ('loans.csv', 'postgresql://db/x')
+    """
+    if "://" in source:
+        return _USERINFO.sub("://", source)
+    if "/" in source or "\\" in source:
+        return PureWindowsPath(source).name if "\\" in source else PurePosixPath(source).name
+    return source  # a label Shipyard wrote, such as a retrain's
 
 
 class VersionSummary(WireResult):
@@ -110,7 +134,7 @@ class VersionView(WireResult):
             content_hash=v.content_hash,
             schema=v.schema_,
             validation=v.validation,
-            lineage=v.lineage,
+            lineage=v.lineage.model_copy(update={"source": public_source(v.lineage.source)}),
             created_at=v.created_at,
             created_by=v.created_by,
         )
@@ -178,3 +202,67 @@ class DiffView(WireResult):
             shifts=[ShiftView(**s.model_dump()) for s in diff.shifts],
             warnings=diff.warnings,
         )
+
+
+# -- uploads ------------------------------------------------------------------------------------
+
+Format = Literal["csv", "parquet", "jsonl"]
+
+
+class UploadQuery(WireRequest):
+    """How to read an uploaded file (the body is the file's bytes)."""
+
+    format: Format | None = Field(
+        default=None,
+        description="csv, parquet or jsonl. Default: from the Content-Type (text/csv, "
+        "application/vnd.apache.parquet, application/x-ndjson), else the filename's suffix.",
+    )
+    filename: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The file's name: the version's lineage source, and its suffix tells the "
+        "format when nothing else does (.tsv: tab-separated).",
+    )
+
+
+class IngestQuery(UploadQuery):
+    """`shipyard data ingest FILE --name NAME ...` as query parameters."""
+
+    target: str | None = Field(default=None, max_length=300, description="The label column.")
+    id: str | None = Field(
+        default=None, max_length=300, description="The row-identity column (must be unique)."
+    )
+    time: str | None = Field(default=None, max_length=300, description="The time column.")
+    sensitive: list[str] = Field(
+        default_factory=list, description="A sensitive column; repeat the parameter for more."
+    )
+    clean: Json[list[CleaningStep]] = Field(
+        default_factory=list,
+        description="Cleaning steps as a JSON array, as in shipyard.yaml's data.clean, e.g. "
+        '[{"op": "trim"}, {"op": "fill", "columns": ["income"], "params": {"strategy": '
+        '"median"}}].',
+    )
+    allow: bool = Field(
+        default=False,
+        description="Store the version even if blocking rules fail (the violations are recorded).",
+    )
+
+
+class ValidateQuery(UploadQuery):
+    against: str = Field(
+        min_length=1,
+        max_length=300,
+        description="The dataset version whose contract applies: NAME (its latest) or NAME@N.",
+    )
+
+
+class IngestView(WireResult):
+    created: bool = Field(description="False: the same data is already this version.")
+    version: VersionView = Field(description="Its `validation` is the validation report.")
+
+
+class ValidationView(WireResult):
+    against: str = Field(description="The version whose contract was applied, NAME@N.")
+    passed: bool
+    report: ValidationReport
