@@ -57,6 +57,10 @@ def test_the_role_table_reads_as_the_issue_says() -> None:
             assert who == {"scientist", "admin"}, path
         elif path.startswith("/api/v1/endpoints"):
             assert who == {"deployer", "admin"}, path
+        elif path.startswith("/api/v1/runs"):
+            assert who == {"scientist", "admin"}, path
+        elif path.startswith(("/api/v1/loop", "/api/v1/alerts")):
+            assert who == {"deployer", "admin"}, path
         else:
             raise AssertionError(f"{method} {path} is not in the role table")
 

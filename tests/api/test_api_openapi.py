@@ -18,6 +18,7 @@ from shipyard.api.operation import Call, Operation, route
 from shipyard.api.routes import OPERATIONS
 from shipyard.api.schemas.common import WireResult
 from shipyard.serve.app import routes as serving_routes
+from shipyard.train import create_run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,6 +88,7 @@ def _check(doc: dict[str, Any], method: str, r: httpx.Response) -> None:
 def test_every_operation_answers_as_the_document_says(world: World) -> None:
     doc = _document(world)
     good, spare, run = world.versions["good"], world.versions["spare"], world.runs[0]
+    live = create_run(world.ws, experiment="doc", heartbeat=False)
     calls: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
         # (role, method, path, body, expected status)
         ("admin", "GET", "/api/v1/tokens?include_revoked=true&limit=2", None, 200),
@@ -130,6 +132,15 @@ def test_every_operation_answers_as_the_document_says(world: World) -> None:
          {"revision": 3, "action": "stop", "reason": "enough"}, 200),
         ("deployer", "PUT", "/api/v1/endpoints/doc-e/champion",
          {"revision": 4, "model": spare.ref}, 200),
+        ("scientist", "POST", "/api/v1/runs", {"experiment": "doc", "params": {"a": 1}}, 201),
+        ("scientist", "POST", f"/api/v1/runs/{live}/log",
+         {"metrics": [{"key": "l", "value": "NaN"}, {"key": "l", "value": 1.5, "step": 3}]}, 200),
+        ("viewer", "GET", f"/api/v1/runs/{live}/metrics/l", None, 200),
+        ("scientist", "POST", f"/api/v1/runs/{live}/log", {"metrics": [{"key": "l"}]}, 422),
+        ("scientist", "POST", f"/api/v1/runs/{live}/end", {"status": "killed"}, 200),
+        ("scientist", "POST", f"/api/v1/runs/{run}/log", {}, 409),
+        ("scientist", "POST", f"/api/v1/runs/{run}/end", {}, 409),
+        ("scientist", "POST", "/api/v1/runs/run_nope/log", {}, 404),
         ("viewer", "GET", "/api/v1/nothing-here", None, 404),
         ("viewer", "POST", "/api/v1/endpoints", {"name": "x"}, 403),
     ]  # fmt: skip
