@@ -17,6 +17,7 @@ from shipyard.api.openapi import document
 from shipyard.api.operation import Call, Operation, route
 from shipyard.api.routes import OPERATIONS
 from shipyard.api.schemas.common import WireResult
+from shipyard.monitor import raise_alert
 from shipyard.serve.app import routes as serving_routes
 from shipyard.train import create_run
 
@@ -89,6 +90,8 @@ def test_every_operation_answers_as_the_document_says(world: World) -> None:
     doc = _document(world)
     good, spare, run = world.versions["good"], world.versions["spare"], world.runs[0]
     live = create_run(world.ws, experiment="doc", heartbeat=False)
+    alert = raise_alert(world.ws, "scoring", "slo", "scoring: p99 too high", key="doc:slo")
+    assert alert is not None
     calls: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
         # (role, method, path, body, expected status)
         ("admin", "GET", "/api/v1/tokens?include_revoked=true&limit=2", None, 200),
@@ -141,6 +144,17 @@ def test_every_operation_answers_as_the_document_says(world: World) -> None:
         ("scientist", "POST", f"/api/v1/runs/{run}/log", {}, 409),
         ("scientist", "POST", f"/api/v1/runs/{run}/end", {}, 409),
         ("scientist", "POST", "/api/v1/runs/run_nope/log", {}, 404),
+        ("viewer", "GET", "/api/v1/endpoints/scoring/report?window=1h", None, 404),  # no profile
+        ("viewer", "GET", "/api/v1/endpoints/scoring/report?window=1x", None, 422),
+        ("viewer", "GET", "/api/v1/alerts?endpoint=scoring&limit=1", None, 200),
+        ("deployer", "POST", f"/api/v1/alerts/{alert.id}/ack", None, 200),
+        ("deployer", "POST", "/api/v1/alerts/alr_nope/ack", None, 404),
+        ("deployer", "POST", "/api/v1/loop/run-once", {}, 501),  # this server has no spec
+        ("viewer", "GET", "/api/v1/loop/scoring", None, 200),
+        ("deployer", "POST", "/api/v1/loop/scoring/pause", {"reason": "doc"}, 200),
+        ("deployer", "POST", "/api/v1/loop/scoring/resume", None, 200),
+        ("deployer", "POST", "/api/v1/loop/scoring/stop", {}, 200),
+        ("deployer", "POST", "/api/v1/loop/scoring/resume", None, 200),
         ("viewer", "GET", "/api/v1/nothing-here", None, 404),
         ("viewer", "POST", "/api/v1/endpoints", {"name": "x"}, 403),
     ]  # fmt: skip

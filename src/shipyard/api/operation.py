@@ -31,6 +31,7 @@ from shipyard.api.cursor import Cursors, derive_key
 from shipyard.api.schemas.common import ListQuery
 from shipyard.core.errors import Invalid
 from shipyard.core.records import Token
+from shipyard.core.spec import ProjectSpec
 from shipyard.serve.app import protected
 from shipyard.serve.auth import Access
 from shipyard.serve.limits import read_body
@@ -50,6 +51,7 @@ class Call:
     query: Any  # an instance of the operation's `query` schema (or None)
     body: Any  # an instance of the operation's `body` schema (or None)
     cursors: Cursors
+    spec: ProjectSpec | None = None  # the server's project spec (`shipyard serve --spec`)
 
     def position(self, scope: str) -> Any:
         """Where the page starts: the position in the query's cursor (None: the beginning)."""
@@ -172,6 +174,7 @@ def route(op: Operation) -> Route:
             query=query,
             body=body,
             cursors=_cursors(request, rt),
+            spec=getattr(request.app.state, "project_spec", None),
         )
         result = await anyio.to_thread.run_sync(op.action, call)
         return Response(
