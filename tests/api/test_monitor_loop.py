@@ -22,9 +22,10 @@ from shipyard.api.routes import OPERATIONS
 from shipyard.loop.rollouts import list_rollouts, start_rollout
 from shipyard.loop.watch import endpoint_report
 from shipyard.monitor import raise_alert
-from shipyard.monitor.alerts import get_alert
+from shipyard.monitor.alerts import get_alert, list_alerts
 from shipyard.serve.endpoints import get_endpoint
 from shipyard.store import audit
+from shipyard.store.workspace import Workspace
 
 pytestmark = pytest.mark.timeout(300)
 SPEC: dict[str, Any] = {}
@@ -200,3 +201,19 @@ def test_the_wrong_role_changes_nothing_in_the_loop(
     assert list_rollouts(world.ws, ENDPOINT) == rollouts
     with world.ws.db.read() as s:
         assert len(audit.events(s, limit=None)) == events
+
+
+def test_alerts_page_by_time_and_id_on_both_backends(any_workspace: Workspace) -> None:
+    ws = any_workspace
+    for i in range(5):
+        raise_alert(ws, "e", "drift", f"e: drift {i}", key=f"e:drift:{i}")
+    every = list_alerts(ws, "e")
+    pages, before = [], None
+    while True:
+        page = list_alerts(ws, "e", limit=2, before=before)
+        if not page:
+            break
+        pages.append([a.id for a in page])
+        before = (page[-1].created_at, page[-1].id)
+    assert [i for p in pages for i in p] == [a.id for a in every]
+    assert [len(p) for p in pages] == [2, 2, 1]

@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from api_world import World, error_of
 
+from shipyard.core.errors import Conflict, Invalid, NotFound
 from shipyard.core.records import RunStatus
 from shipyard.store import audit
 from shipyard.store.tables import RunRow
-from shipyard.train import get_run, metric_history
+from shipyard.store.workspace import Workspace
+from shipyard.train import create_run, end_run, get_run, metric_history
+from shipyard.train.tracking import log_batch
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -198,3 +201,44 @@ def test_the_wrong_role_is_403_and_changes_nothing(
 def _experiment(world: World, name: str) -> list[RunRow]:
     with world.ws.db.read() as s:
         return list(s.query(RunRow).filter(RunRow.experiment == name))
+
+
+# -- the service the log route calls, on SQLite and PostgreSQL ------------------------------------
+
+
+def test_log_batch_is_one_transaction_on_both_backends(any_workspace: Workspace) -> None:
+    ws = any_workspace
+    run_id = create_run(ws, experiment="svc", heartbeat=True)
+    points = [("loss", math.nan, None, None), ("loss", math.inf, None, None), ("auc", 0.5, 7, None)]
+    assert log_batch(ws, run_id, points, {"C": 1}, {"t": "x"}) == 3
+    with pytest.raises(Invalid, match=r"metric 'x': step 'soon' must be a whole number"):
+        log_batch(ws, run_id, [("x", 1.0, 0, None), ("x", 2.0, "soon", None)], {"C": 2})  # type: ignore[list-item]
+    run = get_run(ws, run_id)
+    assert run.params == {"C": 1} and set(run.metrics) == {"loss", "auc"}
+    history = metric_history(ws, run_id, "loss")
+    assert [p.step for p in history] == [0, 1]
+    assert math.isnan(history[0].value) and history[1].value == math.inf
+
+
+def test_a_run_presumed_dead_lives_again_when_it_logs_but_an_ended_one_refuses(
+    any_workspace: Workspace,
+) -> None:
+    ws = any_workspace
+    dead = create_run(ws, experiment="svc", heartbeat=True)
+    with ws.db.write() as s:
+        row = s.get(RunRow, dead)
+        assert row is not None
+        row.heartbeat_at = datetime.now(UTC) - timedelta(hours=1)
+    create_run(ws, experiment="svc")  # records the stale run as killed (mark_killed)
+    assert get_run(ws, dead).status == RunStatus.killed
+    log_batch(ws, dead, [("a", 1.0, 0, None)])  # only slow: its next write revives it
+    assert get_run(ws, dead).status == RunStatus.running
+
+    end_run(ws, dead, RunStatus.killed, "by hand", if_open=True)
+    with pytest.raises(Conflict, match=r"with status 'killed'; an ended run takes no more"):
+        log_batch(ws, dead, [("a", 2.0, 1, None)])
+    with pytest.raises(Conflict, match="with status 'killed'"):
+        end_run(ws, dead, RunStatus.finished, if_open=True)
+    assert [p.value for p in metric_history(ws, dead, "a")] == [1.0]
+    with pytest.raises(NotFound, match="run 'run_gone' does not exist"):
+        log_batch(ws, "run_gone", [])
