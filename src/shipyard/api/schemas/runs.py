@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, Field
 
 from shipyard.api.schemas.common import ListQuery, PageResult, WireRequest, WireResult
 from shipyard.core.records import MetricPoint, Run, RunArtifact, RunStatus
+from shipyard.train.tracking import KILLED_AFTER_SECONDS
 
 MAX_FILTER = 4000
 MAX_POINTS = 10_000  # a batch: as many points as the in-process writer flushes at once
@@ -137,8 +138,9 @@ class RunCreate(WireRequest):
     seed: int | None = None
     heartbeat: bool = Field(
         default=True,
-        description="Presume the run dead (status killed) once no log call came for 10 s; "
-        "send an empty batch to beat while idle. false: it stays running until ended.",
+        description="Presume the run dead (status killed) once no log call came for "
+        f"{KILLED_AFTER_SECONDS:g} s; send an empty batch to beat while idle. false: it stays "
+        "running until ended.",
     )
 
 
