@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +95,7 @@ def register_versions(ws: Workspace, tmp: Path) -> dict[str, ModelVersion]:
     }
 
 
-def _populate(world: World, tmp: Path) -> None:
+def _populate(world: World, tmp: Path) -> dict[str, Any] | None:
     ws = world.ws
     world.versions.update(register_versions(ws, tmp))
     for i in range(5):
@@ -106,10 +106,15 @@ def _populate(world: World, tmp: Path) -> None:
         world.runs.append(run.id)
     for name in ("scoring", "scoring-b", "scoring-c"):
         create_endpoint(ws, name, world.versions["good"].ref)
+    return None
+
+
+Populate = Callable[[World, Path], dict[str, Any] | None]  # returns create_app's keywords
 
 
 @contextmanager
-def running_world(home: Path) -> Iterator[World]:
+def running_world(home: Path, populate: Populate | None = None) -> Iterator[World]:
+    """The server on a new workspace that `populate` (default: `_populate`) filled first."""
     settings = Settings(home=home / "ws", db=f"sqlite:///{home / 'ws' / 'shipyard.db'}")
     ws, _token, _secret = init_workspace(settings)
     tokens: dict[str, str] = {}
@@ -120,11 +125,12 @@ def running_world(home: Path) -> Iterator[World]:
     revoked, tokens["revoked"] = create_token(ws, "test-revoked", Role.admin)
     revoke_token(ws, revoked.id)
     ids["revoked"] = revoked.id
-    config = uvicorn_config(settings, port=0, factory=create_app)
+    world = World(ws, settings, "", tokens, ids)
+    options = (populate or _populate)(world, home)
+    config = uvicorn_config(settings, port=0, factory=create_app, app_options=options)
     sock = config.bind_socket()
     port = sock.getsockname()[1]
-    world = World(ws, settings, f"http://127.0.0.1:{port}", tokens, ids)
-    _populate(world, home)
+    world.url = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(config)
     errors: list[BaseException] = []
 

@@ -17,7 +17,9 @@ from shipyard.api.openapi import document
 from shipyard.api.operation import STREAM, Call, Operation, route
 from shipyard.api.routes import OPERATIONS
 from shipyard.api.schemas.common import WireResult
+from shipyard.monitor import raise_alert
 from shipyard.serve.app import routes as serving_routes
+from shipyard.train import create_run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -94,6 +96,9 @@ def _check(doc: dict[str, Any], method: str, r: httpx.Response) -> None:
 def test_every_operation_answers_as_the_document_says(world: World) -> None:
     doc = _document(world)
     good, spare, run = world.versions["good"], world.versions["spare"], world.runs[0]
+    live = create_run(world.ws, experiment="doc", heartbeat=False)
+    alert = raise_alert(world.ws, "scoring", "slo", "scoring: p99 too high", key="doc:slo")
+    assert alert is not None
     upload = "/api/v1/datasets/doc-up/versions?format=csv"
     csv = b"loan_id,income,debt,default\n1,100.0,10.0,no\n2,200.0,30.0,yes\n"
     calls: list[tuple[str, str, str, dict[str, Any] | bytes | None, int]] = [
@@ -139,6 +144,26 @@ def test_every_operation_answers_as_the_document_says(world: World) -> None:
          {"revision": 3, "action": "stop", "reason": "enough"}, 200),
         ("deployer", "PUT", "/api/v1/endpoints/doc-e/champion",
          {"revision": 4, "model": spare.ref}, 200),
+        ("scientist", "POST", "/api/v1/runs", {"experiment": "doc", "params": {"a": 1}}, 201),
+        ("scientist", "POST", f"/api/v1/runs/{live}/log",
+         {"metrics": [{"key": "l", "value": "NaN"}, {"key": "l", "value": 1.5, "step": 3}]}, 200),
+        ("viewer", "GET", f"/api/v1/runs/{live}/metrics/l", None, 200),
+        ("scientist", "POST", f"/api/v1/runs/{live}/log", {"metrics": [{"key": "l"}]}, 422),
+        ("scientist", "POST", f"/api/v1/runs/{live}/end", {"status": "killed"}, 200),
+        ("scientist", "POST", f"/api/v1/runs/{run}/log", {}, 409),
+        ("scientist", "POST", f"/api/v1/runs/{run}/end", {}, 409),
+        ("scientist", "POST", "/api/v1/runs/run_nope/log", {}, 404),
+        ("viewer", "GET", "/api/v1/endpoints/scoring/report?window=1h", None, 404),  # no profile
+        ("viewer", "GET", "/api/v1/endpoints/scoring/report?window=1x", None, 422),
+        ("viewer", "GET", "/api/v1/alerts?endpoint=scoring&limit=1", None, 200),
+        ("deployer", "POST", f"/api/v1/alerts/{alert.id}/ack", None, 200),
+        ("deployer", "POST", "/api/v1/alerts/alr_nope/ack", None, 404),
+        ("deployer", "POST", "/api/v1/loop/run-once", {}, 501),  # this server has no spec
+        ("viewer", "GET", "/api/v1/loop/scoring", None, 200),
+        ("deployer", "POST", "/api/v1/loop/scoring/pause", {"reason": "doc"}, 200),
+        ("deployer", "POST", "/api/v1/loop/scoring/resume", None, 200),
+        ("deployer", "POST", "/api/v1/loop/scoring/stop", {}, 200),
+        ("deployer", "POST", "/api/v1/loop/scoring/resume", None, 200),
         ("viewer", "GET", "/api/v1/nothing-here", None, 404),
         ("viewer", "POST", "/api/v1/endpoints", {"name": "x"}, 403),
         ("scientist", "POST", f"{upload}&target=default", csv, 201),

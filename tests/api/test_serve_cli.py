@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from projects import write_project
 from shipyard.core.settings import Settings
 from shipyard.security import init_workspace
 
@@ -33,8 +34,9 @@ def test_shipyard_serve_answers_the_api_and_its_document(tmp_path: Path) -> None
     ws.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     command = [sys.executable, "-m", "shipyard", "--home", str(settings.home), "serve"]
+    project = write_project(tmp_path / "project")  # the API's monitor and loop judge by it
     process = subprocess.Popen(
-        [*command, "--port", "0", "--log-level", "warning"],
+        [*command, "--port", "0", "--log-level", "warning", "--spec", str(project.spec_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -61,7 +63,10 @@ def test_shipyard_serve_answers_the_api_and_its_document(tmp_path: Path) -> None
                 time.sleep(0.05)
             audit = c.get("/api/v1/audit", params={"action": "token"})
             doc = c.get("/openapi.json")
+            turns = c.post("/api/v1/loop/run-once", json={})  # 501 on a server without a spec
         assert audit.status_code == 200, audit.text
+        assert turns.status_code == 200, turns.text
+        assert turns.json() == {"turns": []}  # no endpoint serves a churn version yet
         assert [e["object_id"] for e in audit.json()["items"]] == [token.id]
         assert "/api/v1/audit" in doc.json()["paths"]
     finally:

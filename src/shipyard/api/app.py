@@ -25,16 +25,22 @@ from shipyard.api.operation import route
 from shipyard.api.routes import OPERATIONS
 from shipyard.core.errors import ShipyardError
 from shipyard.core.settings import Settings
+from shipyard.core.spec import ProjectSpec
 from shipyard.serve.app import create_app as create_serving_app
 from shipyard.serve.app import protected
 
 
-def create_app(settings: Settings, **serve_options: Any) -> Starlette:
+def create_app(
+    settings: Settings, *, spec: ProjectSpec | None = None, **serve_options: Any
+) -> Starlette:
     """The serving app of `settings`' workspace with the REST API mounted under /api/v1.
 
-    `serve_options`: the keywords of `serve.app.create_app` (batching, limits, rate, ...).
+    `spec`: the project spec the monitor report and the loop judge with (none: the monitor's
+    defaults, and no loop); `serve_options`: the keywords of `serve.app.create_app` (batching,
+    limits, rate, ...).
     """
     app = create_serving_app(settings, **serve_options)
+    app.state.project_spec = spec
     replaced = {
         "/openapi.json": Route("/openapi.json", protected(READ, openapi_json), methods=["GET"]),
         "/docs": Route("/docs", docs, methods=["GET"]),

@@ -41,6 +41,7 @@ _STATUS_TEXT = {
     422: "The query or body does not fit its schema (`details.errors` names each field), or a "
     "cursor was changed or belongs to other filters.",
     429: "Over the token's rate limit; retry after `Retry-After` seconds.",
+    501: "Not available on this server (e.g. the loop, on a server without a project spec).",
     503: "The server is starting or stopping, or the database cannot be reached; retry.",
 }
 _TAGS = [
@@ -50,6 +51,9 @@ _TAGS = [
     {"name": "runs", "description": "Tracked runs and metric histories."},
     {"name": "models", "description": "Registered model versions, aliases and statuses."},
     {"name": "endpoints", "description": "Endpoints and their routing."},
+    {"name": "monitor", "description": "Drift, decay and SLO reports of an endpoint."},
+    {"name": "alerts", "description": "Monitoring alerts and their acknowledgement."},
+    {"name": "loop", "description": "The retrain loop: run a turn, rollouts, stop, pause."},
 ]
 
 

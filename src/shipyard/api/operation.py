@@ -45,6 +45,7 @@ from shipyard.api.cursor import Cursors, derive_key
 from shipyard.api.schemas.common import ListQuery
 from shipyard.core.errors import Invalid, TooLarge
 from shipyard.core.records import Token
+from shipyard.core.spec import ProjectSpec
 from shipyard.data.staging import staging
 from shipyard.serve.app import protected
 from shipyard.serve.auth import Access
@@ -97,6 +98,7 @@ class Call:
     query: Any  # an instance of the operation's `query` schema (or None)
     body: Any  # an instance of the operation's `body` schema, an `Upload` (STREAM), or None
     cursors: Cursors
+    spec: ProjectSpec | None = None  # the server's project spec (`shipyard serve --spec`)
 
     def position(self, scope: str) -> Any:
         """Where the page starts: the position in the query's cursor (None: the beginning)."""
@@ -300,6 +302,7 @@ def route(op: Operation) -> Route:
             query=query,
             body=await _body(request, rt, op.body),
             cursors=_cursors(request, rt),
+            spec=getattr(request.app.state, "project_spec", None),
         )
         with ExitStack() as stack:  # an upload's staging directory, removed however it ends
             if op.body == STREAM:

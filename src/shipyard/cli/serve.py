@@ -134,7 +134,7 @@ def serve(
             port=port,
             workers=workers,
             log_level=log_level if log_level in ("debug", "warning", "error") else "warning",
-            app_options=options,
+            app_options={**options, "spec": project},  # the API's monitor and loop judge by it
             on_listen=on_listen,
             factory=create_app,
         )

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from shipyard.core.errors import Invalid, NotFound
@@ -98,12 +98,23 @@ def raise_alert(
 
 
 def list_alerts(
-    ws: Workspace, endpoint: str | None = None, *, include_acked: bool = False, limit: int = 100
+    ws: Workspace,
+    endpoint: str | None = None,
+    *,
+    include_acked: bool = False,
+    limit: int = 100,
+    before: tuple[datetime, str] | None = None,
 ) -> list[Alert]:
-    """Alerts, newest first: open ones only unless ``include_acked``."""
+    """Alerts, newest first: open ones only unless ``include_acked``; with ``before`` (the
+    created_at and id of the last alert of a page), the ones after it in that order."""
     if limit < 1:
         raise Invalid(f"limit={limit}: expected at least 1.")
     query = select(AlertRow).order_by(AlertRow.created_at.desc(), AlertRow.id.desc()).limit(limit)
+    if before is not None:
+        at, last = before
+        query = query.where(
+            or_(AlertRow.created_at < at, and_(AlertRow.created_at == at, AlertRow.id < last))
+        )
     if endpoint is not None:
         query = query.where(AlertRow.endpoint == endpoint)
     if not include_acked:

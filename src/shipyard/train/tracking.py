@@ -25,7 +25,7 @@ import secrets
 import subprocess
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from shipyard.core.errors import Invalid, NotFound
+from shipyard.core.errors import Conflict, Invalid, NotFound
 from shipyard.core.records import RunStatus
 from shipyard.store import audit
 from shipyard.store.tables import LatestMetricRow, MetricRow, RunArtifactRow, RunRow
@@ -50,7 +50,10 @@ FLUSH_ITEMS = 10_000
 # Ten flush intervals: a writer starved for a few seconds (a long call holding the GIL, a busy
 # database) is not declared dead, and a wrong verdict is undone by its next heartbeat.
 KILLED_AFTER_SECONDS = 10.0
-_STEP_RANGE = (-(2**31), 2**31 - 1)  # the step column is a 32-bit integer on PostgreSQL
+_STEP_RANGE = (-(2**31), 2**31 - 1)
+Point = tuple[
+    str, float, int, datetime
+]  # a metric point: key, value, step, time  # the step column is a 32-bit integer on PostgreSQL
 PACKAGES = (
     "shipyard",
     "numpy",
@@ -110,7 +113,7 @@ class RunLogger:
         self.run_id = run_id
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._metrics: list[tuple[str, float, int, datetime]] = []
+        self._metrics: list[Point] = []
         self._params: dict[str, Any] = {}
         self._tags: dict[str, str] = {}
         self._steps: dict[str, int] = {}
@@ -202,34 +205,12 @@ class RunLogger:
 
     def _write(
         self,
-        metrics: list[tuple[str, float, int, datetime]],
+        metrics: list[Point],
         params: dict[str, Any],
         tags: dict[str, str],
     ) -> None:
         with self.ws.db.write() as s:
-            _beat(s, self.run_id)
-            if params or tags:
-                row = s.get(RunRow, self.run_id)
-                if row is None:
-                    raise NotFound(f"run {self.run_id} does not exist.")
-                if params:
-                    row.params = {**row.params, **params}
-                if tags:
-                    row.tags = {**row.tags, **tags}
-            if metrics:
-                s.execute(
-                    insert(_METRICS),  # Core, not ORM: several times faster in bulk
-                    [
-                        {"run_id": self.run_id, "key": k, "value": v, "step": st, "at": at}
-                        for k, v, st, at in metrics
-                    ],
-                )
-                latest: dict[str, tuple[float, int, datetime]] = {}
-                for k, v, st, at in metrics:
-                    old = latest.get(k)
-                    if old is None or (st, at) >= (old[1], old[2]):
-                        latest[k] = (v, st, at)
-                _upsert_latest(s, self.run_id, latest)
+            write_batch(s, self.run_id, metrics, params, tags)
 
     def _background(self) -> None:
         while not self._closed:
@@ -333,6 +314,109 @@ def _upsert_latest(s: Any, run_id: str, latest: dict[str, tuple[float, int, date
     s.execute(stmt)
 
 
+def write_batch(
+    s: Session,
+    run_id: str,
+    metrics: Sequence[Point],
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    *,
+    beat: bool = True,
+) -> None:
+    """Write checked points, params and tags of a run in the caller's transaction (with its
+    heartbeat): the one writer of `RunLogger` and `log_batch`."""
+    if beat:
+        _beat(s, run_id)
+    if params or tags:
+        row = s.get(RunRow, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist.")
+        if params:
+            row.params = {**row.params, **params}
+        if tags:
+            row.tags = {**row.tags, **tags}
+    if metrics:
+        s.execute(
+            insert(_METRICS),  # Core, not ORM: several times faster in bulk
+            [
+                {"run_id": run_id, "key": k, "value": v, "step": st, "at": at}
+                for k, v, st, at in metrics
+            ],
+        )
+        latest: dict[str, tuple[float, int, datetime]] = {}
+        for k, v, st, at in metrics:
+            old = latest.get(k)
+            if old is None or (st, at) >= (old[1], old[2]):
+                latest[k] = (v, st, at)
+        _upsert_latest(s, run_id, latest)
+
+
+def _presumed_dead(row: RunRow) -> bool:
+    """Recorded `killed` by `mark_killed` (its heartbeat stopped), not ended on purpose."""
+    return row.status == RunStatus.killed.value and row.ended_at == row.heartbeat_at
+
+
+def _check_open(row: RunRow) -> None:
+    """`Conflict` naming the status when the run has ended (a stopped heartbeat aside: a run
+    presumed dead that still writes was only slow, and lives again)."""
+    if row.status == RunStatus.running.value or _presumed_dead(row):
+        return
+    ended = f" at {row.ended_at:%Y-%m-%d %H:%M:%S} UTC" if row.ended_at else ""
+    raise Conflict(
+        f"run {row.id} ended{ended} with status {row.status!r}; an ended run takes no more "
+        "points or a second end. Start a new run to log more.",
+        details={"run_id": row.id, "status": row.status},
+    )
+
+
+def log_batch(
+    ws: Workspace,
+    run_id: str,
+    metrics: Sequence[tuple[str, Any, int | None, datetime | None]] = (),
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> int:
+    """Write one batch to a running run now, in one transaction, committed on return, and beat
+    its heartbeat (if it has one); returns the points written.
+
+    `metrics`: (key, value, step, time); NaN and ±inf are values like any other. A step of
+    None is the next after the key's latest (as `RunLogger` counts); a time of None is now.
+    A bad point refuses the whole batch (`Invalid`, nothing written); an ended run is a
+    `Conflict` naming its status; an empty batch is a heartbeat alone.
+    """
+    now = _now()
+    checked: list[tuple[str, float, int | None, datetime]] = []
+    for key, value, step, at in metrics:
+        _check_key(key, "metric")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise Invalid(f"metric {key!r}: value {value!r} is not a number.") from None
+        checked.append((key, number, None if step is None else _check_step(key, step), at or now))
+    clean_params = {_check_key(k, "param"): _param_value(v) for k, v in (params or {}).items()}
+    clean_tags = {_check_key(k, "tag"): str(v) for k, v in (tags or {}).items()}
+    with ws.db.write() as s:
+        row = s.get(RunRow, run_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"run {run_id!r} does not exist; `shipyard runs ls` lists runs.")
+        _check_open(row)
+        steps: dict[str, int] = {}
+        unstepped = sorted({key for key, _, step, _ in checked if step is None})
+        if unstepped:
+            found = select(LatestMetricRow.key, LatestMetricRow.step).where(
+                LatestMetricRow.run_id == run_id, LatestMetricRow.key.in_(unstepped)
+            )
+            steps = {key: step for key, step in s.execute(found)}
+        points: list[Point] = []
+        for key, number, step, at in checked:
+            if step is None:
+                step = steps.get(key, -1) + 1
+            steps[key] = step
+            points.append((key, number, step, at))
+        write_batch(s, run_id, points, clean_params, clean_tags, beat=row.heartbeat_at is not None)
+    return len(points)
+
+
 _OPEN: weakref.WeakSet[RunLogger] = weakref.WeakSet()
 
 
@@ -434,15 +518,25 @@ def create_run(
 
 
 def end_run(
-    ws: Workspace, run_id: str, status: RunStatus = RunStatus.finished, note: str | None = None
+    ws: Workspace,
+    run_id: str,
+    status: RunStatus = RunStatus.finished,
+    note: str | None = None,
+    *,
+    if_open: bool = False,
 ) -> None:
-    """Write what this process's loggers of the run hold, then its end; both committed on return."""
+    """Write what this process's loggers of the run hold, then its end; both committed on return.
+
+    With `if_open`, a run that already ended is a `Conflict` naming its status (the REST API's
+    end: a second end is refused, not recorded over the first)."""
     for logger in [lg for lg in list(_OPEN) if lg.run_id == run_id]:
         logger.close()
     with ws.db.write() as s:
-        row = s.get(RunRow, run_id)
+        row = s.get(RunRow, run_id, with_for_update=if_open)
         if row is None:
-            raise NotFound(f"run {run_id} does not exist.")
+            raise NotFound(f"run {run_id!r} does not exist; `shipyard runs ls` lists runs.")
+        if if_open:
+            _check_open(row)
         row.status = status.value
         row.ended_at = _now()
         if note:

@@ -1,7 +1,17 @@
 """The routers of /api/v1, one module per resource; `OPERATIONS` lists every operation."""
 
 from shipyard.api.operation import Operation
-from shipyard.api.routes import audit, datasets, endpoints, models, runs, tokens
+from shipyard.api.routes import (
+    alerts,
+    audit,
+    datasets,
+    endpoints,
+    loop,
+    models,
+    monitor,
+    runs,
+    tokens,
+)
 
 OPERATIONS: list[Operation] = [
     *tokens.OPERATIONS,
@@ -10,6 +20,9 @@ OPERATIONS: list[Operation] = [
     *runs.OPERATIONS,
     *models.OPERATIONS,
     *endpoints.OPERATIONS,
+    *monitor.OPERATIONS,
+    *alerts.OPERATIONS,
+    *loop.OPERATIONS,
 ]
 
 __all__ = ["OPERATIONS"]

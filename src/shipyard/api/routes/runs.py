@@ -1,4 +1,9 @@
-"""/api/v1/runs (viewer): search with the filter language of `train.runs`, a run, a metric.
+"""/api/v1/runs: search with the filter language of `train.runs`, a run, a metric (viewer);
+create a run, log to it in batches, end it (scientist).
+
+A log call is one transaction (`train.tracking.log_batch`), committed before the answer, and
+beats the run's heartbeat; it is not an audit event (the run's start and end are, under the
+token's id), so a run logging every second does not flood the audit log.
 
 Pages are offsets into the search's order (sorted, ties by id), held in the signed cursor, so
 the client cannot tell them from the keyset cursors of the other lists and a later change to
@@ -7,19 +12,26 @@ keyset paging does not change the API.
 
 from __future__ import annotations
 
-from shipyard.api.access import READ
+from shipyard.api.access import READ, SCIENCE
 from shipyard.api.cursor import scope_of
 from shipyard.api.operation import PREFIX, Call, Operation
 from shipyard.api.schemas.common import ListQuery
 from shipyard.api.schemas.runs import (
+    BatchLogged,
+    LogBatch,
     MetricPage,
     MetricPointView,
+    RunCreate,
     RunDetail,
+    RunEnd,
     RunPage,
     RunQuery,
     RunView,
+    metric_float,
 )
-from shipyard.train import get_run, metric_history, search_runs
+from shipyard.core.records import RunStatus
+from shipyard.train import create_run, end_run, get_run, metric_history, search_runs
+from shipyard.train.tracking import log_batch
 
 
 def search(call: Call) -> RunPage:
@@ -73,6 +85,44 @@ def history(call: Call) -> MetricPage:
     )
 
 
+def create(call: Call) -> RunView:
+    body: RunCreate = call.body
+    if body.parent_id is not None:
+        get_run(call.ws, body.parent_id)  # NotFound naming it, not a dangling child
+    run_id = create_run(
+        call.ws,
+        experiment=body.experiment,
+        name=body.name,
+        parent_id=body.parent_id,
+        seed=body.seed,
+        params=body.params,
+        tags=body.tags,
+        capture_env=False,  # the server's git commit and packages are not the caller's
+        heartbeat=body.heartbeat,
+    )
+    return RunView.of(get_run(call.ws, run_id))
+
+
+def log(call: Call) -> BatchLogged:
+    body: LogBatch = call.body
+    run_id = call.path["run_id"]
+    written = log_batch(
+        call.ws,
+        run_id,
+        [(m.key, metric_float(m.value), m.step, m.timestamp) for m in body.metrics],
+        body.params,
+        body.tags,
+    )
+    return BatchLogged(run_id=run_id, metrics=written, params=len(body.params), tags=len(body.tags))
+
+
+def end(call: Call) -> RunView:
+    body: RunEnd = call.body
+    run_id = call.path["run_id"]
+    end_run(call.ws, run_id, RunStatus(body.status), body.note, if_open=True)
+    return RunView.of(get_run(call.ws, run_id))
+
+
 OPERATIONS = [
     Operation(
         "GET", f"{PREFIX}/runs", search, READ,
@@ -88,5 +138,21 @@ OPERATIONS = [
         "GET", f"{PREFIX}/runs/{{run_id}}/metrics/{{key}}", history, READ,
         "Every logged value of one metric of a run, by step.",
         result=MetricPage, query=ListQuery, errors=(404,), tag="runs",
+    ),
+    Operation(
+        "POST", f"{PREFIX}/runs", create, SCIENCE,
+        "Start a run (status running); log to it, then end it.",
+        result=RunView, body=RunCreate, status=201, errors=(404,), tag="runs",
+    ),
+    Operation(
+        "POST", f"{PREFIX}/runs/{{run_id}}/log", log, SCIENCE,
+        "Log metrics, params and tags in one transaction (all or nothing), committed before the "
+        'answer; beats the heartbeat. Metric values: numbers, or "NaN", "Infinity", "-Infinity".',
+        result=BatchLogged, body=LogBatch, errors=(404, 409), tag="runs",
+    ),
+    Operation(
+        "POST", f"{PREFIX}/runs/{{run_id}}/end", end, SCIENCE,
+        "End a running run: finished, failed, killed or interrupted (409 if it already ended).",
+        result=RunView, body=RunEnd, errors=(404, 409), tag="runs",
     ),
 ]  # fmt: skip

@@ -1,5 +1,6 @@
 """The wire schemas of the REST API, one module per resource (see `common` for the rules)."""
 
+from shipyard.api.schemas.alerts import AlertPage, AlertQuery, AlertView
 from shipyard.api.schemas.audit import AuditEventView, AuditPage, AuditQuery, ChainView, VerifyQuery
 from shipyard.api.schemas.common import ApiError, ListQuery, PageResult, WireRequest, WireResult
 from shipyard.api.schemas.datasets import (
@@ -24,11 +25,27 @@ from shipyard.api.schemas.endpoints import (
     FlagsChange,
     RouteChange,
 )
+from shipyard.api.schemas.loop import (
+    LoopQuery,
+    LoopReason,
+    LoopState,
+    RolloutView,
+    RunOnce,
+    TurnsView,
+    TurnView,
+)
 from shipyard.api.schemas.models import AliasSet, ModelPage, ModelQuery, ModelVersionView, StatusSet
+from shipyard.api.schemas.monitor import ReportQuery, ReportView
 from shipyard.api.schemas.runs import (
+    BatchLogged,
+    LogBatch,
+    MetricIn,
     MetricPage,
     MetricPointView,
+    MetricValue,
+    RunCreate,
     RunDetail,
+    RunEnd,
     RunPage,
     RunQuery,
     RunView,
@@ -36,11 +53,15 @@ from shipyard.api.schemas.runs import (
 from shipyard.api.schemas.tokens import TokenCreate, TokenCreated, TokenPage, TokenQuery, TokenView
 
 __all__ = [
+    "AlertPage",
+    "AlertQuery",
+    "AlertView",
     "AliasSet",
     "ApiError",
     "AuditEventView",
     "AuditPage",
     "AuditQuery",
+    "BatchLogged",
     "CanaryAction",
     "CanaryIn",
     "ChainView",
@@ -56,15 +77,27 @@ __all__ = [
     "EndpointState",
     "FlagsChange",
     "ListQuery",
+    "LogBatch",
+    "LoopQuery",
+    "LoopReason",
+    "LoopState",
+    "MetricIn",
     "MetricPage",
     "MetricPointView",
+    "MetricValue",
     "ModelPage",
     "ModelQuery",
     "ModelVersionView",
     "PageResult",
     "ProfileView",
+    "ReportQuery",
+    "ReportView",
+    "RolloutView",
     "RouteChange",
+    "RunCreate",
     "RunDetail",
+    "RunEnd",
+    "RunOnce",
     "RunPage",
     "RunQuery",
     "RunView",
@@ -74,6 +107,8 @@ __all__ = [
     "TokenPage",
     "TokenQuery",
     "TokenView",
+    "TurnView",
+    "TurnsView",
     "VerifyQuery",
     "VersionPage",
     "VersionSummary",
