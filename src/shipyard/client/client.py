@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from shipyard.client.resources import Audit, Datasets, Endpoints, Models, Runs, Tokens
+from shipyard.client.resources import (
+    Alerts,
+    Audit,
+    Datasets,
+    Endpoints,
+    Loop,
+    Models,
+    Runs,
+    Tokens,
+)
 from shipyard.client.transport import Transport
 from shipyard.core.errors import Invalid
 from shipyard.core.settings import Settings
@@ -62,6 +71,8 @@ class Client:
         self.runs = Runs(self._transport)
         self.models = Models(self._transport)
         self.endpoints = Endpoints(self._transport)
+        self.alerts = Alerts(self._transport)
+        self.loop = Loop(self._transport)
 
     def close(self) -> None:
         self._transport.close()

@@ -10,27 +10,39 @@ the client never disagrees with it. Adding an operation is a few lines:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
+from shipyard.client.files import Downloaded, Source, opened, receiver
 from shipyard.client.pages import Pages
 from shipyard.client.results import (
+    AlertView,
     AuditEventView,
+    BatchLogged,
     ChainView,
     DatasetView,
     DiffView,
     EndpointState,
+    IngestView,
+    LoopState,
     MetricPointView,
     ModelVersionView,
     ProfileView,
+    ReportView,
     Result,
     RunDetail,
     RunView,
     TokenCreated,
     TokenView,
+    TurnsView,
+    ValidationView,
     VersionSummary,
     VersionView,
+    metric_wire,
 )
 from shipyard.client.transport import Transport
 
@@ -56,9 +68,23 @@ class Resource:
         query: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
         idempotent: bool | None = None,
+        timeout: float | None = None,
     ) -> R:
-        data = self._t.call(method, PREFIX + path, query=query, body=body, idempotent=idempotent)
+        data = self._t.call(
+            method, PREFIX + path, query=query, body=body, idempotent=idempotent, timeout=timeout
+        )
         return result.model_validate(data)
+
+    def _upload(self, path: str, source: Source, result: type[R], query: dict[str, Any]) -> R:
+        """POST the file's bytes, streamed (sent once: the file can be read only once)."""
+        with opened(source) as (fh, name):
+            query = {"filename": name, **query} if query.get("filename") is None else query
+            headers = {"content-type": "application/octet-stream"}  # format: from the name
+            data = self._t.call("POST", PREFIX + path, query=query, content=fh, headers=headers)
+        return result.model_validate(data)
+
+    def _download(self, path: str, dest: str | os.PathLike[str], what: str) -> Downloaded:
+        return self._t.download(PREFIX + path, receiver(dest, what))
 
     def _list(self, path: str, item: type[R], **query: Any) -> Pages[R]:
         return Pages(
@@ -118,6 +144,59 @@ class Datasets(Resource):
         query = {"before": str(before), "after": str(after)}
         return self._call("GET", f"/datasets/{q(name)}/diff", DiffView, query=query)
 
+    def upload(
+        self,
+        source: Source,
+        name: str,
+        *,
+        target: str | None = None,
+        id: str | None = None,  # the API's name for it
+        time: str | None = None,
+        sensitive: Sequence[str] = (),
+        clean: Sequence[Mapping[str, Any]] = (),
+        allow: bool = False,
+        format: Literal["csv", "parquet", "jsonl"] | None = None,
+        filename: str | None = None,
+    ) -> IngestView:
+        """Ingest a file (a path, or a binary file open for reading) as the next version of
+        dataset `name`, as `shipyard data ingest` does; the file is streamed, never read whole.
+
+        `.created` is False when the same data already is a version (that version is
+        answered). A file breaking a blocking rule of the contract raises `ValidationFailed`
+        with the report in `details["report"]` and stores nothing (unless `allow`). The format
+        comes from `format`, else the file name's suffix (`filename` names a nameless file).
+        Sent once: an upload is never retried."""
+        query: dict[str, Any] = {
+            "target": target,
+            "id": id,
+            "time": time,
+            "sensitive": list(sensitive) or None,
+            "clean": json.dumps([dict(c) for c in clean]) if clean else None,
+            "allow": allow or None,
+            "format": format,
+            "filename": filename,
+        }
+        return self._upload(f"/datasets/{q(name)}/versions", source, IngestView, query)
+
+    def validate(
+        self,
+        source: Source,
+        against: str,
+        *,
+        format: Literal["csv", "parquet", "jsonl"] | None = None,
+        filename: str | None = None,
+    ) -> ValidationView:
+        """Check a file against the contract of version `against` (NAME or NAME@N), storing
+        nothing; a blocking violation raises `ValidationFailed` with `details["report"]`."""
+        query = {"against": against, "format": format, "filename": filename}
+        return self._upload("/datasets/validate", source, ValidationView, query)
+
+    def download(self, ref: str, dest: str | os.PathLike[str]) -> Downloaded:
+        """Version `ref` (NAME, NAME@N, NAME@latest) as Parquet to `dest` (a file, or a
+        directory for NAME-N.parquet), streamed; raises `Integrity` (and leaves `dest` as it
+        was) when what arrived does not match the version's sha256."""
+        return self._download(f"/datasets/{q(ref)}/download", dest, f"dataset version {ref}")
+
 
 class Runs(Resource):
     """Tracked runs (viewer)."""
@@ -150,6 +229,90 @@ class Runs(Resource):
     def metric_history(self, run_id: str, key: str) -> Pages[MetricPointView]:
         return self._list(f"/runs/{q(run_id)}/metrics/{q(key)}", MetricPointView)
 
+    def create(
+        self,
+        experiment: str,
+        *,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_id: str | None = None,
+        seed: int | None = None,
+        heartbeat: bool = True,
+    ) -> RunView:
+        """A new running run (scientist). With `heartbeat`, the server marks it killed once no
+        `log` came for a while (`log(run_id)` with nothing beats). Sent once: a replay after a
+        lost answer would make a second run."""
+        body = {
+            "experiment": experiment,
+            "name": name,
+            "params": dict(params or {}),
+            "tags": dict(tags or {}),
+            "parent_id": parent_id,
+            "seed": seed,
+            "heartbeat": heartbeat,
+        }
+        return self._call("POST", "/runs", RunView, body=body)
+
+    def log(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float] | Iterable[Point] = (),
+        *,
+        step: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> BatchLogged:
+        """Log a batch in one transaction (all of it or, on any error, none of it).
+
+        `metrics` is {key: value} (each at `step`, default the key's next step) or points
+        (key, value), (key, value, step) or (key, value, step, timestamp). Values are floats;
+        NaN and ±inf are kept. Logging to an ended run raises `Conflict`.
+
+        Sent once: the API has no batch id to recognise a replay, so a batch whose answer was
+        lost may or may not be stored (read the run back before sending it again)."""
+        body = {
+            "metrics": _points(metrics, step),
+            "params": dict(params or {}),
+            "tags": dict(tags or {}),
+        }
+        return self._call("POST", f"/runs/{q(run_id)}/log", BatchLogged, body=body)
+
+    def end(
+        self,
+        run_id: str,
+        status: Literal["finished", "failed", "killed", "interrupted"] = "finished",
+        note: str | None = None,
+    ) -> RunView:
+        """End a running run; `Conflict` if it has already ended. Sent once."""
+        body = {"status": status, "note": note}
+        return self._call("POST", f"/runs/{q(run_id)}/end", RunView, body=body)
+
+
+Point = (
+    tuple[str, float]
+    | tuple[str, float, int | None]
+    | tuple[str, float, int | None, datetime | None]
+)
+
+
+def _points(metrics: Mapping[str, float] | Iterable[Point], step: int | None) -> list[Any]:
+    """Metric points as the API takes them: NaN and ±inf as its strings."""
+    if isinstance(metrics, Mapping):
+        return [{"key": k, "value": metric_wire(v), "step": step} for k, v in metrics.items()]
+    points = []
+    for key, value, *rest in metrics:
+        at: datetime | None = rest[1] if len(rest) > 1 else None  # type: ignore[assignment]
+        points.append(
+            {
+                "key": key,
+                "value": metric_wire(value),
+                "step": rest[0] if rest else step,
+                "timestamp": at.isoformat() if at is not None else None,
+            }
+        )
+    return points
+
 
 class Models(Resource):
     """Registered model versions: read (viewer), aliases and status (scientist)."""
@@ -175,6 +338,13 @@ class Models(Resource):
     def set_status(self, name: str, version: int | str, status: str) -> ModelVersionView:
         path = f"/models/{q(name)}/versions/{q(version)}/status"
         return self._call("PUT", path, ModelVersionView, body={"status": status})
+
+    def download(self, ref: str, dest: str | os.PathLike[str]) -> Downloaded:
+        """Version `ref`'s signed bundle (NAME, NAME@N, NAME@ALIAS) as a zip to `dest` (a file,
+        or a directory for NAME-N.zip), streamed; raises `Integrity` (and leaves `dest` as it
+        was) when what arrived does not match the bundle's sha256. The manifest's signature is
+        the workspace's, checked when the workspace loads the bundle."""
+        return self._download(f"/models/{q(ref)}/bundle", dest, f"model bundle {ref}")
 
 
 Weighted = Mapping[str, Any] | tuple[str, float]
@@ -234,6 +404,12 @@ class Endpoints(Resource):
         path = f"/endpoints/{q(name)}/flags"
         return self._call("PATCH", path, EndpointState, body=body, idempotent=True)
 
+    def report(self, name: str, *, window: str | None = None, history: int = 24) -> ReportView:
+        """The monitor report of the endpoint's champion over the latest `window` (e.g. "1h";
+        default: the server spec's), with `history` windows before it. Raises no alert."""
+        query = {"window": window, "history": history}
+        return self._call("GET", f"/endpoints/{q(name)}/report", ReportView, query=query)
+
     def promote_canary(self, name: str, *, revision: int) -> EndpointState:
         return self._canary(name, "promote", revision, None)
 
@@ -247,3 +423,48 @@ class Endpoints(Resource):
         body = {"revision": revision, "action": action, "reason": reason}
         path = f"/endpoints/{q(name)}/canary"
         return self._call("POST", path, EndpointState, body=body, idempotent=True)
+
+
+class Alerts(Resource):
+    """Monitoring alerts: read (viewer), acknowledge (deployer)."""
+
+    def list(self, *, endpoint: str | None = None, open: bool = True) -> Pages[AlertView]:
+        """Alerts, newest first: the open ones unless `open` is False."""
+        return self._list("/alerts", AlertView, endpoint=endpoint, open=open)
+
+    def ack(self, alert_id: str) -> AlertView:
+        """Acknowledge an alert; again changes nothing (so it is retried)."""
+        return self._call("POST", f"/alerts/{q(alert_id)}/ack", AlertView, idempotent=True)
+
+
+class Loop(Resource):
+    """The retrain loop: an endpoint's state (viewer); act on it (deployer)."""
+
+    def run_once(
+        self, endpoint: str | None = None, *, trials: int | None = None, timeout: float = 600.0
+    ) -> TurnsView:
+        """One turn now (every endpoint of the server's project, or `endpoint`), answered when
+        done, a retrain included: hence the long `timeout`. Sent once (a replay could retrain
+        twice). The server needs a project spec (`NotSupported` without)."""
+        body = {"endpoint": endpoint, "trials": trials}
+        return self._call("POST", "/loop/run-once", TurnsView, body=body, timeout=timeout)
+
+    def status(self, endpoint: str, *, limit: int = 10) -> LoopState:
+        """Whether the loop may act on `endpoint`, and its latest `limit` rollouts."""
+        return self._call("GET", f"/loop/{q(endpoint)}", LoopState, query={"limit": limit})
+
+    def stop(self, endpoint: str, reason: str | None = None) -> LoopState:
+        """Halt the endpoint's rollout (the champion keeps serving); with none, pause the loop.
+        Sent once (a replay after a stop would pause)."""
+        body = {"reason": reason}
+        return self._call("POST", f"/loop/{q(endpoint)}/stop", LoopState, body=body)
+
+    def pause(self, endpoint: str, reason: str | None = None) -> LoopState:
+        """Switch the loop off for `endpoint` (still watched, not retrained); retried: a replay
+        finds it paused."""
+        path = f"/loop/{q(endpoint)}/pause"
+        return self._call("POST", path, LoopState, body={"reason": reason}, idempotent=True)
+
+    def resume(self, endpoint: str) -> LoopState:
+        """Switch the loop back on for `endpoint`; retried: a replay finds it on."""
+        return self._call("POST", f"/loop/{q(endpoint)}/resume", LoopState, idempotent=True)

@@ -9,26 +9,54 @@ Small value types nest the domain records of `core.records`, as on the server.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from shipyard.core.records import (
+    AlertKind,
     Canary,
     Challenger,
     DatasetSchema,
     GateResult,
     Lineage,
     ModelStatus,
+    MonitorReport,
     Profile,
     Role,
+    RolloutEvent,
+    RolloutStage,
     RunArtifact,
     RunStatus,
     ShadowTarget,
     Signature,
     ValidationReport,
 )
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def metric_float(value: object) -> object:
+    """A metric value as received: the strings "NaN", "Infinity", "-Infinity" (JSON has no
+    such numbers, so the API sends them so) become the floats; None (older servers) is NaN."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str) and value in _NON_FINITE:
+        return _NON_FINITE[value]
+    return value
+
+
+def metric_wire(value: float) -> float | str:
+    """A metric value as sent: NaN and ±inf as the API's strings, anything else a float."""
+    value = float(value)
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+
+
+Metric = Annotated[float, BeforeValidator(metric_float)]
 
 
 class Result(BaseModel):
@@ -125,6 +153,17 @@ class VersionView(Result):
     created_by: str
 
 
+class IngestView(Result):
+    created: bool = Field(description="False: the same data is already this version.")
+    version: VersionView
+
+
+class ValidationView(Result):
+    against: str
+    passed: bool
+    report: ValidationReport
+
+
 class ProfileView(Result):
     ref: str
     profile: Profile
@@ -178,7 +217,7 @@ class RunView(Result):
     packages: dict[str, str]
     params: dict[str, Any]
     tags: dict[str, str]
-    metrics: dict[str, float | None]
+    metrics: dict[str, Metric]  # NaN and ±inf as floats
     artifacts: list[RunArtifact]
     started_at: datetime
     ended_at: datetime | None
@@ -193,8 +232,15 @@ class RunDetail(Result):
 
 class MetricPointView(Result):
     step: int
-    value: float | None  # null on the wire for NaN or ±inf
+    value: Metric  # NaN and ±inf as floats
     at: datetime
+
+
+class BatchLogged(Result):
+    run_id: str
+    metrics: int
+    params: int
+    tags: int
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -240,22 +286,85 @@ class EndpointState(Result):
     updated_by: str | None
 
 
+# -- monitoring, alerts, the loop ---------------------------------------------------------------
+
+
+class ReportView(Result):
+    endpoint: str
+    report: MonitorReport
+
+
+class AlertView(Result):
+    id: str
+    endpoint: str
+    kind: AlertKind
+    message: str
+    details: dict[str, Any]
+    created_at: datetime
+    acked_at: datetime | None
+    acked_by: str | None
+    deliveries: list[dict[str, Any]]
+
+
+class RolloutView(Result):
+    id: str
+    endpoint: str
+    trigger: str
+    stage: RolloutStage
+    champion_ref: str
+    candidate_ref: str | None
+    candidate_id: str | None
+    dataset_ref: str | None
+    reason: str
+    events: list[RolloutEvent]
+    created_at: datetime
+    updated_at: datetime
+
+
+class TurnView(Result):
+    endpoint: str
+    action: str
+    reason: str
+    rollout: RolloutView | None
+    report: MonitorReport | None
+
+
+class TurnsView(Result):
+    turns: list[TurnView]
+
+
+class LoopState(Result):
+    endpoint: str
+    paused: str | None = Field(description="Why the loop is paused here; None: it may act.")
+    rollouts: list[RolloutView]
+
+
 __all__ = [
+    "AlertView",
     "AuditEventView",
+    "BatchLogged",
     "ChainView",
     "DatasetView",
     "DiffView",
     "EndpointState",
+    "IngestView",
+    "LoopState",
+    "Metric",
     "MetricPointView",
     "ModelVersionView",
     "ProfileView",
+    "ReportView",
     "Result",
+    "RolloutView",
     "RunDetail",
     "RunView",
     "SchemaChangeView",
     "ShiftView",
     "TokenCreated",
     "TokenView",
+    "TurnView",
+    "TurnsView",
+    "ValidationView",
     "VersionSummary",
     "VersionView",
 ]

@@ -3,9 +3,11 @@
 A call is retried only when replaying it cannot apply it twice (`idempotent`): every GET, PUT
 and DELETE (each sets a state, so a replay finds it set: same answer, or a 404/409), and the
 POST/PATCH changes that carry an endpoint `revision` (a replay after a lost answer is refused
-with 409 naming the current revision, never applied twice). Other POSTs (create a token, an
-endpoint) are sent once. Retried are connection failures and 502/503/504, with exponential
-backoff (`backoff`, doubled per attempt, at most `MAX_DELAY` s).
+with 409 naming the current revision, never applied twice), an alert's ack and the loop's
+pause/resume (each sets a state). Other POSTs (create a token, an endpoint, a run; a log batch;
+an upload; a loop turn) are sent once. Retried are connection failures and 502/503/504, with
+exponential backoff (`backoff`, doubled per attempt, at most `MAX_DELAY` s). Downloads are GETs,
+retried from the start (the partial file is discarded).
 
 A non-2xx answer raises the `core.errors` class the server named (`error` in the body), else
 the class of its HTTP status, with the server's message and details plus `status` and
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -36,6 +39,7 @@ from shipyard.core.errors import (
 )
 
 log = logging.getLogger("shipyard.client")
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_DELAY = 5.0
@@ -121,16 +125,30 @@ class Transport:
         *,
         query: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
+        content: IO[bytes] | None = None,
+        headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        """The JSON answer of `method path`, retried when `idempotent` (default: by method)."""
+        """The JSON answer of `method path`, retried when `idempotent` (default: by method).
+
+        `content` is a raw body streamed from a file (an upload): it can be read only once, so
+        such a call is never retried."""
         if idempotent is None:
-            idempotent = method in ("GET", "PUT", "DELETE")
+            idempotent = method in ("GET", "PUT", "DELETE") and content is None
         params = {k: v for k, v in (query or {}).items() if v is not None}
         attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(1, attempts + 1):
             try:
-                response = self.http.request(method, path, params=params, json=body)
+                response = self.http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=body,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else self.timeout,
+                )
             except httpx.TransportError as exc:
                 if attempt < attempts:
                     self._wait(attempt, attempts, method, path, f"{type(exc).__name__}: {exc}")
@@ -141,6 +159,27 @@ class Transport:
                 continue
             raise_for(response, method)
             return response.json()
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def download(self, path: str, receive: Callable[[httpx.Response], T]) -> T:
+        """`receive(response)` of a streamed GET (a 2xx; errors raised first), retried like any
+        GET: `receive` must start over on each call (write a new file, not append)."""
+        attempts = 1 + self.retries
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.http.stream("GET", path, headers={"accept": "*/*"}) as response:
+                    if response.status_code in RETRY_STATUSES and attempt < attempts:
+                        why = f"HTTP {response.status_code}"
+                    else:
+                        if not response.is_success:
+                            response.read()
+                            raise_for(response, "GET")
+                        return receive(response)
+            except httpx.TransportError as exc:
+                if attempt == attempts:
+                    raise self._unreachable(exc, attempt, "GET") from None
+                why = f"{type(exc).__name__}: {exc}"
+            self._wait(attempt, attempts, "GET", path, why)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _unreachable(self, exc: httpx.TransportError, attempts: int, method: str) -> Unavailable:
