@@ -78,7 +78,7 @@ class Resource:
     def _upload(self, path: str, source: Source, result: type[R], query: dict[str, Any]) -> R:
         """POST the file's bytes, streamed (sent once: the file can be read only once)."""
         with opened(source) as (fh, name):
-            query = {"filename": name, **query} if query.get("filename") is None else query
+            query = {**query, "filename": query.get("filename") or name}
             headers = {"content-type": "application/octet-stream"}  # format: from the name
             data = self._t.call("POST", PREFIX + path, query=query, content=fh, headers=headers)
         return result.model_validate(data)
