@@ -65,13 +65,13 @@ def test_logging_to_an_ended_run_is_a_conflict_and_stores_nothing(
     run = scientist.runs.create("remote", heartbeat=False)
     scientist.runs.end(run.id, "failed", note="boom")
 
-    with pytest.raises(Conflict, match=r"HTTP 409") as caught:
+    with pytest.raises(Conflict, match=r"status 'failed'; an ended run takes no more") as caught:
         scientist.runs.log(run.id, {"loss": 1.0})
     with pytest.raises(Conflict):
         scientist.runs.end(run.id)
     assert caught.value.details["status"] == 409
     assert "loss" not in get_run(world.ws, run.id).metrics
-    with pytest.raises(NotFound, match="run_nope|nope"):
+    with pytest.raises(NotFound, match="run_nope"):
         scientist.runs.log("run_nope", {"loss": 1.0})
 
 
@@ -174,9 +174,12 @@ def test_a_download_not_matching_its_etag_raises_integrity_and_writes_nothing(
     dest.write_bytes(b"the previous download")
     claimed = hashlib.sha256(b"what the store holds").hexdigest()
 
-    with lying_server(b"something else", claimed) as url, Client(url, "t") as client:
-        with pytest.raises(Integrity, match=r"arrived with sha256 .* ETag says") as caught:
-            client.models.download("credit@1", dest)
+    with (
+        lying_server(b"something else", claimed) as url,
+        Client(url, "t") as client,
+        pytest.raises(Integrity, match=r"arrived with sha256 .* ETag says") as caught,
+    ):
+        client.models.download("credit@1", dest)
 
     assert caught.value.details["expected"] == claimed
     assert caught.value.details["got"] == hashlib.sha256(b"something else").hexdigest()
