@@ -27,7 +27,7 @@ import sys
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from shipyard.train import tracking
 from shipyard.train.tracking import ActiveRun
@@ -61,6 +61,28 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
 
 
+@overload
+def start_run(
+    experiment: str = ...,
+    *,
+    name: str | None = ...,
+    workspace: Workspace,
+    params: Mapping[str, Any] | None = ...,
+    tags: Mapping[str, Any] | None = ...,
+    seed: int | None = ...,
+    parent_id: str | None = ...,
+) -> AbstractContextManager[ActiveRun]: ...
+@overload
+def start_run(
+    experiment: str = ...,
+    *,
+    name: str | None = ...,
+    workspace: None = ...,
+    params: Mapping[str, Any] | None = ...,
+    tags: Mapping[str, Any] | None = ...,
+    seed: int | None = ...,
+    parent_id: str | None = ...,
+) -> AbstractContextManager[ActiveRun | RemoteRun]: ...
 def start_run(
     experiment: str = "default",
     *,
