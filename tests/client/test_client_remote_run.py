@@ -4,14 +4,16 @@ through the module functions, with the local run's semantics."""
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 
 import pytest
 from api_world import World
 
 import shipyard
+from shipyard.client import Client
 from shipyard.client.remote import RemoteRun
-from shipyard.core.errors import Conflict, NotSupported
+from shipyard.core.errors import Conflict, NotSupported, Unavailable
 from shipyard.core.records import RunStatus
 from shipyard.train import get_run, metric_history
 
@@ -91,3 +93,28 @@ def test_a_workspace_given_keeps_the_run_local(world: World) -> None:
         shipyard.log_metric("loss", 0.1)
     assert not isinstance(run, RemoteRun)
     assert get_run(world.ws, run.id).metrics == {"loss": 0.1}
+
+
+def test_a_batch_the_server_was_not_reached_for_is_kept_and_sent_once_later(
+    world: World,
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with Client(world.url, world.tokens["scientist"]) as client, Client(dead, "t") as gone:
+        made = client.runs.create("sdk-remote")
+        run = RemoteRun(gone, made.id, owns_client=False)
+        run.log_metric("loss", 0.5)
+        run.log_params({"depth": 3})
+        with pytest.raises(Unavailable, match="cannot reach the Shipyard server"):
+            run.flush()
+        run.client = client  # the server is back
+        run.log_metric("loss", 0.25)
+        run.end()
+
+    stored = get_run(world.ws, made.id)
+    assert stored.status is RunStatus.finished and stored.params == {"depth": 3}
+    assert [(p.step, p.value) for p in metric_history(world.ws, made.id, "loss")] == [
+        (0, 0.5),
+        (1, 0.25),
+    ]

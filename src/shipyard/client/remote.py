@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipyard.client.client import Client
-from shipyard.core.errors import Invalid, NotSupported, ShipyardError, Unavailable
+from shipyard.core.errors import Invalid, NotSupported, RateLimited, ShipyardError, Unavailable
 
 FLUSH_SECONDS = 1.0
 MAX_POINTS = 10_000  # the API's largest batch
@@ -46,6 +46,13 @@ def _param_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return repr(value)
+
+
+def _transient(exc: ShipyardError) -> bool:
+    """Worth sending again: the server was not reached or did not answer, was too busy (429),
+    or failed (5xx: the batch's transaction was rolled back). A 4xx refusal stays one."""
+    status = exc.details.get("status")
+    return isinstance(exc, Unavailable | RateLimited) or (isinstance(status, int) and status >= 500)
 
 
 class RemoteRun:
@@ -138,14 +145,15 @@ class RemoteRun:
                     if sent >= len(metrics):
                         return
                     params, tags = {}, {}
-            except Unavailable:
+            except BaseException as exc:
+                if isinstance(exc, ShipyardError) and not _transient(exc):
+                    # refused (the run ended, a bad key): never taken, raised from now on
+                    self._refused = exc
+                    raise
                 with self._lock:  # not taken (or not known to be): kept for the next attempt
                     self._metrics[:0] = metrics[sent:]
                     self._params = {**params, **self._params}
                     self._tags = {**tags, **self._tags}
-                raise
-            except ShipyardError as exc:  # refused (the run ended, a bad key): never taken
-                self._refused = exc
                 raise
 
     def _raise_refused(self) -> None:
