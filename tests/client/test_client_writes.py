@@ -141,11 +141,19 @@ def test_downloads_equal_the_stored_version_and_the_bundle_verifies(
 
 
 @contextmanager
-def lying_server(body: bytes, etag: str) -> Iterator[str]:
-    """A stdlib HTTP server on loopback answering every GET with `body` and `etag`."""
+def lying_server(body: bytes, etag: str, *, busy: int = 0) -> Iterator[str]:
+    """A stdlib HTTP server on loopback answering every GET with `body` and `etag` (the first
+    `busy` ones with 503)."""
+    count = [0]
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            count[0] += 1
+            if count[0] <= busy:
+                self.send_response(503)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
             self.send_response(200)
             self.send_header("content-type", "application/zip")
             self.send_header("etag", f'"{etag}"')
@@ -185,3 +193,14 @@ def test_a_download_not_matching_its_etag_raises_integrity_and_writes_nothing(
     assert caught.value.details["got"] == hashlib.sha256(b"something else").hexdigest()
     assert dest.read_bytes() == b"the previous download"
     assert [p.name for p in tmp_path.iterdir()] == ["credit.zip"]  # the partial file removed
+
+
+def test_a_download_answered_503_is_retried_from_the_start(tmp_path: Path) -> None:
+    body = b"the bundle's bytes"
+    digest = hashlib.sha256(body).hexdigest()
+
+    with lying_server(body, digest, busy=1) as url, Client(url, "t", backoff=0.01) as client:
+        got = client.models.download("credit@1", tmp_path / "credit.zip")
+
+    assert got.sha256 == digest and got.size == len(body)
+    assert got.path.read_bytes() == body
