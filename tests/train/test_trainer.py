@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -429,6 +430,43 @@ def test_a_real_ctrl_c_keeps_the_finished_trials(workspace: Workspace, tmp_path:
     assert run.status is RunStatus.interrupted
     assert run.note == f"interrupted after {len(trials)} of 100 trials; the best so far was kept"
     assert "test_roc_auc" in run.metrics
+
+
+@pytest.mark.slow
+def test_a_train_whose_process_is_killed_reads_killed_not_running(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 #24: SIGKILL (no handler runs) mid-search; the search run's heartbeat stops,
+    so it is read `killed` instead of `running` forever."""
+    from shipyard.train import tracking
+
+    project, _version = _setup(workspace, tmp_path, candidates=[FOREST], trials=100)
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {"SHIPYARD_HOME": str(workspace.home), "PATH": "/usr/bin:/bin"}
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(project.spec_file)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "trial 1 finished\n"
+        (run,) = search_runs(workspace, top_level=True)
+        assert run.status is RunStatus.running  # alive, beating
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=60)
+    finally:
+        child.kill()
+
+    monkeypatch.setattr(tracking, "KILLED_AFTER_SECONDS", 0.5)
+    deadline = time.monotonic() + 30
+    while get_run(workspace, run.id).status is not RunStatus.killed:
+        assert time.monotonic() < deadline, "the killed train's run still reads running"
+        time.sleep(0.1)
+    assert get_run(workspace, run.id).note.startswith("no heartbeat since")
 
 
 def test_a_small_search_space_is_not_scored_twice(workspace: Workspace, tmp_path: Path) -> None:

@@ -157,7 +157,11 @@ def train(
             "features": plan.features,
         },
         tags={"dataset": version.ref, "kind": "search"},
+        heartbeat=True,
     )
+    # Open until the run ends (`end_run` closes it, here or in the caller): its writer beats
+    # the run's heartbeat, so a train whose process dies is read `killed`, not `running`.
+    RunLogger(ws, run_id)
     status, note = RunStatus.failed, None
     outcome: SearchOutcome | None = None
     try:
