@@ -674,3 +674,32 @@ def test_console_script(tmp_path: Path) -> None:
     )
     assert missing.returncode == 3
     assert "shipyard init" in missing.stderr
+
+
+def test_json_output_stays_json_with_nan_and_infinite_metrics(
+    home: Path, sy: Any, initialised: dict[str, Any]
+) -> None:
+    ws = Workspace.open(Settings.load(home=home))
+    try:
+        with start_run("diverged", workspace=ws) as active:
+            active.log_metrics({"loss": float("nan"), "grad": float("inf"), "low": -float("inf")})
+            active.log_metric("auc", 0.75)
+    finally:
+        ws.close()
+
+    def strict(text: str) -> Any:  # a parser that refuses NaN / Infinity, as jq and JS do
+        def refuse(token: str) -> None:
+            raise ValueError(f"not JSON: {token}")
+
+        return json.loads(text, parse_constant=refuse)
+
+    (listed,) = strict(sy("runs", "ls", "--json").stdout)
+    shown = strict(sy("runs", "show", active.id, "--json").stdout)["run"]
+    for run in (listed, shown):
+        metrics = run["metrics"]
+        assert (metrics["loss"], metrics["grad"], metrics["low"]) == (
+            "NaN",
+            "Infinity",
+            "-Infinity",
+        )
+        assert metrics["auc"] == 0.75

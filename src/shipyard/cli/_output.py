@@ -7,6 +7,7 @@ Human output is Rich on stdout; errors, progress bars and notes go to stderr, so
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -132,9 +133,13 @@ def workspace(ctx: typer.Context) -> Iterator[Workspace]:
 
 
 def plain(data: Any) -> Any:
-    """Plain JSON-able data: pydantic models dumped in JSON mode, containers walked."""
+    """Plain JSON-able data: pydantic models dumped in JSON mode, containers walked, and NaN
+    and ±infinity as the strings "NaN", "Infinity", "-Infinity" (JSON has neither; the REST
+    API writes them the same way)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else _NON_FINITE[str(data)]
     if isinstance(data, BaseModel):
-        return data.model_dump(mode="json", by_alias=True)
+        return plain(data.model_dump(mode="json", by_alias=True))
     if isinstance(data, dict):
         return {str(k): plain(v) for k, v in data.items()}
     if isinstance(data, list | tuple | set | frozenset):
@@ -148,8 +153,11 @@ def plain(data: Any) -> Any:
     return data
 
 
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def print_json(data: Any) -> None:
-    text = json.dumps(plain(data), indent=2, ensure_ascii=False, default=str)
+    text = json.dumps(plain(data), indent=2, ensure_ascii=False, default=str, allow_nan=False)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
