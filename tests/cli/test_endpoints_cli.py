@@ -136,6 +136,8 @@ def test_an_endpoint_made_from_an_alias_follows_it_and_says_so(sy: Any) -> None:
     assert statuses["credit@2"] == "approved"  # replaced, champion nowhere: a rollback is one step
     listed = sy("endpoints", "ls", columns=80).stdout
     assert "promoted" not in listed and "canary" not in listed.lower().replace("canary ", "")
+    assert "credit@1 (@champion)" in listed  # whole: roles no endpoint has take no room
+    assert "CHALLENGERS" not in listed and "SHADOWS" not in listed
 
 
 def test_route_champion_and_canary(sy: Any, home: Path) -> None:

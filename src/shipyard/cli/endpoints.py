@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
@@ -66,31 +66,33 @@ def ls(ctx: typer.Context, wide: _output.WideFlag = False, json: _output.JsonFla
     if not found:
         table = Text("No endpoints yet. `shipyard endpoints create NAME --model REF` makes one.")
     else:
+        heads: list[Any] = [
+            _output.ident("NAME"),
+            _output.ident("CHAMPION"),
+            "CHALLENGERS",
+            "SHADOWS",
+            "CANARY",
+            "FLAGS",
+            "REV",
+            _output.when_column("UPDATED (UTC)"),
+        ]
+        rows = [
+            [
+                e.name,
+                e.champion_ref + (f" (@{_alias(e)})" if e.champion_follows else ""),
+                ", ".join(f"{c.ref} {c.weight:g}%" for c in e.challengers),
+                ", ".join(s.ref for s in e.shadows),
+                _canary(e),
+                ", ".join(f"{k}={v}" for k, v in sorted(e.flags.items())),
+                e.revision,
+                e.updated_at,
+            ]
+            for e in found
+        ]
+        # Roles no endpoint has take no room, so the champion's ref stays whole at 80 columns.
+        keep = [i for i in range(len(heads)) if i not in (2, 3, 4, 5) or any(r[i] for r in rows)]
         table = _output.table(
-            "Endpoints",
-            [
-                _output.ident("NAME"),
-                _output.ident("CHAMPION"),
-                "CHALLENGERS",
-                "SHADOWS",
-                "CANARY",
-                "FLAGS",
-                "REV",
-                _output.when_column("UPDATED (UTC)"),
-            ],
-            [
-                (
-                    e.name,
-                    e.champion_ref + (f" (@{_alias(e)})" if e.champion_follows else ""),
-                    ", ".join(f"{c.ref} {c.weight:g}%" for c in e.challengers),
-                    ", ".join(s.ref for s in e.shadows),
-                    _canary(e),
-                    ", ".join(f"{k}={v}" for k, v in sorted(e.flags.items())),
-                    e.revision,
-                    e.updated_at,
-                )
-                for e in found
-            ],
+            "Endpoints", [heads[i] for i in keep], [[r[i] for i in keep] for r in rows]
         )
     _output.emit(found, json_mode=json, table=table)
 
