@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tracking import FILTER, _run_params, _search_data, _timed  # noqa: E402  (stdlib only)
+from tracking import FILTER, _run_params, _search_data, _timed  # stdlib only, like this file
 
 ROOT = Path(__file__).resolve().parent.parent
 MLFLOW_REQUIREMENTS = ("mlflow>=3,<4",)
@@ -100,6 +100,7 @@ def child_shipyard(task: str, sizes: dict[str, int], server: dict[str, str]) -> 
 
     import shipyard
     from shipyard.client import Client
+    from shipyard.client.remote import RemoteRun
 
     os.environ["SHIPYARD_URL"], os.environ["SHIPYARD_TOKEN"] = server["url"], server["token"]
     client = Client(server["url"], server["token"])
@@ -112,6 +113,7 @@ def child_shipyard(task: str, sizes: dict[str, int], server: dict[str, str]) -> 
             for i in range(n):
                 shipyard.log_metric("loss", 1.0 / (i + 1), step=i)
             loop = time.perf_counter() - start
+            assert isinstance(run, RemoteRun), "SHIPYARD_URL is set: the run is on the server"
             run.flush()  # sends what is buffered; returns once the server answered 2xx
             acked = time.perf_counter() - start
             cpu = time.process_time() - cpu
@@ -490,9 +492,9 @@ def rows(results: dict[str, dict[str, Any]], sizes: dict[str, int]) -> list[dict
     if ml:
         loop_rows += [
             ("  MLflow async: loop (µs/call)", "loop_us_per_call", "metric_loop_async"),
-            ("  MLflow async: until acknowledged (µs/call)", "durable_us_per_call", "metric_loop_async"),
-        ]  # fmt: skip
-    out = [
+            ("  MLflow async: until acked (µs/call)", "durable_us_per_call", "metric_loop_async"),
+        ]
+    out: list[dict[str, Any]] = [
         {
             "task": label,
             "shipyard": figure(ship, "metric_loop", key),
@@ -526,8 +528,8 @@ def rows(results: dict[str, dict[str, Any]], sizes: dict[str, int]) -> list[dict
             }
         )
     for row in out:
-        both = row["shipyard"] and row["mlflow"]
-        row["ratio"] = row["mlflow"] / row["shipyard"] if both else None
+        ship_figure, ml_figure = row["shipyard"], row["mlflow"]
+        row["ratio"] = ml_figure / ship_figure if ship_figure and ml_figure else None
     return out
 
 
