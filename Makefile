@@ -34,6 +34,7 @@ check: lint test
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/tracking.py
+	$(PY) benchmarks/remote_tracking.py
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/serving/bench.py
 	$(PY) benchmarks/drift/bench.py
