@@ -226,3 +226,17 @@ def test_a_retried_get_survives_a_server_that_starts_late(world: World) -> None:
         watcher.failed.set()
         server.should_exit = True
         thread.join(30)
+
+
+def test_https_servers_keep_certificate_verification() -> None:
+    """Plain http skips building a TLS context (it has no TLS); https must still verify."""
+    import ssl
+
+    from shipyard.client.transport import Transport
+
+    secure = Transport("https://shipyard.example", None, timeout=1.0, retries=0, backoff=0.0)
+    try:
+        context = secure.http._transport._pool._ssl_context  # type: ignore[attr-defined]
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    finally:
+        secure.close()

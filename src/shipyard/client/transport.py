@@ -113,7 +113,10 @@ class Transport:
         headers = {"user-agent": "shipyard-client", "accept": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        # A plain-http server needs no TLS context, and building one loads the system's CA
+        # certificates (about 30 ms per client); https keeps httpx's certificate verification.
+        verify = not self.url.startswith("http://")
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=verify)
 
     def close(self) -> None:
         self.http.close()
