@@ -399,19 +399,25 @@ FOREST = {
 }
 
 
-@pytest.mark.slow
-def test_a_real_ctrl_c_keeps_the_finished_trials(workspace: Workspace, tmp_path: Path) -> None:
-    project, _version = _setup(workspace, tmp_path, candidates=[FOREST], trials=100)
+def _train_in_a_child(
+    workspace: Workspace, tmp_path: Path, spec_file: Path
+) -> subprocess.Popen[str]:
+    """`train()` in a process of its own (SCRIPT), printing a line per finished trial."""
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    env = {"SHIPYARD_HOME": str(workspace.home), "PATH": "/usr/bin:/bin"}
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(project.spec_file)],
-        env=env,
+    return subprocess.Popen(
+        [sys.executable, str(script), str(spec_file)],
+        env={"SHIPYARD_HOME": str(workspace.home), "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_keeps_the_finished_trials(workspace: Workspace, tmp_path: Path) -> None:
+    project, _version = _setup(workspace, tmp_path, candidates=[FOREST], trials=100)
+    child = _train_in_a_child(workspace, tmp_path, project.spec_file)
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == "trial 1 finished\n"
@@ -441,16 +447,7 @@ def test_a_train_whose_process_is_killed_reads_killed_not_running(
     from shipyard.train import tracking
 
     project, _version = _setup(workspace, tmp_path, candidates=[FOREST], trials=100)
-    script = tmp_path / "train.py"
-    script.write_text(SCRIPT)
-    env = {"SHIPYARD_HOME": str(workspace.home), "PATH": "/usr/bin:/bin"}
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(project.spec_file)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = _train_in_a_child(workspace, tmp_path, project.spec_file)
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == "trial 1 finished\n"

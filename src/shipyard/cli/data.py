@@ -14,7 +14,7 @@ from rich.table import Column
 from rich.text import Text
 
 from shipyard.cli import _output
-from shipyard.core.errors import Invalid, NotFound, ValidationFailed
+from shipyard.core.errors import Invalid, NotFound
 from shipyard.core.records import (
     CleaningStep,
     ColumnProfile,
@@ -749,7 +749,7 @@ def validate(
     json: _output.JsonFlag = False,
 ) -> None:
     """Check a file against a dataset's contract; exit 6 if a blocking rule fails."""
-    from shipyard.data import validate_file
+    from shipyard.data import blocking_failure, validate_file
 
     with _output.workspace(ctx) as ws, _output.progress(disable=json) as bar:
         task = bar.add_task(f"validating {source}", total=None)
@@ -762,12 +762,6 @@ def validate(
         _output.print_json({"passed": report.passed, "report": report})
     elif not json:
         _output.console().print(_report_table(report, title=f"{source} against {against}"))
-    if not report.passed:
-        raise ValidationFailed(
-            f"{source} breaks {len(report.errors)} blocking rule(s) of {against}: "
-            + "; ".join(
-                f"{v.column}: {v.message} ({v.count:,} row{'s' if v.count != 1 else ''})"
-                for v in report.errors[:5]
-            ),
-            details={"report": report.model_dump(mode="json")},
-        )
+    failure = blocking_failure(report, str(source), against)
+    if failure is not None:
+        raise failure

@@ -1,7 +1,7 @@
 """Data: ingest, validate, clean, profile, version and diff datasets (DESIGN.md section 3)."""
 
 from shipyard.data.diff import DatasetDiff, diff_versions
-from shipyard.data.ingest import IngestResult, ingest, ingest_spec, validate_file
+from shipyard.data.ingest import IngestResult, blocking_failure, ingest, ingest_spec, validate_file
 from shipyard.data.sources import Source, open_source
 from shipyard.data.versions import (
     get_dataset,
@@ -17,6 +17,7 @@ __all__ = [
     "DatasetDiff",
     "IngestResult",
     "Source",
+    "blocking_failure",
     "diff_versions",
     "get_dataset",
     "get_version",

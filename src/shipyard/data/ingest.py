@@ -628,6 +628,21 @@ def _commit(
         ) from exc
 
 
+def blocking_failure(report: ValidationReport, what: str, against: str) -> ValidationFailed | None:
+    """The error a check of `what` against `against` fails with when a blocking rule broke
+    (None when it passed): the one failure decision of `validate` in the CLI and the API."""
+    if report.passed:
+        return None
+    return ValidationFailed(
+        f"{what} breaks {len(report.errors)} blocking rule(s) of {against}: "
+        + "; ".join(
+            f"{v.column}: {v.message} ({v.count:,} row{'s' if v.count != 1 else ''})"
+            for v in report.errors[:5]
+        ),
+        details={"report": report.model_dump(mode="json")},
+    )
+
+
 def validate_file(
     ws: Workspace,
     source: str | Path | Source,

@@ -39,10 +39,11 @@ from shipyard.api.schemas.datasets import (
     VersionSummary,
     VersionView,
 )
-from shipyard.core.errors import Integrity, Invalid, ShipyardError, ValidationFailed
+from shipyard.core.errors import Integrity, Invalid, ShipyardError
 from shipyard.core.records import check_name
 from shipyard.data import (
     Source,
+    blocking_failure,
     diff_versions,
     get_dataset,
     get_version,
@@ -215,15 +216,9 @@ def validate(call: Call) -> ValidationView:
         report = validate_file(call.ws, src, against=against.ref)
     except ShipyardError as exc:
         raise _named(exc, up, filename) from None
-    if not report.passed:  # as `shipyard data validate`: a blocking violation fails the check
-        raise ValidationFailed(
-            f"{filename} breaks {len(report.errors)} blocking rule(s) of {against.ref}: "
-            + "; ".join(
-                f"{v.column}: {v.message} ({v.count:,} row{'s' if v.count != 1 else ''})"
-                for v in report.errors[:5]
-            ),
-            details={"report": report.model_dump(mode="json")},
-        )
+    failure = blocking_failure(report, filename, against.ref)  # as `shipyard data validate`
+    if failure is not None:
+        raise failure
     return ValidationView(against=against.ref, passed=report.passed, report=report)
 
 
